@@ -1,0 +1,1 @@
+"""Pieces shared by the three programs: file locations, URL rules, shared credential files."""
