@@ -1,0 +1,112 @@
+"""Assemble the authorization server: routes, session and security middleware, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+
+from secure_mcp.common.private_files import write_private_text
+from secure_mcp.oauth import resource_servers, rfc8414
+from secure_mcp.oauth.authorize import AuthorizationEndpoint
+from secure_mcp.oauth.headers import SecurityHeadersMiddleware
+from secure_mcp.oauth.rfc7009 import RevocationEndpoint
+from secure_mcp.oauth.rfc7591 import RegistrationEndpoint
+from secure_mcp.oauth.rfc7662 import IntrospectionEndpoint
+from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.storage import Database
+from secure_mcp.oauth.token import TokenEndpoint
+
+SESSION_SECRET_FILE = "session-secret"  # noqa: S105 - a file name
+SESSION_COOKIE = "oauth_session"
+logger = logging.getLogger(__name__)
+
+
+def session_secret(settings: OAuthSettings) -> str:
+    """OAUTH_SESSION_SECRET, else the data folder's generated secret (created 0600 if missing)."""
+    if settings.session_secret:
+        return settings.session_secret
+    path = settings.data_dir / SESSION_SECRET_FILE
+    if path.exists():
+        stored = path.read_text(encoding="utf-8").strip()
+        if stored:
+            return stored
+    generated = secrets.token_urlsafe(48)
+    write_private_text(path, generated + "\n")
+    return generated
+
+
+async def health(request: Request) -> Response:
+    """Readiness: 200 once the server accepts requests."""
+    return JSONResponse({"status": "ok"})
+
+
+def routes(settings: OAuthSettings, db: Database) -> list[BaseRoute]:
+    """Every endpoint; under the issuer's path when it has one, metadata at the root."""
+    authorize = AuthorizationEndpoint(settings, db)
+    endpoints: list[BaseRoute] = [
+        Route("/authorize", authorize.get, methods=["GET"]),
+        Route("/authorize", authorize.post, methods=["POST"]),
+        Route("/token", TokenEndpoint(settings, db).handle, methods=["POST"]),
+        Route("/register", RegistrationEndpoint(settings, db).handle, methods=["POST"]),
+        Route("/introspect", IntrospectionEndpoint(settings, db).handle, methods=["POST"]),
+        Route("/revoke", RevocationEndpoint(settings, db).handle, methods=["POST"]),
+    ]
+    metadata = rfc8414.MetadataEndpoint(settings)
+    top: list[BaseRoute] = [
+        Route(path, metadata.handle, methods=["GET"]) for path in rfc8414.well_known_paths(settings)
+    ]
+    top.append(Route("/health", health, methods=["GET"]))
+    if settings.issuer_path:
+        return [*top, Mount(settings.issuer_path, routes=endpoints)]
+    return top + endpoints
+
+
+async def _cleanup_forever(db: Database, interval: float) -> None:
+    """Delete expired rows every `interval` seconds."""
+    while True:
+        await asyncio.sleep(interval)
+        removed = await db.cleanup()
+        logger.debug("removed %d expired rows", removed)
+
+
+def build_app(settings: OAuthSettings) -> Starlette:
+    """The ASGI app; its lifespan opens storage and provisions resource-server credentials."""
+    db = Database(settings.data_dir)
+    secret = session_secret(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await db.start()
+        await resource_servers.provision(settings, db)
+        # a plain task, not a task group: test fixtures may exit the lifespan from another task
+        cleaner = asyncio.create_task(_cleanup_forever(db, settings.cleanup_interval))
+        try:
+            yield
+        finally:
+            cleaner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cleaner
+            await db.close()
+
+    middleware = [
+        Middleware(SecurityHeadersMiddleware),
+        Middleware(
+            SessionMiddleware,
+            secret_key=secret,
+            session_cookie=SESSION_COOKIE,
+            max_age=settings.session_ttl,
+            same_site="lax",
+            https_only=settings.issuer.startswith("https://"),
+        ),
+    ]
+    return Starlette(routes=routes(settings, db), middleware=middleware, lifespan=lifespan)

@@ -1,0 +1,155 @@
+"""Validating an authorization request (OAuth 2.1 4.1.1): who may be redirected, then the rest."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from secure_mcp.oauth import redirect_uris, rfc7636
+from secure_mcp.oauth.clients import find_client
+from secure_mcp.oauth.errors import InvalidRequest, OAuthError, UnsupportedResponseType
+from secure_mcp.oauth.models import Client
+from secure_mcp.oauth.scopes import requested_resource, requested_scope
+from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.storage import Database
+
+MAX_STATE = 1024
+
+
+class PageError(Exception):
+    """An error shown to the user: client or redirect URI not validated, so no redirect."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A validated authorization request, waiting for login and consent."""
+
+    client_id: str
+    redirect_uri: str
+    scope: str
+    resource: str
+    code_challenge: str
+    state: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able form for the session cookie."""
+        return asdict(self)
+
+    def query(self) -> str:
+        """The authorization request again, as a query string (to resume after login)."""
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": self.scope,
+            "resource": self.resource,
+            "code_challenge": self.code_challenge,
+            "code_challenge_method": "S256",
+        }
+        if self.state is not None:
+            params["state"] = self.state
+        return urlencode(params)
+
+
+class RedirectError(Exception):
+    """An error to send back to the client's validated redirect URI (OAuth 2.1 4.1.2.1)."""
+
+    def __init__(self, error: OAuthError, redirect_uri: str, state: str | None) -> None:
+        super().__init__(error.description)
+        self.error = error
+        self.redirect_uri = redirect_uri
+        self.state = state
+
+
+def redirect_to(redirect_uri: str, issuer: str, state: str | None, **params: str) -> str:
+    """`redirect_uri` with `params`, `state` and `iss` (RFC 9207 2) added to its query."""
+    values = dict(params)
+    if state is not None:
+        values["state"] = state
+    values["iss"] = issuer
+    parts = urlsplit(redirect_uri)
+    query = "&".join(q for q in (parts.query, urlencode(values)) if q)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+def error_redirect(exc: RedirectError, issuer: str) -> str:
+    """Where to send the browser for a RedirectError."""
+    return redirect_to(
+        exc.redirect_uri,
+        issuer,
+        exc.state,
+        error=exc.error.error,
+        error_description=exc.error.description,
+    )
+
+
+def _pairs(query: str) -> list[tuple[str, str]]:
+    """Query parameters in order; malformed encoding is a PageError."""
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=100)
+    except ValueError:
+        raise PageError("The authorization request is malformed.") from None
+    return [(k, v) for k, v in pairs if v != ""]
+
+
+async def _client_and_redirect(
+    db: Database, params: dict[str, str], counts: Counter[str]
+) -> tuple[Client, str]:
+    """The client and its redirect URI, or PageError: nothing unvalidated gets a redirect."""
+    if counts["client_id"] > 1 or counts["redirect_uri"] > 1:
+        raise PageError("client_id or redirect_uri is repeated.")
+    if "client_id" not in params:
+        raise PageError("The request has no client_id.")
+    client = await find_client(db, params["client_id"])
+    if client is None:
+        raise PageError("The application (client_id) is not registered here.")
+    if "redirect_uri" not in params:
+        raise PageError("The request has no redirect_uri.")
+    uri = redirect_uris.find_match(client.redirect_uris, params["redirect_uri"])
+    if uri is None:  # OAuth 2.1 4.1.2.1 / RFC 8252 7.3: exact match, loopback any port
+        raise PageError("The redirect_uri is not registered for this application.")
+    return client, uri
+
+
+def _check_rest(
+    settings: OAuthSettings, client: Client, params: dict[str, str], counts: Counter[str]
+) -> Pending:
+    """Everything after the redirect URI; errors raise OAuthError."""
+    repeated = sorted(k for k, n in counts.items() if n > 1)
+    if repeated:
+        raise InvalidRequest(f"repeated parameter: {', '.join(repeated)}")  # RFC 6749 3.1
+    response_type = params.get("response_type")
+    if not response_type:
+        raise InvalidRequest("response_type is required")
+    if response_type != "code":
+        raise UnsupportedResponseType("only response_type=code is supported")
+    challenge = rfc7636.check_challenge(
+        params.get("code_challenge"), params.get("code_challenge_method")
+    )
+    if len(params.get("state", "")) > MAX_STATE:
+        raise InvalidRequest("state is too long")
+    return Pending(
+        client_id=client.client_id,
+        redirect_uri=params["redirect_uri"],
+        scope=requested_scope(settings, client, params.get("scope")),
+        resource=requested_resource(settings, params.get("resource")),
+        code_challenge=challenge,
+        state=params.get("state"),
+    )
+
+
+async def validate(settings: OAuthSettings, db: Database, query: str) -> tuple[Client, Pending]:
+    """The validated request; PageError before the redirect URI is trusted, RedirectError after."""
+    pairs = _pairs(query)
+    counts = Counter(k for k, _ in pairs)
+    params = dict(reversed(pairs))  # first occurrence wins; repeats are rejected below
+    client, redirect_uri = await _client_and_redirect(db, params, counts)
+    state = params.get("state")
+    if counts["state"] > 1 or len(state or "") > MAX_STATE:
+        state = None
+    try:
+        return client, _check_rest(settings, client, params, counts)
+    except OAuthError as exc:
+        raise RedirectError(exc, redirect_uri, state) from None

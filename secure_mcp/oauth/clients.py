@@ -1,0 +1,87 @@
+"""Finding clients and authenticating them at the token and revocation endpoints (RFC 6749 2.3)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+from starlette.requests import Request
+
+from secure_mcp.oauth.errors import InvalidClient, InvalidRequest
+from secure_mcp.oauth.models import Client
+from secure_mcp.oauth.storage import Database, token_hash
+
+
+async def find_client(db: Database, client_id: str) -> Client | None:
+    """The client registered as `client_id` (the one place a CIMD lookup would go), or None."""
+    if not client_id or len(client_id) > 64:
+        return None
+    async with db.read() as session:
+        return await session.get(Client, client_id)
+
+
+@dataclass(frozen=True)
+class Presented:
+    """What the request presented to authenticate the client."""
+
+    client_id: str
+    secret: str | None
+    method: str  # "client_secret_basic", "client_secret_post" or "none"
+
+
+def basic_credentials(request: Request) -> tuple[str, str] | None:
+    """client_id and secret from `Authorization: Basic` (RFC 6749 2.3.1), or None when absent."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if not header:
+        return None
+    if scheme.lower() != "basic":
+        raise InvalidClient("unsupported authorization scheme")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidClient("malformed Basic credentials") from None
+    client_id, sep, secret = decoded.partition(":")
+    if not sep or not client_id:
+        raise InvalidClient("malformed Basic credentials")
+    return unquote(client_id), unquote(secret)
+
+
+def presented(request: Request, form: dict[str, str]) -> Presented:
+    """The client's credentials in the request; using two methods at once is InvalidRequest."""
+    basic = basic_credentials(request)
+    if basic is not None:
+        if "client_secret" in form:
+            raise InvalidRequest("use one client authentication method")  # RFC 6749 2.3
+        if form.get("client_id", basic[0]) != basic[0]:
+            raise InvalidClient("client_id does not match the Basic credentials")
+        return Presented(basic[0], basic[1], "client_secret_basic")
+    client_id = form.get("client_id", "")
+    if not client_id:
+        raise InvalidClient("client authentication is required", used_basic=False)
+    if "client_secret" in form:
+        return Presented(client_id, form["client_secret"], "client_secret_post")
+    return Presented(client_id, None, "none")
+
+
+async def authenticate(db: Database, request: Request, form: dict[str, str]) -> Client:
+    """The authenticated client: its registered method, and a secret matching in constant time."""
+    creds = presented(request, form)
+    used_basic = creds.method == "client_secret_basic"
+    client = await find_client(db, creds.client_id)
+    if client is None:
+        raise InvalidClient("unknown client", used_basic=used_basic)
+    if client.token_endpoint_auth_method != creds.method:
+        raise InvalidClient(
+            f"this client authenticates with {client.token_endpoint_auth_method}",
+            used_basic=used_basic,
+        )
+    if creds.method != "none":
+        expected = client.secret_hash or ""
+        given = token_hash(creds.secret or "")
+        if not hmac.compare_digest(given, expected):
+            raise InvalidClient("wrong client secret", used_basic=used_basic)
+    return client

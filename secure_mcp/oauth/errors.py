@@ -1,0 +1,104 @@
+"""OAuth error classes, each carrying its error code (RFC 6749 5.2, 7591 3.2.2, 8707 2)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from starlette.responses import JSONResponse
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class OAuthError(Exception):
+    """An OAuth error answer: `error` code, HTTP status and a human description."""
+
+    error: ClassVar[str] = "server_error"
+    status_code: ClassVar[int] = 400
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+    def response(self, *, headers: dict[str, str] | None = None) -> JSONResponse:
+        """The JSON error body of RFC 6749 5.2, never cached."""
+        body = {"error": self.error, "error_description": self.description}
+        return JSONResponse(
+            body, status_code=self.status_code, headers={**NO_STORE, **(headers or {})}
+        )
+
+
+class InvalidRequest(OAuthError):
+    """A parameter is missing, duplicated, malformed or unsupported."""
+
+    error = "invalid_request"
+
+
+class InvalidClient(OAuthError):
+    """Client authentication failed (RFC 6749 5.2): 401, with a Basic challenge when used."""
+
+    error = "invalid_client"
+    status_code = 401
+
+    def __init__(self, description: str, *, used_basic: bool = True) -> None:
+        super().__init__(description)
+        self.used_basic = used_basic
+
+    def response(self, *, headers: dict[str, str] | None = None) -> JSONResponse:
+        """401, with `WWW-Authenticate: Basic` when the client used HTTP auth (RFC 6749 5.2)."""
+        challenge = {"WWW-Authenticate": 'Basic realm="oauth"'} if self.used_basic else {}
+        return super().response(headers={**challenge, **(headers or {})})
+
+
+class InvalidGrant(OAuthError):
+    """The code or refresh token is invalid, expired, revoked, reused or not this client's."""
+
+    error = "invalid_grant"
+
+
+class UnauthorizedClient(OAuthError):
+    """The client may not use this grant type."""
+
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantType(OAuthError):
+    """Only authorization_code and refresh_token are supported."""
+
+    error = "unsupported_grant_type"
+
+
+class UnsupportedResponseType(OAuthError):
+    """Only response_type=code is supported."""
+
+    error = "unsupported_response_type"
+
+
+class InvalidScope(OAuthError):
+    """A scope is unknown, or wider than what was granted."""
+
+    error = "invalid_scope"
+
+
+class InvalidTarget(OAuthError):
+    """RFC 8707 2: the resource is missing, unknown, malformed or not the authorized one."""
+
+    error = "invalid_target"
+
+
+class AccessDenied(OAuthError):
+    """The user denied the request."""
+
+    error = "access_denied"
+    status_code = 403
+
+
+class InvalidRedirectUri(OAuthError):
+    """RFC 7591 3.2.2: a redirect URI is not acceptable."""
+
+    error = "invalid_redirect_uri"
+
+
+class InvalidClientMetadata(OAuthError):
+    """RFC 7591 3.2.2: a metadata field is invalid."""
+
+    error = "invalid_client_metadata"

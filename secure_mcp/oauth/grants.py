@@ -1,0 +1,114 @@
+"""The token endpoint's grants: authorization_code and refresh_token (RFC 6749 4.1.3, 6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+
+from secure_mcp.oauth import rfc7636, tokens
+from secure_mcp.oauth.errors import (
+    InvalidGrant,
+    InvalidRequest,
+    InvalidTarget,
+    UnauthorizedClient,
+)
+from secure_mcp.oauth.models import AuthorizationCode, Client, Token
+from secure_mcp.oauth.scopes import narrowed_scope
+from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.storage import Database, now, token_hash
+
+
+class ReplayedGrant(InvalidGrant):
+    """A used code or rotated refresh token came back: its family must be revoked."""
+
+    def __init__(self, description: str, family_id: str) -> None:
+        super().__init__(description)
+        self.family_id = family_id
+
+
+def _check_code(code: AuthorizationCode, client: Client, form: dict[str, str]) -> None:
+    """The code's bindings (RFC 6749 4.1.3, RFC 7636 4.6, RFC 8707 2.2)."""
+    if code.expires_at <= now():
+        raise InvalidGrant("the authorization code has expired")
+    if "redirect_uri" not in form:
+        raise InvalidRequest("redirect_uri is required")
+    if form["redirect_uri"] != code.redirect_uri:
+        raise InvalidGrant("redirect_uri differs from the authorization request")
+    rfc7636.verify(form.get("code_verifier"), code.code_challenge)
+    resource = form.get("resource")
+    if resource is not None and resource != code.resource:
+        raise InvalidTarget("resource differs from the one authorized")
+
+
+async def _redeem_code(
+    db: Database, settings: OAuthSettings, client: Client, form: dict[str, str]
+) -> dict[str, Any]:
+    """Mark the code used (only once, however many try at the same time) and issue tokens."""
+    value = form.get("code", "")
+    if not value:
+        raise InvalidRequest("code is required")
+    async with db.write() as session:
+        code = await session.get(AuthorizationCode, token_hash(value))
+        if code is None or code.client_id != client.client_id:
+            raise InvalidGrant("unknown authorization code")
+        result = await session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.code_hash == code.code_hash, AuthorizationCode.used.is_(False))
+            .values(used=True)
+        )
+        if tokens.rowcount(result) != 1:  # OAuth 2.1 4.1.3: single use
+            raise ReplayedGrant("the authorization code was already used", code.family_id)
+        _check_code(code, client, form)
+        grant = tokens.Grant(
+            client.client_id, code.subject, code.scope, code.resource, code.family_id
+        )
+        return tokens.issue(
+            session,
+            settings,
+            grant,
+            access_scope=code.scope,
+            with_refresh="refresh_token" in client.grant_types,
+        )
+
+
+async def _rotate_refresh(
+    db: Database, settings: OAuthSettings, client: Client, form: dict[str, str]
+) -> dict[str, Any]:
+    """Rotate the refresh token (RFC 9700 4.14.2); a reused one revokes its family."""
+    if "refresh_token" not in client.grant_types:
+        raise UnauthorizedClient("the client did not register the refresh_token grant")
+    async with db.write() as session:
+        old = await tokens.refresh_row(session, form.get("refresh_token", ""))
+        if old is None or old.client_id != client.client_id:
+            raise InvalidGrant("unknown refresh token")
+        if old.revoked or old.expires_at <= now():
+            raise InvalidGrant("the refresh token is revoked or expired")
+        result = await session.execute(
+            update(Token)
+            .where(Token.token_hash == old.token_hash, Token.rotated.is_(False))
+            .values(rotated=True)
+        )
+        if tokens.rowcount(result) != 1:
+            raise ReplayedGrant("the refresh token was already used", old.family_id)
+        scope = narrowed_scope(old.scope, form.get("scope"))
+        resource = form.get("resource")
+        if resource is not None and resource != old.resource:
+            raise InvalidTarget("resource differs from the one authorized")
+        grant = tokens.Grant(client.client_id, old.subject, old.scope, old.resource, old.family_id)
+        return tokens.issue(session, settings, grant, access_scope=scope, with_refresh=True)
+
+
+async def exchange(
+    db: Database, settings: OAuthSettings, client: Client, form: dict[str, str]
+) -> dict[str, Any]:
+    """Run the requested grant; a replay revokes the family in its own committed transaction."""
+    grant_type = form.get("grant_type")
+    try:
+        if grant_type == "authorization_code":
+            return await _redeem_code(db, settings, client, form)
+        return await _rotate_refresh(db, settings, client, form)
+    except ReplayedGrant as replay:
+        async with db.write() as session:
+            await tokens.revoke_family(session, replay.family_id)
+        raise

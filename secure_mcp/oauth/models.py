@@ -1,0 +1,99 @@
+"""The database tables: clients, codes, tokens (with their family), consents, resource servers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Integer, String, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the authorization server's tables."""
+
+
+class Client(Base):
+    """A registered OAuth client (RFC 7591); the secret is kept only as a SHA-256 hash."""
+
+    __tablename__ = "clients"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON)
+    grant_types: Mapped[list[str]] = mapped_column(JSON)
+    scope: Mapped[str | None] = mapped_column(String(1024))
+    client_name: Mapped[str | None] = mapped_column(String(256))
+    registered: Mapped[dict[str, Any]] = mapped_column(JSON)  # the metadata as answered
+    issued_at: Mapped[int] = mapped_column(Integer)
+
+
+class AuthorizationCode(Base):
+    """An authorization code, bound to client, redirect URI, PKCE challenge and resource."""
+
+    __tablename__ = "authorization_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    redirect_uri: Mapped[str] = mapped_column(String(2048))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    resource: Mapped[str] = mapped_column(String(2048))
+    scope: Mapped[str] = mapped_column(String(1024))
+    subject: Mapped[str] = mapped_column(String(256))
+    family_id: Mapped[str] = mapped_column(String(64))  # tokens issued from this code
+    expires_at: Mapped[int] = mapped_column(Integer, index=True)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Token(Base):
+    """An access or refresh token (hash only); `family_id` groups everything from one code."""
+
+    __tablename__ = "tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "access" or "refresh"
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256))
+    scope: Mapped[str] = mapped_column(String(1024))
+    resource: Mapped[str] = mapped_column(String(2048))
+    issued_at: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[int] = mapped_column(Integer, index=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    rotated: Mapped[bool] = mapped_column(Boolean, default=False)  # refresh token already used
+
+
+class Consent(Base):
+    """A user's consent, remembered for one browser session (hash of its random id)."""
+
+    __tablename__ = "consents"
+    __table_args__ = (UniqueConstraint("browser_session", "client_id", "scope", "resource"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    browser_session: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(1024))
+    resource: Mapped[str] = mapped_column(String(2048))
+    expires_at: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class ResourceServer(Base):
+    """A resource server allowed to introspect tokens for its own audience (RFC 7662 2.1)."""
+
+    __tablename__ = "resource_servers"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(2048), unique=True)
+    secret_hash: Mapped[str] = mapped_column(String(64))
+
+
+class PendingRequest(Base):
+    """A validated authorization request waiting for login and consent, for one browser session."""
+
+    __tablename__ = "pending_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tx_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    browser_session: Mapped[str] = mapped_column(String(64), index=True)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    expires_at: Mapped[int] = mapped_column(Integer, index=True)

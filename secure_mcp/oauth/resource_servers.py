@@ -1,0 +1,74 @@
+"""Resource servers' introspection credentials: provisioned at start, checked on each call.
+
+The shared file `<data_dir>/resource-servers.json` (0600) holds the secrets weather.py reads;
+the database keeps only their SHA-256 hashes, compared in constant time (RFC 7662 2.1).
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from sqlalchemy import delete, select
+from starlette.requests import Request
+
+from secure_mcp.common import resource_credentials as rc
+from secure_mcp.oauth.clients import basic_credentials
+from secure_mcp.oauth.errors import InvalidClient
+from secure_mcp.oauth.models import ResourceServer
+from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.storage import Database, token_hash
+
+
+def new_credentials() -> rc.ResourceCredentials:
+    """A fresh client_id and high-entropy secret for a resource server."""
+    return rc.ResourceCredentials("rs-" + secrets.token_urlsafe(12), secrets.token_urlsafe(32))
+
+
+def resolve_credentials(settings: OAuthSettings) -> dict[str, rc.ResourceCredentials]:
+    """Each resource's credentials: environment (first resource), the file, or generated."""
+    stored = rc.load_all(settings.data_dir)
+    chosen: dict[str, rc.ResourceCredentials] = {}
+    changed = False
+    for index, resource in enumerate(settings.resources):
+        if index == 0 and settings.introspection_credentials is not None:
+            chosen[resource] = settings.introspection_credentials
+        elif resource in stored:
+            chosen[resource] = stored[resource]
+        else:
+            chosen[resource] = stored[resource] = new_credentials()
+            changed = True
+    if changed:
+        rc.save_all(settings.data_dir, stored)
+    return chosen
+
+
+async def provision(settings: OAuthSettings, db: Database) -> None:
+    """Replace the resource_servers table with the configured resources' credentials."""
+    credentials = resolve_credentials(settings)
+    async with db.write() as session:
+        await session.execute(delete(ResourceServer))
+        for resource, cred in credentials.items():
+            session.add(
+                ResourceServer(
+                    client_id=cred.client_id,
+                    resource=resource,
+                    secret_hash=token_hash(cred.client_secret),
+                )
+            )
+
+
+async def authenticate(db: Database, request: Request) -> ResourceServer:
+    """The resource server calling with client_secret_basic, or InvalidClient (401)."""
+    basic = basic_credentials(request)
+    if basic is None:
+        raise InvalidClient("resource server authentication is required")
+    client_id, secret = basic
+    async with db.read() as session:
+        server = await session.scalar(
+            select(ResourceServer).where(ResourceServer.client_id == client_id)
+        )
+    expected = server.secret_hash if server is not None else token_hash(secrets.token_hex(16))
+    if not hmac.compare_digest(token_hash(secret), expected) or server is None:
+        raise InvalidClient("unknown resource server or wrong secret")
+    return server

@@ -1,0 +1,44 @@
+"""RFC 7009 token revocation: 200 for any token; a refresh token takes its family with it."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from starlette.requests import Request
+from starlette.responses import Response
+
+from secure_mcp.oauth import clients, tokens
+from secure_mcp.oauth.errors import NO_STORE, InvalidRequest, OAuthError
+from secure_mcp.oauth.forms import read_form
+from secure_mcp.oauth.models import Token
+from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.storage import Database
+
+
+class RevocationEndpoint:
+    """POST /revoke."""
+
+    def __init__(self, settings: OAuthSettings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+
+    async def handle(self, request: Request) -> Response:
+        """Revoke the client's own token; unknown or foreign tokens still get 200 (RFC 7009 2.2)."""
+        try:
+            form = await read_form(request, self.settings.max_body_bytes)
+            client = await clients.authenticate(self.db, request, form)  # RFC 7009 2.1
+            if "token" not in form:
+                raise InvalidRequest("token is required")
+        except OAuthError as exc:
+            return exc.response()
+        token = await tokens.find(self.db, form["token"])
+        if token is not None and token.client_id == client.client_id:
+            async with self.db.write() as session:
+                if token.kind == tokens.REFRESH:
+                    await tokens.revoke_family(session, token.family_id)
+                else:
+                    await session.execute(
+                        update(Token)
+                        .where(Token.token_hash == token.token_hash)
+                        .values(revoked=True)
+                    )
+        return Response(status_code=200, headers=NO_STORE)

@@ -1,0 +1,53 @@
+"""RFC 8414 authorization server metadata, published with the issuer byte for byte."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from secure_mcp.oauth.settings import OAuthSettings
+
+WELL_KNOWN = "/.well-known/oauth-authorization-server"
+CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
+
+
+def metadata(settings: OAuthSettings) -> dict[str, Any]:
+    """The metadata document (RFC 8414 2); CIMD is not supported, so not advertised."""
+    return {
+        "issuer": settings.issuer,  # RFC 8414 3.3: identical to the issuer used to fetch it
+        "authorization_endpoint": settings.endpoint("/authorize"),
+        "token_endpoint": settings.endpoint("/token"),
+        "registration_endpoint": settings.endpoint("/register"),
+        "introspection_endpoint": settings.endpoint("/introspect"),
+        "revocation_endpoint": settings.endpoint("/revoke"),
+        "scopes_supported": list(settings.scopes),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "code_challenge_methods_supported": ["S256"],  # OAuth 2.1 4.1.1: S256 only
+        "authorization_response_iss_parameter_supported": True,  # RFC 9207 3
+    }
+
+
+def well_known_paths(settings: OAuthSettings) -> list[str]:
+    """Root path, plus the path-inserted one for an issuer with a path (RFC 8414 3.1)."""
+    paths = [WELL_KNOWN]
+    if settings.issuer_path:
+        paths.append(WELL_KNOWN + settings.issuer_path)
+    return paths
+
+
+class MetadataEndpoint:
+    """GET /.well-known/oauth-authorization-server."""
+
+    def __init__(self, settings: OAuthSettings) -> None:
+        self.document = metadata(settings)
+
+    async def handle(self, request: Request) -> Response:
+        """The metadata as JSON; cacheable for a short while."""
+        return JSONResponse(self.document, headers={"Cache-Control": "public, max-age=300"})

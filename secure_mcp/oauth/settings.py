@@ -1,0 +1,169 @@
+"""The authorization server's one settings object, built from flags and environment."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from secure_mcp.common.paths import oauth_data_dir
+from secure_mcp.common.resource_credentials import (
+    CredentialsError,
+    ResourceCredentials,
+    credentials_from_env,
+)
+
+DEFAULT_HOST = "localhost"
+DEFAULT_PORT = 8003
+DEFAULT_ISSUER = "http://localhost:8003"
+DEFAULT_RESOURCE = "http://127.0.0.1:8000/mcp"
+DEFAULT_SCOPES = ("weather:read",)
+DEFAULT_ACCESS_TOKEN_TTL = 3600
+DEFAULT_DEMO_USERNAME = "demo"
+SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 3.3 scope-token
+
+
+class SettingsError(ValueError):
+    """A flag or environment variable has an unusable value."""
+
+
+@dataclass(frozen=True)
+class OAuthSettings:
+    """Everything oauth.py needs; secrets never appear in the repr."""
+
+    data_dir: Path
+    demo_password: str = field(repr=False)
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    issuer: str = DEFAULT_ISSUER
+    resources: tuple[str, ...] = (DEFAULT_RESOURCE,)
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL
+    refresh_token_ttl: int = 30 * 24 * 3600
+    code_ttl: int = 600  # OAuth 2.1 4.1.2: at most 10 minutes
+    session_ttl: int = 12 * 3600  # browser session and remembered consent
+    demo_username: str = DEFAULT_DEMO_USERNAME
+    demo_password_generated: bool = False
+    session_secret: str | None = field(default=None, repr=False)
+    introspection_credentials: ResourceCredentials | None = None  # for resources[0]
+    cleanup_interval: float = 300.0
+    max_body_bytes: int = 16 * 1024
+
+    def __post_init__(self) -> None:
+        check_issuer(self.issuer)
+        if not self.resources:
+            raise SettingsError("configure at least one resource")
+        for resource in self.resources:
+            check_resource(resource)
+        if len(set(self.resources)) != len(self.resources):
+            raise SettingsError("a resource is configured twice")
+        if not self.scopes or not all(SCOPE_TOKEN.match(s) for s in self.scopes):
+            raise SettingsError(f"scopes must be RFC 6749 scope tokens: {self.scopes!r}")
+        if min(self.access_token_ttl, self.refresh_token_ttl, self.code_ttl) <= 0:
+            raise SettingsError("token lifetimes must be positive")
+        if not self.demo_username or not self.demo_password:
+            raise SettingsError("the demo username and password must not be empty")
+
+    @property
+    def issuer_path(self) -> str:
+        """The issuer's path ('' for an issuer without one)."""
+        return urlsplit(self.issuer).path
+
+    @property
+    def metadata_url(self) -> str:
+        """Where RFC 8414 section 3.1 says clients fetch the metadata for this issuer."""
+        parts = urlsplit(self.issuer)
+        return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{parts.path}"
+
+    def endpoint(self, path: str) -> str:
+        """The absolute URL of one of the server's endpoints."""
+        return self.issuer + path
+
+
+def check_issuer(issuer: str) -> None:
+    """RFC 8414 2: an http(s) URL with no query or fragment; no trailing slash (published as is)."""
+    parts = urlsplit(issuer)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise SettingsError(f"issuer must be an http(s) URL: {issuer!r}")
+    if parts.query or parts.fragment or "#" in issuer or "?" in issuer:
+        raise SettingsError(f"issuer must have no query or fragment: {issuer!r}")
+    if issuer.endswith("/"):
+        raise SettingsError(f"issuer must not end with '/': {issuer!r}")
+
+
+def check_resource(resource: str) -> None:
+    """RFC 8707 2: a resource is an absolute URI without a fragment."""
+    parts = urlsplit(resource)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or "#" in resource:
+        raise SettingsError(f"resource must be an absolute http(s) URL, no fragment: {resource!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of oauth.py; every flag has an environment equivalent."""
+    parser = argparse.ArgumentParser(
+        prog="oauth.py", description="OAuth 2.1 authorization server for the MCP weather server."
+    )
+    parser.add_argument("--host", help=f"interface to bind (OAUTH_HOST, {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, help=f"port (OAUTH_PORT, {DEFAULT_PORT})")
+    parser.add_argument("--issuer", help=f"issuer URL (OAUTH_ISSUER, {DEFAULT_ISSUER})")
+    parser.add_argument("--data-dir", help="SQLite file and generated secrets (OAUTH_DATA_DIR)")
+    parser.add_argument(
+        "--resource",
+        action="append",
+        help=f"resource server URL, repeatable (OAUTH_RESOURCES, {DEFAULT_RESOURCE})",
+    )
+    parser.add_argument("--scopes", help="scopes every resource accepts (OAUTH_SCOPES)")
+    parser.add_argument(
+        "--access-token-ttl", type=int, help="access token lifetime, seconds (3600)"
+    )
+    return parser
+
+
+def _split(value: str) -> tuple[str, ...]:
+    """Items of a space- or comma-separated list."""
+    return tuple(item for item in re.split(r"[\s,]+", value) if item)
+
+
+def _int(value: str | int | None, name: str, default: int) -> int:
+    """An integer setting, or SettingsError naming it."""
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer: {value!r}") from None
+
+
+def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
+    """Build the settings: flags win over environment, which wins over defaults."""
+    args = build_parser().parse_args(list(argv))
+    password = env.get("OAUTH_DEMO_PASSWORD", "")
+    resources = tuple(args.resource or ()) or _split(env.get("OAUTH_RESOURCES", ""))
+    try:
+        introspection = credentials_from_env(env)
+    except CredentialsError as exc:
+        raise SettingsError(str(exc)) from None
+    port = _int(args.port, "--port", _int(env.get("OAUTH_PORT"), "OAUTH_PORT", DEFAULT_PORT))
+    return OAuthSettings(
+        data_dir=oauth_data_dir(env, args.data_dir),
+        host=args.host or env.get("OAUTH_HOST") or DEFAULT_HOST,
+        port=port,
+        # default http://localhost:8003; follows --port when only the port is changed
+        issuer=args.issuer or env.get("OAUTH_ISSUER") or f"http://localhost:{port}",
+        resources=resources or (DEFAULT_RESOURCE,),
+        scopes=_split(args.scopes or env.get("OAUTH_SCOPES", "")) or DEFAULT_SCOPES,
+        access_token_ttl=_int(
+            args.access_token_ttl,
+            "--access-token-ttl",
+            _int(env.get("OAUTH_ACCESS_TOKEN_TTL"), "OAUTH_ACCESS_TOKEN_TTL", 3600),
+        ),
+        demo_username=env.get("OAUTH_DEMO_USERNAME") or DEFAULT_DEMO_USERNAME,
+        demo_password=password or secrets.token_urlsafe(12),
+        demo_password_generated=not password,
+        session_secret=env.get("OAUTH_SESSION_SECRET") or None,
+        introspection_credentials=introspection,
+    )

@@ -1,0 +1,37 @@
+"""The token endpoint (RFC 6749 3.2, OAuth 2.1 3.2): client authentication, then one grant."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from secure_mcp.oauth import clients, grants
+from secure_mcp.oauth.errors import NO_STORE, InvalidRequest, OAuthError, UnsupportedGrantType
+from secure_mcp.oauth.forms import read_form
+from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.storage import Database
+
+GRANT_TYPES = ("authorization_code", "refresh_token")
+
+
+class TokenEndpoint:
+    """POST /token."""
+
+    def __init__(self, settings: OAuthSettings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+
+    async def handle(self, request: Request) -> Response:
+        """Answer a token request; every answer carries Cache-Control: no-store (RFC 6749 5.1)."""
+        try:
+            form = await read_form(request, self.settings.max_body_bytes)
+            client = await clients.authenticate(self.db, request, form)
+            grant_type = form.get("grant_type")
+            if not grant_type:
+                raise InvalidRequest("grant_type is required")
+            if grant_type not in GRANT_TYPES:
+                raise UnsupportedGrantType(f"unsupported grant_type: {grant_type}")
+            body = await grants.exchange(self.db, self.settings, client, form)
+        except OAuthError as exc:
+            return exc.response()
+        return JSONResponse(body, headers=NO_STORE)

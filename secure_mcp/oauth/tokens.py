@@ -1,0 +1,107 @@
+"""Opaque access and refresh tokens: issued random, stored hashed, revoked by family."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from secure_mcp.oauth.models import Token
+from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.storage import Database, now, token_hash
+
+ACCESS = "access"
+REFRESH = "refresh"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a token pair is for: who, which client, which scopes, which audience."""
+
+    client_id: str
+    subject: str
+    scope: str
+    resource: str
+    family_id: str
+
+
+def rowcount(result: Any) -> int:
+    """Rows changed by an UPDATE or DELETE."""
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+def _add(session: AsyncSession, kind: str, grant: Grant, scope: str, ttl: int) -> tuple[str, int]:
+    """Create one token row; return the token and its lifetime."""
+    value = secrets.token_urlsafe(32)
+    issued = now()
+    session.add(
+        Token(
+            token_hash=token_hash(value),
+            kind=kind,
+            family_id=grant.family_id,
+            client_id=grant.client_id,
+            subject=grant.subject,
+            scope=scope,
+            resource=grant.resource,
+            issued_at=issued,
+            expires_at=issued + ttl,
+            revoked=False,
+            rotated=False,
+        )
+    )
+    return value, ttl
+
+
+def issue(
+    session: AsyncSession,
+    settings: OAuthSettings,
+    grant: Grant,
+    *,
+    access_scope: str,
+    with_refresh: bool,
+) -> dict[str, Any]:
+    """Add an access token (and maybe a refresh token); return the RFC 6749 5.1 response body."""
+    access, ttl = _add(session, ACCESS, grant, access_scope, settings.access_token_ttl)
+    body: dict[str, Any] = {
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": ttl,
+        "scope": access_scope,
+    }
+    if with_refresh:
+        # RFC 6749 6: a new refresh token keeps the scope of the one it replaces
+        body["refresh_token"], _ = _add(
+            session, REFRESH, grant, grant.scope, settings.refresh_token_ttl
+        )
+    return body
+
+
+async def revoke_family(session: AsyncSession, family_id: str) -> None:
+    """Revoke every token issued from one code (RFC 9700 4.14.2, 4.2.4)."""
+    await session.execute(update(Token).where(Token.family_id == family_id).values(revoked=True))
+
+
+async def find(db: Database, value: str) -> Token | None:
+    """The stored token for `value`, whatever its state, or None."""
+    if not value or len(value) > 512:
+        return None
+    async with db.read() as session:
+        return await session.get(Token, token_hash(value))
+
+
+def is_active(token: Token | None, kind: str = ACCESS) -> bool:
+    """True for an unrevoked, unexpired token of `kind`."""
+    return (
+        token is not None and token.kind == kind and not token.revoked and token.expires_at > now()
+    )
+
+
+async def refresh_row(session: AsyncSession, value: str) -> Token | None:
+    """The refresh token row for `value` in this transaction (any state), or None."""
+    if not value or len(value) > 512:
+        return None
+    token = await session.scalar(select(Token).where(Token.token_hash == token_hash(value)))
+    return token if token is not None and token.kind == REFRESH else None

@@ -1,0 +1,106 @@
+"""A real browser signs in and allows on the real pages; the redirect reaches the client."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx2
+import pytest
+from playwright.async_api import async_playwright
+
+from tests.oauth.helpers import RESOURCE, pkce, query_of
+from tests.support.oauth_server import run_oauth_server
+from tests.support.tools import chromium_path
+
+pytestmark = pytest.mark.browser
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@contextlib.contextmanager
+def loopback_listener() -> Iterator[tuple[str, list[str]]]:
+    """A tiny HTTP server on 127.0.0.1 recording the paths it is asked for (the client's side)."""
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            body = b"<!doctype html><title>done</title><p>You can close this window.</p>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/callback", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_sign_in_and_allow_in_chromium(tmp_path: Path) -> None:
+    executable = chromium_path()
+    with run_oauth_server(tmp_path) as server, loopback_listener() as (redirect_uri, seen):
+        async with httpx2.AsyncClient(base_url=server.issuer, timeout=10) as http:
+            client = (
+                await http.post(
+                    "/register",
+                    json={
+                        "redirect_uris": [redirect_uri],
+                        "token_endpoint_auth_method": "none",
+                        "client_name": "<b>Browser</b> test",
+                    },
+                )
+            ).json()
+        _, challenge = pkce()
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": client["client_id"],
+                "redirect_uri": redirect_uri,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+                "state": "browser-state",
+                "resource": RESOURCE,
+            }
+        )
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                await page.goto(f"{server.issuer}/authorize?{query}")
+                await page.get_by_label("Username").fill(server.username)
+                await page.get_by_label("Password").fill(server.password)
+                await page.get_by_role("button", name="Sign in").click()
+                await page.get_by_role("button", name="Allow").wait_for()
+                assert await page.get_by_text("<b>Browser</b> test").first.is_visible()
+                await page.get_by_role("button", name="Allow").click()
+                await page.wait_for_url(f"{redirect_uri}?**")
+                final_url = page.url
+            finally:
+                await browser.close()
+    params = query_of(final_url)
+    assert params["state"] == "browser-state"
+    assert params["iss"] == server.issuer
+    assert len(params["code"]) >= 43
+    assert seen
+    assert seen[0].startswith("/callback?code=")

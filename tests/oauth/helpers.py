@@ -1,0 +1,132 @@
+"""Test helpers: register a client, build an authorization URL, run the whole flow in process."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx2
+from starlette.applications import Starlette
+
+from secure_mcp.common.resource_credentials import load_all
+from secure_mcp.oauth.settings import OAuthSettings
+from tests.support.headless import authorize_headlessly
+from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
+
+RESOURCE = "http://127.0.0.1:8000/mcp"
+REDIRECT = "http://127.0.0.1:33333/callback"
+
+
+def pkce() -> tuple[str, str]:
+    """A fresh (verifier, S256 challenge) pair."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def query_of(url: str) -> dict[str, str]:
+    """The query parameters of `url` (single values)."""
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+@dataclass
+class Flow:
+    """One authorization: the client, PKCE pair, state and the resulting code."""
+
+    client: dict[str, Any]
+    verifier: str
+    challenge: str
+    state: str = field(default_factory=lambda: secrets.token_urlsafe(16))
+    redirect_uri: str = REDIRECT
+    code: str = ""
+
+
+@dataclass
+class Harness:
+    """The in-process server, its settings, and a browser-like HTTP client."""
+
+    app: Starlette
+    settings: OAuthSettings
+    http: httpx2.AsyncClient
+
+    async def register(self, **metadata: Any) -> dict[str, Any]:
+        """Register a client (public, with refresh, loopback redirect by default)."""
+        body = {
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "client_name": "Test client",
+            **metadata,
+        }
+        response = await self.http.post("/register", json=body)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def authorization_url(self, flow: Flow, **overrides: str | None) -> str:
+        """The authorization request URL for `flow`; an override of None drops the parameter."""
+        params: dict[str, str | None] = {
+            "response_type": "code",
+            "client_id": flow.client["client_id"],
+            "redirect_uri": flow.redirect_uri,
+            "code_challenge": flow.challenge,
+            "code_challenge_method": "S256",
+            "state": flow.state,
+            "resource": RESOURCE,
+            "scope": "weather:read",
+            **overrides,
+        }
+        kept = {k: v for k, v in params.items() if v is not None}
+        return f"{self.settings.issuer}/authorize?{urlencode(kept)}"
+
+    async def authorize(self, flow: Flow, decision: str = "allow", **overrides: str | None) -> str:
+        """Sign in and decide headlessly; store the code in `flow`; return the final Location."""
+        location = await authorize_headlessly(
+            self.http,
+            self.authorization_url(flow, **overrides),
+            username=TEST_USERNAME,
+            password=TEST_PASSWORD,
+            decision=decision,
+        )
+        flow.code = query_of(location).get("code", "")
+        return location
+
+    async def new_flow(self, **metadata: Any) -> Flow:
+        """Register a client and complete its authorization."""
+        verifier, challenge = pkce()
+        flow = Flow(await self.register(**metadata), verifier, challenge)
+        await self.authorize(flow)
+        return flow
+
+    async def token(self, data: dict[str, str], **kwargs: Any) -> httpx2.Response:
+        """POST /token with form `data`."""
+        return await self.http.post("/token", data=data, **kwargs)
+
+    async def redeem(self, flow: Flow, **overrides: str) -> httpx2.Response:
+        """Exchange the flow's code for tokens."""
+        data = {
+            "grant_type": "authorization_code",
+            "code": flow.code,
+            "redirect_uri": flow.redirect_uri,
+            "code_verifier": flow.verifier,
+            "client_id": flow.client["client_id"],
+            "resource": RESOURCE,
+            **overrides,
+        }
+        return await self.token(data)
+
+    def resource_auth(self, resource: str = RESOURCE) -> tuple[str, str]:
+        """The resource server's introspection credentials from the data folder."""
+        cred = load_all(self.settings.data_dir)[resource]
+        return cred.client_id, cred.client_secret
+
+    async def introspect(self, token: str, resource: str = RESOURCE) -> dict[str, Any]:
+        """Introspect `token` as the resource server of `resource`."""
+        response = await self.http.post(
+            "/introspect", data={"token": token}, auth=self.resource_auth(resource)
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())

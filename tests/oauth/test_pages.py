@@ -1,0 +1,203 @@
+"""Login and consent pages: CSRF, escaping, clickjacking headers, cookie flags, 303 after POST."""
+
+from __future__ import annotations
+
+import re
+
+import httpx2
+from sqlalchemy import update
+
+from secure_mcp.oauth.models import PendingRequest
+from secure_mcp.oauth.storage import Database
+from tests.oauth.helpers import Flow, Harness, pkce, query_of
+from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
+
+
+def _hidden(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, html
+    return match.group(1)
+
+
+async def _login_page(oauth: Harness, **metadata: str) -> tuple[Flow, httpx2.Response]:
+    flow = Flow(await oauth.register(**metadata), *pkce())
+    return flow, await oauth.http.get(oauth.authorization_url(flow))
+
+
+async def _sign_in(oauth: Harness, page: httpx2.Response, password: str) -> httpx2.Response:
+    return await oauth.http.post(
+        "/authorize",
+        data={
+            "csrf_token": _hidden(page.text, "csrf_token"),
+            "tx": _hidden(page.text, "tx"),
+            "username": TEST_USERNAME,
+            "password": password,
+        },
+    )
+
+
+async def test_login_page_form_and_headers(oauth: Harness) -> None:
+    _, page = await _login_page(oauth)
+    assert page.status_code == 200
+    assert '<label for="username">Username</label>' in page.text
+    assert '<label for="password">Password</label>' in page.text
+    assert ">Sign in</button>" in page.text
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
+    cookie = page.headers["set-cookie"].lower()
+    assert "httponly" in cookie
+    assert "samesite=lax" in cookie
+
+
+async def test_html_in_client_name_is_inert(oauth: Harness) -> None:
+    evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    flow, page = await _login_page(oauth, client_name=evil)
+    assert "<script>alert" not in page.text
+    assert "&lt;script&gt;" in page.text
+    consent = await oauth.http.get((await _sign_in(oauth, page, TEST_PASSWORD)).headers["location"])
+    assert "Allow" in consent.text
+    assert "<img src=x" not in consent.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in consent.text
+    assert "127.0.0.1:33333" in consent.text  # the redirect host
+    assert "weather:read" in consent.text
+    assert "http://127.0.0.1:8000/mcp" in consent.text
+    assert flow.client["client_id"] in consent.text
+
+
+async def test_login_then_consent_answer_303(oauth: Harness) -> None:
+    _, page = await _login_page(oauth)
+    csrf_before = _hidden(page.text, "csrf_token")
+    login = await _sign_in(oauth, page, TEST_PASSWORD)
+    assert login.status_code == 303
+    consent = await oauth.http.get(login.headers["location"])
+    assert 'name="decision" value="allow">Allow</button>' in consent.text
+    assert 'name="decision" value="deny">Deny</button>' in consent.text
+    assert _hidden(consent.text, "csrf_token") != csrf_before  # fresh session after login
+    decided = await oauth.http.post(
+        "/authorize",
+        data={
+            "csrf_token": _hidden(consent.text, "csrf_token"),
+            "tx": _hidden(consent.text, "tx"),
+            "decision": "allow",
+        },
+    )
+    assert decided.status_code == 303
+    assert query_of(decided.headers["location"])["code"]
+
+
+async def test_wrong_password_shows_the_form_again(oauth: Harness) -> None:
+    _, page = await _login_page(oauth)
+    response = await _sign_in(oauth, page, "wrong")
+    assert response.status_code == 200
+    assert "Wrong username or password." in response.text
+    assert "location" not in response.headers
+
+
+async def test_forged_csrf_token(oauth: Harness) -> None:
+    _, page = await _login_page(oauth)
+    response = await oauth.http.post(
+        "/authorize",
+        data={
+            "csrf_token": "forged",
+            "tx": _hidden(page.text, "tx"),
+            "username": TEST_USERNAME,
+            "password": TEST_PASSWORD,
+        },
+    )
+    assert response.status_code == 403
+    assert "location" not in response.headers
+    missing = await oauth.http.post("/authorize", data={"tx": _hidden(page.text, "tx")})
+    assert missing.status_code == 403
+    non_ascii = await oauth.http.post("/authorize", data={"csrf_token": "\u00e9t\u00e9"})
+    assert non_ascii.status_code == 403
+
+
+async def test_unknown_transaction_and_bad_decision(oauth: Harness) -> None:
+    _, page = await _login_page(oauth)
+    csrf = _hidden(page.text, "csrf_token")
+    unknown = await oauth.http.post("/authorize", data={"csrf_token": csrf, "tx": "nope"})
+    assert unknown.status_code == 400
+    assert "expired" in unknown.text
+    not_signed_in = await oauth.http.post(
+        "/authorize", data={"csrf_token": csrf, "tx": _hidden(page.text, "tx"), "decision": "allow"}
+    )
+    assert not_signed_in.status_code == 400
+    assert "Sign in first" in not_signed_in.text
+    _, page = await _login_page(oauth)  # the attempt above used up its transaction
+    consent = await oauth.http.get((await _sign_in(oauth, page, TEST_PASSWORD)).headers["location"])
+    odd = await oauth.http.post(
+        "/authorize",
+        data={
+            "csrf_token": _hidden(consent.text, "csrf_token"),
+            "tx": _hidden(consent.text, "tx"),
+            "decision": "maybe",
+        },
+    )
+    assert odd.status_code == 400
+    assert "Choose Allow or Deny" in odd.text
+
+
+async def test_form_post_must_be_form_encoded(oauth: Harness) -> None:
+    response = await oauth.http.post("/authorize", json={"csrf_token": "x"})
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
+async def test_pending_requests_are_bounded(oauth: Harness) -> None:
+    flow, first = await _login_page(oauth)
+    for _ in range(6):
+        await oauth.http.get(oauth.authorization_url(flow))
+    response = await _sign_in(oauth, first, TEST_PASSWORD)
+    assert response.status_code == 400  # the oldest transaction was dropped
+
+
+async def test_two_consent_tabs_both_allowed(oauth: Harness) -> None:
+    flow, page = await _login_page(oauth)
+    await _sign_in(oauth, page, TEST_PASSWORD)
+    tabs = [await oauth.http.get(oauth.authorization_url(flow)) for _ in range(2)]
+    for tab in tabs:
+        decided = await oauth.http.post(
+            "/authorize",
+            data={
+                "csrf_token": _hidden(tab.text, "csrf_token"),
+                "tx": _hidden(tab.text, "tx"),
+                "decision": "allow",
+            },
+        )
+        assert decided.status_code == 303
+        assert query_of(decided.headers["location"])["code"]
+
+
+async def test_request_without_state_resumes_after_login(oauth: Harness) -> None:
+    flow = Flow(await oauth.register(client_uri="https://app.example"), *pkce())
+    location = await oauth.authorize(flow, state=None)
+    params = query_of(location)
+    assert "state" not in params
+    assert params["iss"] == oauth.settings.issuer
+    assert (await oauth.redeem(flow)).status_code == 200
+
+
+async def test_overlong_client_id_is_an_error_page(oauth: Harness) -> None:
+    response = await oauth.http.get("/authorize?client_id=" + "x" * 100)
+    assert response.status_code == 400
+    assert "not registered" in response.text
+
+
+async def test_expired_pending_request(oauth: Harness) -> None:
+    _, page = await _login_page(oauth)
+    db = Database(oauth.settings.data_dir)
+    async with db.write() as session:
+        await session.execute(update(PendingRequest).values(expires_at=1))
+    await db.close()
+    response = await _sign_in(oauth, page, TEST_PASSWORD)
+    assert response.status_code == 400
+    assert "expired" in response.text
+
+
+async def test_session_cookie_stays_small(oauth: Harness) -> None:
+    flow = Flow(await oauth.register(), *pkce())
+    for _ in range(8):
+        response = await oauth.http.get(oauth.authorization_url(flow, state="s" * 1000))
+    assert len(response.headers.get("set-cookie", "")) < 1000
+    assert all(len(value) < 1000 for value in oauth.http.cookies.values())

@@ -1,0 +1,114 @@
+"""Run the authorization server for tests: the real oauth.py process, or the app in process."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tests.support.processes import Program, free_port, run_program
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from secure_mcp.oauth.settings import OAuthSettings
+
+DEFAULT_RESOURCE = "http://127.0.0.1:8000/mcp"
+TEST_USERNAME = "demo"
+TEST_PASSWORD = "test-password-not-a-secret"
+IN_PROCESS_ISSUER = "http://127.0.0.1:8003"
+
+
+@dataclass(frozen=True)
+class OAuthServer:
+    """A running oauth.py child process and how to reach and log into it."""
+
+    issuer: str
+    port: int
+    data_dir: Path
+    username: str
+    password: str
+    program: Program
+
+    @property
+    def metadata_url(self) -> str:
+        """The server's RFC 8414 metadata document."""
+        return f"{self.issuer}/.well-known/oauth-authorization-server"
+
+
+def _child_env(resources: Sequence[str], extra_env: Mapping[str, str] | None) -> dict[str, str]:
+    """Environment pinning every OAUTH_* setting: a developer's shell or .env cannot leak in."""
+    return {
+        "OAUTH_RESOURCES": ",".join(resources),
+        "OAUTH_SCOPES": "weather:read",
+        "OAUTH_ACCESS_TOKEN_TTL": "3600",
+        "OAUTH_DEMO_USERNAME": TEST_USERNAME,
+        "OAUTH_DEMO_PASSWORD": TEST_PASSWORD,
+        "OAUTH_SESSION_SECRET": "",
+        "INTROSPECTION_CLIENT_ID": "",
+        "INTROSPECTION_CLIENT_SECRET": "",
+        **(extra_env or {}),
+    }
+
+
+@contextlib.contextmanager
+def run_oauth_server(
+    tmp_path: Path,
+    *,
+    resources: Sequence[str] = (DEFAULT_RESOURCE,),
+    extra_env: Mapping[str, str] | None = None,
+    port: int | None = None,
+) -> Iterator[OAuthServer]:
+    """Start the real oauth.py on 127.0.0.1 (data in tmp_path/oauth-data); stop it at block end.
+
+    Pass the same `port` and `tmp_path` again to restart a server over the same data.
+    """
+    port = port or free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    data_dir = tmp_path / "oauth-data"
+    env = _child_env(resources, extra_env)
+    args = ["--host", "127.0.0.1", "--port", str(port), "--issuer", issuer]
+    args += ["--data-dir", str(data_dir)]
+    with run_program(
+        "oauth.py", args, ready_url=f"{issuer}/health", log_dir=tmp_path, env=env
+    ) as program:
+        yield OAuthServer(
+            issuer=issuer,
+            port=port,
+            data_dir=data_dir,
+            username=env["OAUTH_DEMO_USERNAME"],
+            password=env["OAUTH_DEMO_PASSWORD"],
+            program=program,
+        )
+
+
+def make_oauth_app(tmp_path: Path, **overrides: Any) -> tuple[Starlette, OAuthSettings]:
+    """The authorization server as an ASGI app (issuer http://127.0.0.1:8003, known password).
+
+    Its lifespan must run before requests: `async with app.router.lifespan_context(app): ...`
+    (or use `running_oauth_app`). `overrides` replace OAuthSettings fields.
+    """
+    from secure_mcp.oauth.app import build_app
+    from secure_mcp.oauth.settings import OAuthSettings
+
+    settings = OAuthSettings(
+        data_dir=tmp_path / "oauth-data",
+        demo_username=TEST_USERNAME,
+        demo_password=TEST_PASSWORD,
+        issuer=IN_PROCESS_ISSUER,
+    )
+    settings = dataclasses.replace(settings, **overrides)
+    return build_app(settings), settings
+
+
+@contextlib.asynccontextmanager
+async def running_oauth_app(
+    tmp_path: Path, **overrides: Any
+) -> AsyncIterator[tuple[Starlette, OAuthSettings]]:
+    """`make_oauth_app` with its lifespan (storage, resource credentials) running."""
+    app, settings = make_oauth_app(tmp_path, **overrides)
+    async with app.router.lifespan_context(app):
+        yield app, settings
