@@ -1,0 +1,320 @@
+"""Cost of the weather server's authorization, measured side by side in one run.
+
+Three real weather servers on loopback (NWS replayed, so nothing leaves the machine) and a stub
+RFC 7662 authorization server; the same tool call is driven at each in turn, round by round:
+
+  off      no authorization at all (the baseline)
+  cached   our design: introspection result cached (30 s, never past exp)
+  nocache  introspection on every request (the common peer design)
+
+Prints per-round figures and the medians: calls/s relative to `off`, and the server's CPU time
+per call (from /proc) minus that of `off`. Usage: `uv run python bench/weather_auth.py`
+(`--rounds` 21, `--seconds` 1.5, `--workers` 2 by default). Linux only (reads /proc/<pid>/stat).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+
+ROOT = Path(__file__).resolve().parents[1]
+MODES = ("off", "cached", "nocache")
+# One token per caller, so concurrent callers never share an introspection request.
+TOKEN_PREFIX = "bench-token-"  # noqa: S105 - accepted only by the bench's stub server
+CREDENTIALS = {"INTROSPECTION_CLIENT_ID": "bench-rs", "INTROSPECTION_CLIENT_SECRET": "bench-secret"}
+CALL = {"name": "get_alerts", "arguments": {"state": "CA"}}
+PROTOCOL = "2025-11-25"
+
+
+@dataclass
+class Sample:
+    """One mode's figures for one round."""
+
+    mode: str
+    calls: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Tool calls per second."""
+        return self.calls / self.seconds
+
+    @property
+    def cpu_ms_per_call(self) -> float:
+        """Server CPU milliseconds per call."""
+        return 1000 * self.cpu_seconds / max(self.calls, 1)
+
+
+def cpu_seconds_from_stat(stat: str, ticks_per_second: int) -> float:
+    """User + system CPU seconds from the text of /proc/<pid>/stat."""
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / ticks_per_second
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds used so far by `pid`."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return cpu_seconds_from_stat(stat, os.sysconf("SC_CLK_TCK"))
+
+
+def summarise(rounds: Sequence[Sequence[Sample]]) -> dict[str, tuple[float, float, float]]:
+    """Per mode: (median calls/s, median ratio vs off, median added CPU ms per call vs off)."""
+    result: dict[str, tuple[float, float, float]] = {}
+    for mode in MODES:
+        rates, ratios, added = [], [], []
+        for samples in rounds:
+            by_mode = {s.mode: s for s in samples}
+            base, mine = by_mode["off"], by_mode[mode]
+            rates.append(mine.rate)
+            ratios.append(mine.rate / base.rate)
+            added.append(mine.cpu_ms_per_call - base.cpu_ms_per_call)
+        result[mode] = (
+            statistics.median(rates),
+            statistics.median(ratios),
+            statistics.median(added),
+        )
+    return result
+
+
+def free_port() -> int:
+    """An ephemeral loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# ---- child processes -------------------------------------------------------------------------
+
+
+def serve_stub_as(port: int) -> None:
+    """A stub authorization server: RFC 8414 metadata and an introspection endpoint."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    issuer = f"http://127.0.0.1:{port}"
+    audiences: list[str] = os.environ["BENCH_AUDIENCES"].split()
+
+    async def metadata(_: Request) -> JSONResponse:
+        return JSONResponse({"issuer": issuer, "introspection_endpoint": f"{issuer}/introspect"})
+
+    async def introspect(request: Request) -> JSONResponse:
+        form = await request.form()
+        token = str(form.get("token", ""))
+        if not token.startswith(TOKEN_PREFIX) or not request.headers.get("authorization"):
+            return JSONResponse({"active": False})
+        now = int(time.time())
+        claims = {"active": True, "aud": audiences, "scope": "weather:read", "iss": issuer}
+        return JSONResponse({**claims, "client_id": "bench", "exp": now + 3600, "iat": now})
+
+    routes = [
+        Route("/.well-known/oauth-authorization-server", metadata),
+        Route("/introspect", introspect, methods=["POST"]),
+    ]
+    uvicorn.run(Starlette(routes=routes), host="127.0.0.1", port=port, log_level="warning")
+
+
+def serve_weather(mode: str, argv: list[str]) -> None:
+    """The real weather app built from weather.py's flags; `off` leaves authorization out."""
+    import uvicorn
+
+    from secure_mcp.weather.app import build_app
+    from secure_mcp.weather.settings import parse_settings
+
+    settings = parse_settings(argv, os.environ)
+    app = build_app(settings, require_auth=mode != "off")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+
+
+@contextlib.contextmanager
+def child(args: list[str], env: dict[str, str], ready: str) -> Iterator[subprocess.Popen[bytes]]:
+    """Run this script with `args` until the block ends; wait until `ready` answers."""
+    process = subprocess.Popen(
+        [sys.executable, __file__, *args], cwd=ROOT, env={**os.environ, **env}
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx2.get(ready, timeout=1)
+                break
+            except httpx2.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"{args} did not start") from None
+                time.sleep(0.1)
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+# ---- load ------------------------------------------------------------------------------------
+
+
+async def open_session(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
+    """Initialize an MCP session (legacy handshake) and return the headers to reuse."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL,
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "1"},
+        },
+    }
+    response = await http.post(url, json=body)
+    response.raise_for_status()
+    headers = {"mcp-session-id": response.headers["mcp-session-id"]}
+    headers["mcp-protocol-version"] = PROTOCOL
+    note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    await http.post(url, json=note, headers=headers)
+    return headers
+
+
+async def worker(url: str, headers: dict[str, str], stop_at: float) -> int:
+    """Call the tool in a loop until `stop_at`; return the number of successful calls."""
+    done = 0
+    base = {"accept": "application/json, text/event-stream", **headers}
+    async with httpx2.AsyncClient(headers=base, timeout=30) as http:
+        session = await open_session(http, url)
+        while time.monotonic() < stop_at:
+            body = {"jsonrpc": "2.0", "id": done + 1, "method": "tools/call", "params": CALL}
+            response = await http.post(url, json=body, headers=session)
+            if response.status_code != 200 or '"isError":true' in response.text:
+                raise RuntimeError(f"call failed: {response.status_code} {response.text[:200]}")
+            done += 1
+        await http.delete(url, headers=session)  # end the session: no idle sessions pile up
+    return done
+
+
+async def burst(mode: str, url: str, pid: int, seconds: float, workers: int) -> Sample:
+    """Drive `workers` concurrent callers at one server for `seconds`."""
+    headers = [
+        {} if mode == "off" else {"authorization": f"Bearer {TOKEN_PREFIX}{n}"}
+        for n in range(workers)
+    ]
+    cpu_before, started = process_cpu(pid), time.monotonic()
+    stop_at = started + seconds
+    counts = await asyncio.gather(*(worker(url, h, stop_at) for h in headers))
+    elapsed = time.monotonic() - started
+    return Sample(mode, sum(counts), elapsed, process_cpu(pid) - cpu_before)
+
+
+def run(rounds: int, seconds: float, workers: int) -> None:
+    """Start everything, interleave the modes round by round, print the figures."""
+    ports = {mode: free_port() for mode in MODES}
+    urls = {mode: f"http://127.0.0.1:{port}/mcp" for mode, port in ports.items()}
+    as_port = free_port()
+    issuer = f"http://127.0.0.1:{as_port}"
+    env = {**CREDENTIALS, "BENCH_AUDIENCES": " ".join(urls.values())}
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(child(["stub-as", str(as_port)], env, f"{issuer}/introspect"))
+        pids = {}
+        for mode in MODES:
+            ttl = "0" if mode == "nocache" else "30"
+            flags = ["--port", str(ports[mode]), "--auth-server", issuer, "--nws-replay"]
+            flags += ["--resource-url", urls[mode], "--introspection-cache-ttl", ttl]
+            health = f"http://127.0.0.1:{ports[mode]}/health"
+            pids[mode] = stack.enter_context(child(["serve", mode, *flags], env, health)).pid
+        for mode in MODES:  # warm-up: imports, first introspection, connection pools
+            asyncio.run(burst(mode, urls[mode], pids[mode], 1.0, workers))
+        results = []
+        for index in range(rounds):
+            order = MODES[index % 3 :] + MODES[: index % 3]  # rotate so no mode always goes first
+            samples = [asyncio.run(burst(m, urls[m], pids[m], seconds, workers)) for m in order]
+            results.append(samples)
+            print(
+                f"round {index + 1}: "
+                + "  ".join(
+                    f"{s.mode} {s.rate:7.1f}/s {s.cpu_ms_per_call:.3f} ms" for s in samples
+                ),
+                flush=True,
+            )
+    print(f"\nmedians over {rounds} rounds ({seconds:g} s per mode, {workers} callers):")
+    for mode, (rate, ratio, added) in summarise(results).items():
+        print(f"  {mode:8} {rate:8.1f} calls/s  {ratio:5.2f}x off  {added:+.3f} ms CPU/call vs off")
+    micro = asyncio.run(auth_path_cpu_us())
+    print(f"in-process CPU of the cached auth path (our gate + the SDK's check): {micro:.1f} us")
+
+
+async def auth_path_cpu_us(n: int = 20_000) -> float:
+    """CPU microseconds per request of both bearer checks on a cached token, free of load noise."""
+    from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend
+    from pydantic import AnyHttpUrl
+    from starlette.requests import HTTPConnection
+
+    from secure_mcp.common.resource_credentials import ResourceCredentials
+    from secure_mcp.weather.bearer import BearerAuthMiddleware
+    from secure_mcp.weather.rfc7662 import IntrospectionVerifier
+
+    issuer, resource, token = "http://as.test", "http://rs.test/mcp", f"{TOKEN_PREFIX}micro"
+    claims = {"active": True, "aud": resource, "scope": "weather:read", "iss": issuer}
+    meta = {"issuer": issuer, "introspection_endpoint": f"{issuer}/introspect"}
+    transport = httpx2.MockTransport(
+        lambda r: httpx2.Response(200, json=claims if r.method == "POST" else meta)
+    )
+    verifier = IntrospectionVerifier(
+        issuer=issuer, resource=resource, credentials=ResourceCredentials("id", "secret"),
+        cache_ttl=3600, cache_size=10, transport=transport,
+    )  # fmt: skip
+
+    async def nothing(*_: object) -> None:
+        """The app behind the gate, and the ASGI send."""
+
+    async def receive() -> dict[str, str]:
+        return {"type": "http.request"}
+
+    gate = BearerAuthMiddleware(
+        nothing, verifier=verifier, required_scopes=["weather:read"],
+        resource_metadata="", public_paths=[],
+    )  # fmt: skip
+    sdk = BearerAuthBackend(verifier, resource_server_url=AnyHttpUrl(resource))
+    headers = [(b"host", b"rs.test"), (b"authorization", f"Bearer {token}".encode())]
+    scope = {"type": "http", "path": "/mcp", "query_string": b"", "headers": headers}
+    await gate(scope, receive, nothing)  # the one introspection; the loop hits the cache
+    started = time.process_time()
+    for _ in range(n):
+        await gate(scope, receive, nothing)
+        await sdk.authenticate(HTTPConnection(scope))
+    await verifier.aclose()
+    return 1e6 * (time.process_time() - started) / n
+
+
+def main(argv: list[str]) -> None:
+    """`run` by default; `stub-as PORT` and `serve MODE FLAGS...` are the child processes."""
+    if argv[:1] == ["stub-as"]:
+        serve_stub_as(int(argv[1]))
+        return
+    if argv[:1] == ["serve"]:
+        serve_weather(argv[1], argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rounds", type=int, default=21)
+    parser.add_argument("--seconds", type=float, default=1.5)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    run(args.rounds, args.seconds, args.workers)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,11 @@
+"""The one error type for expected connection and authorization failures."""
+
+from __future__ import annotations
+
+
+class ClientConnectError(Exception):
+    """An expected failure: `str(exc)` is a one-line, user-facing message (no traceback)."""
+
+    def __init__(self, message: str, error: str = "connection_failed") -> None:
+        super().__init__(message)
+        self.error = error  # an OAuth error code when the failure is one (RFC 6749 5.2)

@@ -1,0 +1,159 @@
+"""RFC 8252 loopback redirect listener: catches `http://127.0.0.1:<port>/callback` once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import html
+import socket
+from urllib.parse import parse_qs, urlsplit
+
+from mcp.shared.auth import AuthorizationCodeResult
+
+from secure_mcp.client.auth.errors import ClientConnectError
+
+CALLBACK_PATH = "/callback"
+MAX_REQUEST_BYTES = 16 * 1024
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
+<body style="font-family: sans-serif; margin: 3em"><h1>{title}</h1><p>{body}</p></body></html>
+"""
+
+
+def render_page(title: str, body: str) -> bytes:
+    """A small HTML page; every value is escaped."""
+    return _PAGE.format(title=html.escape(title), body=html.escape(body)).encode()
+
+
+def result_from_query(query: str) -> AuthorizationCodeResult:
+    """The authorization response in a redirect query (RFC 6749 4.1.2, 4.1.2.1; RFC 9207)."""
+    params = {key: values[0] for key, values in parse_qs(query, keep_blank_values=True).items()}
+    if "error" in params:
+        description = params.get("error_description", "")
+        raise ClientConnectError(
+            f"The authorization server refused: {params['error']}"
+            + (f" ({description})" if description else ""),
+            error=params["error"],
+        )
+    if not params.get("code"):
+        raise ClientConnectError("The authorization response carries no code", "invalid_request")
+    return AuthorizationCodeResult(
+        code=params["code"], state=params.get("state"), iss=params.get("iss")
+    )
+
+
+def bind_loopback_socket() -> socket.socket:
+    """A socket bound to 127.0.0.1 on an ephemeral port (RFC 8252 7.3), not yet listening."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+class LoopbackListener:
+    """Serves `/callback` on 127.0.0.1 during one authorization, then stops."""
+
+    def __init__(self, sock: socket.socket | None = None) -> None:
+        self._sock = sock or bind_loopback_socket()
+        self.port: int = self._sock.getsockname()[1]
+        self._server: asyncio.Server | None = None
+        self._result: asyncio.Future[AuthorizationCodeResult] | None = None
+        self._state: str | None = None
+
+    @property
+    def redirect_uri(self) -> str:
+        """The redirect URI this listener answers."""
+        return f"http://127.0.0.1:{self.port}{CALLBACK_PATH}"
+
+    async def start(self, state: str | None = None) -> None:
+        """Listen (before the browser opens) for the answer carrying `state`; may be repeated."""
+        await self.stop()
+        self._state = state
+        if self._sock.fileno() == -1:
+            self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._sock.bind(("127.0.0.1", self.port))
+        self._result = asyncio.get_running_loop().create_future()
+        self._server = await asyncio.start_server(
+            self._handle, sock=self._sock, limit=MAX_REQUEST_BYTES
+        )
+
+    async def wait(self, seconds: float) -> AuthorizationCodeResult:
+        """The authorization response, once the browser brings it back."""
+        if self._result is None:
+            raise RuntimeError("listener not started")
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._result), seconds)
+        except TimeoutError:
+            raise ClientConnectError(
+                f"No authorization response within {int(seconds)} seconds; try again, "
+                "or use --paste",
+                "access_denied",
+            ) from None
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Stop listening (closes the socket)."""
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+
+    def close(self) -> None:
+        """Release the port for good."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        self._sock.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            status, page = await self._respond(reader)
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\n"
+                f"Content-Length: {len(page)}\r\nCache-Control: no-store\r\n"
+                "Referrer-Policy: no-referrer\r\nConnection: close\r\n\r\n".encode()
+                + page
+            )
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    def _check_state(self, result: AuthorizationCodeResult) -> None:
+        """RFC 6749 10.12: the answer must carry this sign-in's `state` (the SDK checks again)."""
+        if self._state is None:
+            return
+        if result.state is None or not hmac.compare_digest(result.state, self._state):
+            raise ClientConnectError(
+                "The sign-in answer does not belong to this sign-in (state mismatch); start again.",
+                "invalid_request",
+            )
+
+    async def _respond(self, reader: asyncio.StreamReader) -> tuple[str, bytes]:
+        head = await reader.readuntil(b"\r\n\r\n")
+        method, _, rest = head.decode("latin-1").partition(" ")
+        target = rest.partition(" ")[0]
+        parts = urlsplit(target)
+        if method != "GET" or parts.path != CALLBACK_PATH:
+            return "404 Not Found", render_page("Not found", "Nothing here.")
+        if self._result is None or self._result.done():
+            return "409 Conflict", render_page("Already done", "This sign-in is already complete.")
+        try:
+            result = result_from_query(parts.query)
+            self._check_state(result)
+        except ClientConnectError as exc:
+            self._result.set_exception(exc)
+            return "400 Bad Request", render_page(
+                "Sign-in failed", f"{exc} You can close this tab."
+            )
+        self._result.set_result(result)
+        return "200 OK", render_page(
+            "Signed in", "You can close this tab and return to the terminal."
+        )

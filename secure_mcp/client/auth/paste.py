@@ -1,0 +1,65 @@
+"""`--paste`: accept the whole redirect URL (or just the code) typed back into the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from mcp.shared.auth import AuthorizationCodeResult
+
+from secure_mcp.client.auth.errors import ClientConnectError
+from secure_mcp.client.auth.loopback import result_from_query
+
+InputFn = Callable[[str], str]
+PROMPT = "Paste the redirect URL (or the code) here and press Enter:"
+
+
+def parse_pasted(text: str, *, state: str, issuer: str | None) -> AuthorizationCodeResult:
+    """The authorization response in pasted text.
+
+    A whole redirect URL is parsed and its `state` and `iss` checked by the provider. A bare
+    code carries neither: the user typed it into their own terminal, so there is no redirect to
+    forge, and PKCE (RFC 7636) still binds the code to this client's verifier.
+    """
+    text = text.strip()
+    if not text:
+        raise ClientConnectError("Nothing was pasted; sign-in cancelled", "access_denied")
+    if "?" in text or "://" in text:
+        return result_from_query(urlsplit(text).query)
+    if any(char.isspace() for char in text) or "&" in text or "=" in text:
+        raise ClientConnectError(
+            "That does not look like a code or a redirect URL", "invalid_request"
+        )
+    return AuthorizationCodeResult(code=text, state=state, iss=issuer)
+
+
+async def read_line(input_fn: InputFn) -> str:
+    """One line from `input_fn`, read in a daemon thread so Ctrl-C never waits for Enter."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def deliver(text: str) -> None:
+        if not answer.done():
+            answer.set_result(text)
+
+    def read() -> None:
+        try:
+            text = input_fn("")
+        except (EOFError, OSError, ValueError):  # end of input, or stdin closed
+            text = ""
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
+            loop.call_soon_threadsafe(deliver, text)
+
+    threading.Thread(target=read, name="paste-reader", daemon=True).start()
+    return await answer
+
+
+async def read_pasted(
+    input_fn: InputFn, *, state: str, issuer: str | None
+) -> AuthorizationCodeResult:
+    """Read one line (the caller showed the prompt) and parse it; end of input cancels."""
+    text = await read_line(input_fn)
+    return parse_pasted(text, state=state, issuer=issuer)

@@ -1,0 +1,281 @@
+"""The SDK's OAuthClientProvider, with the checks the MCP authorization spec requires added."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from urllib.parse import parse_qs, urlsplit
+
+import httpx2
+from mcp.client.auth import OAuthClientProvider, OAuthFlowError
+from mcp.client.auth.utils import extract_field_from_www_auth
+from mcp.shared.auth import OAuthClientMetadata
+from mcp.shared.auth_utils import check_resource_allowed, resource_url_from_server_url
+from pydantic import AnyUrl
+
+from secure_mcp.client.auth.errors import ClientConnectError
+from secure_mcp.client.auth.interaction import Authorizer
+from secure_mcp.client.auth.storage import FileTokenStorage, StorageError
+from secure_mcp.client.settings import ClientSettings
+
+EXPECTED_FAILURES = (ClientConnectError, OAuthFlowError, StorageError)
+MAX_EXPIRY_MARGIN = 30.0  # refresh up to this long before the access token expires
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+
+
+def client_metadata(settings: ClientSettings, redirect_uri: str) -> OAuthClientMetadata:
+    """RFC 7591 metadata of a public native client with a loopback redirect (RFC 8252 8.4)."""
+    return OAuthClientMetadata(
+        redirect_uris=[AnyUrl(redirect_uri)],
+        token_endpoint_auth_method="none",  # noqa: S106 - RFC 7591 2: a public client
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
+        client_name=settings.client_name,
+        application_type="native",
+    )
+
+
+def resource_mismatch_message(server_url: str, resource: str) -> str:
+    """What to tell the user when PRM names another resource (RFC 9728 3.3)."""
+    connected, named = urlsplit(server_url), urlsplit(resource)
+    message = (
+        f"The server at {server_url} says its resource URL is {resource}; "
+        "its tokens would be for another address, so the client stopped."
+    )
+    if connected.hostname in _LOOPBACK_HOSTS and named.hostname in _LOOPBACK_HOSTS:
+        message += " localhost and 127.0.0.1 are different origins to OAuth."
+    return f"{message} Connect with --server {resource} (or MCP_SERVER_URL)."
+
+
+def step_of(request: httpx2.Request) -> str:
+    """Which OAuth step a request the provider makes belongs to (for the verbose trace)."""
+    if request.method == "GET":  # the flow GETs only metadata documents
+        return "discovery"
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        grant = parse_qs(request.content.decode("ascii", "replace")).get("grant_type", [""])[0]
+        return "refresh" if grant == "refresh_token" else "token exchange"
+    return "registration"
+
+
+def is_step_up(response: httpx2.Response) -> bool:
+    """A 403 asking for more scope (RFC 6750 3.1)."""
+    error = extract_field_from_www_auth(response, "error")
+    return response.status_code == 403 and error == "insufficient_scope"
+
+
+class SecureOAuthProvider(OAuthClientProvider):
+    """OAuthClientProvider plus: S256 required, discovery failures named, restart-safe refresh."""
+
+    def __init__(
+        self,
+        settings: ClientSettings,
+        storage: FileTokenStorage,
+        authorizer: Authorizer,
+        write: Callable[[str], None],
+    ) -> None:
+        super().__init__(
+            settings.server_url,
+            client_metadata(settings, authorizer.redirect_uri),
+            storage,
+            redirect_handler=self._redirect,
+            callback_handler=authorizer.callback,
+            client_metadata_url=settings.client_metadata_url,
+            validate_resource_url=self._validate_resource,
+        )
+        self.storage = storage
+        self._authorizer = authorizer
+        self._settings = settings
+        self._write = write
+        self._tried: list[str] = []
+        self._bound: object = None
+        self.failure: Exception | None = None
+        self._sign_in_scope: str | None = None  # a 401's challenged scope ("" when none)
+        storage.current_issuer = self._current_issuer
+
+    def _current_issuer(self) -> str | None:
+        metadata = self.context.oauth_metadata
+        return str(metadata.issuer) if metadata else None
+
+    def _trace(self, line: str) -> None:
+        if self._settings.verbose:
+            self._write(f"[oauth] {line}")
+
+    async def _validate_resource(self, server_url: str, resource: str | None) -> None:
+        """RFC 9728 3.3 / RFC 8707: PRM `resource` must name the server we connected to."""
+        expected = resource_url_from_server_url(server_url)
+        if resource is None or not check_resource_allowed(expected, resource):
+            raise ClientConnectError(
+                resource_mismatch_message(server_url, resource or "(none)"), "invalid_target"
+            )
+
+    def check_metadata(self) -> None:
+        """Refuse to go on without AS metadata advertising PKCE S256 (MCP authorization)."""
+        metadata = self.context.oauth_metadata
+        if metadata is None:
+            tried = ", ".join(self._tried) or "(nothing)"
+            raise ClientConnectError(
+                f"Could not discover the authorization server for {self._settings.server_url}. "
+                f"Tried: {tried}",
+                "discovery_failed",
+            )
+        # MCP authorization, "Authorization Code Protection": clients MUST refuse to proceed
+        # when code_challenge_methods_supported is absent or lacks S256 (RFC 7636 4.2).
+        if "S256" not in (metadata.code_challenge_methods_supported or []):
+            raise ClientConnectError(
+                f"The authorization server {metadata.issuer} does not advertise PKCE S256 "
+                "(code_challenge_methods_supported); refusing to sign in there.",
+                "invalid_request",
+            )
+
+    async def _redirect(self, url: str) -> None:
+        self.check_metadata()
+        self._trace("authorization: sending you to the authorization endpoint")
+        await self._authorizer.redirect(url, self._current_issuer())
+
+    async def _initialize(self) -> None:
+        """Load tokens and registration, plus the metadata needed to refresh after a restart."""
+        await super()._initialize()
+        discovered = self.storage.discovered()
+        if discovered is None:
+            self.context.clear_tokens()  # no token endpoint known: sign in again, never guess one
+            return
+        auth_server_url, metadata, resource_metadata = discovered
+        self.context.auth_server_url = auth_server_url
+        self.context.oauth_metadata = metadata
+        self.context.protected_resource_metadata = resource_metadata
+        self._bound = metadata
+        self.context.token_expiry_time = self.storage.expires_at()
+        self._refresh_early()
+        if self.context.current_tokens is not None:
+            self._trace(f"using stored tokens from {metadata.issuer}")
+
+    def _refresh_early(self) -> None:
+        """Treat the access token as expired a little early (a tenth of its life, 30 s at most)."""
+        tokens, expiry = self.context.current_tokens, self.context.token_expiry_time
+        if tokens is not None and tokens.expires_in is not None and expiry is not None:
+            self.context.token_expiry_time = expiry - min(MAX_EXPIRY_MARGIN, tokens.expires_in / 10)
+
+    async def _perform_authorization(self) -> httpx2.Request:
+        """MCP scope selection: the challenge's scope, else PRM scopes_supported, else omit.
+
+        The SDK would otherwise ask for every scope the authorization server lists.
+        """
+        prm = self.context.protected_resource_metadata
+        no_hint = prm is None or prm.scopes_supported is None
+        if self._sign_in_scope == "" and no_hint:
+            self.context.client_metadata.scope = None
+        return await super()._perform_authorization()
+
+    async def _handle_token_response(self, response: httpx2.Response) -> None:
+        await super()._handle_token_response(response)
+        self._refresh_early()
+
+    async def _handle_refresh_response(self, response: httpx2.Response) -> bool:
+        refreshed = await super()._handle_refresh_response(response)
+        self._refresh_early()
+        return refreshed
+
+    def _bind_if_discovered(self) -> None:
+        metadata = self.context.oauth_metadata
+        if metadata is not None and metadata is not self._bound:
+            self._bound = metadata
+            self.storage.bind(
+                self.context.auth_server_url or str(metadata.issuer),
+                metadata,
+                self.context.protected_resource_metadata,
+            )
+
+    def _before(self, request: httpx2.Request) -> str:
+        step = step_of(request)
+        if step == "discovery":
+            self._tried.append(str(request.url))
+        else:
+            self.check_metadata()
+        return step
+
+    async def _after(self, step: str, request: httpx2.Request, response: httpx2.Response) -> None:
+        where = f"{request.method} {request.url.copy_with(query=None)}"
+        self._trace(f"{step}: {where} -> HTTP {response.status_code}")
+        ok = response.status_code in (200, 201)
+        if step == "registration" and ok and self._settings.verbose:
+            await response.aread()
+            self._trace(f"registration: client_id {response.json().get('client_id')}")
+        if step == "refresh" and response.status_code != 200:
+            self.storage.delete_tokens()
+            self._write("Your session could not be renewed; signing in again.")
+
+    def _too_many_step_ups(self, response: httpx2.Response, seen: int) -> bool:
+        """Bound re-authorizations on 403 insufficient_scope (MCP authorization, step-up).
+
+        `seen` counts this request's 403s so far. The SDK re-authorizes at most once per
+        request; `max_step_up` 0 turns that off.
+        """
+        wanted = extract_field_from_www_auth(response, "scope") or "more"
+        if seen > min(self._settings.max_step_up, 1):
+            self.failure = ClientConnectError(
+                f"The server asks for {wanted} scope, which this sign-in did not grant; "
+                "ask the server's administrator for access.",
+                "insufficient_scope",
+            )
+            return True
+        self._trace(f"step-up: the server asks for scope {wanted}; signing in again")
+        return False
+
+    async def _auth_flow(
+        self, request: httpx2.Request
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        """The SDK's flow, observed step by step: checks before each request, trace after.
+
+        An expected failure is kept in `failure` and the request is sent once more without a
+        token, so the caller gets the server's own 401/403 instead of a dead MCP transport.
+        """
+        flow = super()._auth_flow(request)
+        response: httpx2.Response | None = None
+        step_ups = 0
+        try:
+            while True:
+                try:
+                    outgoing = await (
+                        flow.__anext__() if response is None else flow.asend(response)
+                    )
+                    step = "" if outgoing is request else self._before(outgoing)
+                    self._bind_if_discovered()
+                except StopAsyncIteration:
+                    return
+                except EXPECTED_FAILURES as exc:
+                    self.failure = exc
+                    request.headers.pop("Authorization", None)
+                    yield request
+                    return
+                if not step:
+                    self._tried = []
+                response = yield outgoing
+                if self.failure is not None and step:  # the network failed under the flow
+                    request.headers.pop("Authorization", None)
+                    yield request
+                    return
+                if step:
+                    await self._after(step, outgoing, response)
+                elif response.status_code == 401:
+                    self._trace(f"{request.url}: HTTP 401, sign-in needed")
+                    self._sign_in_scope = extract_field_from_www_auth(response, "scope") or ""
+                elif is_step_up(response):
+                    self._sign_in_scope = None  # a step-up: the SDK's scope union applies
+                    step_ups += 1
+                    if self._too_many_step_ups(response, step_ups):
+                        return  # the caller gets this 403 and `failure` says why
+        finally:
+            await flow.aclose()
+
+    def report(self, failure: ClientConnectError) -> None:
+        """Record a failure seen outside the flow (the first one wins)."""
+        self.failure = self.failure or failure
+
+    def take_failure(self) -> Exception | None:
+        """The expected failure of the last flow, if any (and forget it)."""
+        failure, self.failure = self.failure, None
+        return failure
+
+    def forget_tokens(self) -> None:
+        """Drop the tokens in memory (the stored ones are the caller's business)."""
+        self.context.clear_tokens()
+        self._initialized = False

@@ -1,0 +1,252 @@
+"""Connect to an OAuth-protected MCP server: sign in or reuse stored tokens, hand out a session."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import functools
+import logging
+import webbrowser
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import httpx2
+from mcp import Client
+from mcp.client.auth import OAuthFlowError
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth_utils import resource_url_from_server_url
+from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult, TextContent, Tool
+from mcp_types import LATEST_PROTOCOL_VERSION
+
+from secure_mcp.client.auth.browser import Opener
+from secure_mcp.client.auth.errors import ClientConnectError
+from secure_mcp.client.auth.interaction import AUTHORIZATION_TIMEOUT, Authorizer
+from secure_mcp.client.auth.paste import InputFn
+from secure_mcp.client.auth.provider import EXPECTED_FAILURES, SecureOAuthProvider
+from secure_mcp.client.auth.revocation import revoke_tokens
+from secure_mcp.client.auth.storage import FileTokenStorage, StorageError
+from secure_mcp.client.auth.transport import ReportingTransport
+from secure_mcp.client.settings import ClientSettings
+
+__all__ = ["ClientConnectError", "McpToolSession", "connect", "logout_stored"]
+
+Write = Callable[[str], None]
+T = TypeVar("T")
+_PING = {"jsonrpc": "2.0", "id": "secure-mcp-preflight", "method": "ping"}
+
+
+def _quiet_sdk_logs() -> None:
+    """The SDK logs expected OAuth failures with tracebacks; we report them in one line instead."""
+    logger = logging.getLogger("mcp")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+
+
+def _status_error(url: str, response: httpx2.Response) -> ClientConnectError | None:
+    """A one-line error for an MCP server answer that means we cannot go on, else None."""
+    status = response.status_code
+    if status == 401:
+        return ClientConnectError(
+            f"The server at {url} still refuses the sign-in (HTTP 401).", "invalid_token"
+        )
+    if status == 403:
+        return ClientConnectError(
+            f"The server at {url} refuses access (HTTP 403).", "insufficient_scope"
+        )
+    if status == 404:
+        return ClientConnectError(
+            f"There is no MCP server at {url} (HTTP 404); check --server.", "not_found"
+        )
+    if status == 503:
+        return ClientConnectError(
+            f"The MCP server at {url} is unavailable (HTTP 503); "
+            "is its authorization server running?",
+            "temporarily_unavailable",
+        )
+    if status >= 500:
+        return ClientConnectError(
+            f"The MCP server at {url} failed (HTTP {status}).", "server_error"
+        )
+    return None
+
+
+def as_connect_error(exc: Exception) -> ClientConnectError:
+    """The one-line, user-facing form of an expected failure."""
+    if isinstance(exc, ClientConnectError):
+        return exc
+    if isinstance(exc, OAuthFlowError):
+        return ClientConnectError(f"Sign-in failed: {exc}", "authorization_failed")
+    return ClientConnectError(str(exc), "storage_error")
+
+
+async def _checked(provider: SecureOAuthProvider, send: Callable[[], Awaitable[T]]) -> T:
+    """Run `send`, turning the provider's expected failures into ClientConnectError."""
+    provider.take_failure()
+    try:
+        result = await send()
+    except (*EXPECTED_FAILURES, MCPError) as exc:
+        cause: Exception = provider.take_failure() or exc
+        if isinstance(cause, MCPError):
+            raise
+        raise as_connect_error(cause) from exc
+    failure = provider.take_failure()
+    if failure is not None:
+        raise as_connect_error(failure)
+    return result
+
+
+async def preflight(http: httpx2.AsyncClient, provider: SecureOAuthProvider) -> None:
+    """One request to the MCP endpoint so sign-in happens here, where errors are clear."""
+    url = provider.context.server_url
+    headers = {
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": LATEST_PROTOCOL_VERSION,
+    }
+    response = await _checked(provider, lambda: http.post(url, json=_PING, headers=headers))
+    error = _status_error(url, response)
+    if error is not None:
+        raise error
+
+
+class McpToolSession:
+    """A ToolSession over an authorized mcp.Client."""
+
+    def __init__(
+        self,
+        client: Client,
+        http: httpx2.AsyncClient,
+        provider: SecureOAuthProvider,
+        write: Write,
+        transport: httpx2.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._client = client
+        self._http = http
+        self._transport = transport
+        self._provider = provider
+        self._write = write
+
+    async def list_tools(self) -> list[Tool]:
+        """Every page of the server's tools."""
+        tools: list[Tool] = []
+        cursor: str | None = None
+        while True:
+            try:
+                page = await _checked(
+                    self._provider, functools.partial(self._client.list_tools, cursor=cursor)
+                )
+            except MCPError as exc:
+                raise ClientConnectError(
+                    f"Could not list the tools: {exc}", "server_error"
+                ) from exc
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                return tools
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> CallToolResult:
+        """Call a tool; a JSON-RPC error becomes an `isError` result, a sign-in failure raises."""
+        try:
+            return await _checked(self._provider, lambda: self._client.call_tool(name, arguments))
+        except MCPError as exc:
+            return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
+
+    async def login(self) -> None:
+        """Revoke and forget the stored tokens, then sign in again now."""
+        await self._revoke(lambda line: None)
+        await preflight(self._http, self._provider)
+
+    async def logout(self) -> None:
+        """Revoke (RFC 7009) and delete the stored tokens; the next call signs in again."""
+        await self._revoke(self._write)
+
+    async def _revoke(self, write: Write) -> None:
+        # A plain client: revocation must not carry the bearer token or start a sign-in.
+        async with httpx2.AsyncClient(transport=self._transport, timeout=30.0) as plain:
+            await _revoke_and_delete(self._provider.storage, plain, write)
+        self._provider.forget_tokens()
+
+
+async def _revoke_and_delete(
+    storage: FileTokenStorage, http: httpx2.AsyncClient, write: Write
+) -> bool:
+    """Revoke every stored token set of the storage's resource, then delete them."""
+    stored = storage.all_tokens()
+    for issuer, tokens in stored:
+        metadata, client = storage.server(issuer)
+        await revoke_tokens(http, metadata, client, tokens, write)
+    storage.delete_tokens()
+    write(
+        f"Signed out of {storage.resource}."
+        if stored
+        else f"No stored sign-in for {storage.resource}."
+    )
+    return bool(stored)
+
+
+def _storage(settings: ClientSettings) -> FileTokenStorage:
+    return FileTokenStorage(settings.state_dir, resource_url_from_server_url(settings.server_url))
+
+
+@asynccontextmanager
+async def connect(
+    settings: ClientSettings,
+    *,
+    write: Write = print,
+    http_transport: httpx2.AsyncBaseTransport | None = None,
+    opener: Opener = webbrowser.open,
+    input_fn: InputFn = builtins.input,
+    authorization_timeout: float = AUTHORIZATION_TIMEOUT,
+) -> AsyncIterator[McpToolSession]:
+    """Sign in to `settings.server_url` (or reuse stored tokens) and yield a ToolSession."""
+    _quiet_sdk_logs()
+    authorizer = Authorizer(
+        paste=settings.paste,
+        open_browser=settings.open_browser,
+        write=write,
+        opener=opener,
+        input_fn=input_fn,
+        timeout=authorization_timeout,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(authorizer.close)
+        provider = _provider(settings, authorizer, write)
+        transport = ReportingTransport(
+            http_transport or httpx2.AsyncHTTPTransport(), provider.report
+        )
+        http = await stack.enter_async_context(
+            httpx2.AsyncClient(
+                auth=provider, transport=transport, timeout=httpx2.Timeout(30.0, read=300.0)
+            )
+        )
+        await preflight(http, provider)
+        client = Client(streamable_http_client(settings.server_url, http_client=http))
+        await _checked(provider, functools.partial(stack.enter_async_context, client))
+        yield McpToolSession(client, http, provider, write, http_transport)
+
+
+def _provider(
+    settings: ClientSettings, authorizer: Authorizer, write: Write
+) -> SecureOAuthProvider:
+    """The OAuth provider for `settings`, or a one-line error for a bad CIMD URL."""
+    try:
+        return SecureOAuthProvider(settings, _storage(settings), authorizer, write)
+    except ValueError as exc:  # the SDK refuses a CIMD URL that is not https with a path
+        raise ClientConnectError(
+            f"--client-metadata-url must be an https URL with a path: {exc}", "invalid_client"
+        ) from exc
+
+
+async def logout_stored(
+    settings: ClientSettings,
+    write: Write = print,
+    *,
+    http_transport: httpx2.AsyncBaseTransport | None = None,
+) -> bool:
+    """`--logout` without connecting to the MCP server: revoke and delete stored tokens."""
+    try:
+        async with httpx2.AsyncClient(transport=http_transport, timeout=30.0) as http:
+            return await _revoke_and_delete(_storage(settings), http, write)
+    except StorageError as exc:
+        raise ClientConnectError(str(exc), "storage_error") from exc

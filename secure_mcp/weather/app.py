@@ -1,0 +1,197 @@
+"""Assemble the weather server: MCP tools, bearer gate, RFC 9728 metadata, health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx2
+from mcp.server.auth.routes import cors_middleware
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.auth import ProtectedResourceMetadata
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+
+from secure_mcp.weather.bearer import BearerAuthMiddleware
+from secure_mcp.weather.nws import NwsClient, Sleep
+from secure_mcp.weather.replay import SUMMARY, replay_transport
+from secure_mcp.weather.rfc7662 import IntrospectionVerifier
+from secure_mcp.weather.settings import WILDCARD_HOSTS, StartupError, WeatherSettings
+from secure_mcp.weather.tools import register_tools
+
+HEALTH_PATH = "/health"
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+
+@dataclass(frozen=True)
+class Seams:
+    """Test and benchmark seams: upstream transports and the retry sleep."""
+
+    nws_transport: httpx2.AsyncBaseTransport | None = None
+    introspection_transport: httpx2.AsyncBaseTransport | None = None
+    nws_sleep: Sleep | None = None
+
+
+def transport_security(settings: WeatherSettings) -> TransportSecuritySettings:
+    """DNS-rebinding protection: only our own Host and Origin values are accepted."""
+    hosts = {f"{settings.host}:{settings.port}", urlsplit(settings.resource_url).netloc}
+    if settings.host in {"127.0.0.1", "localhost", "::1", *WILDCARD_HOSTS}:
+        hosts |= {f"{name}:{settings.port}" for name in LOOPBACK}
+    origins = {f"http://{h}" for h in hosts} | {f"https://{h}" for h in hosts}
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=sorted(hosts),
+        allowed_origins=sorted(origins),
+    )
+
+
+def protected_resource_metadata(settings: WeatherSettings) -> dict[str, Any]:
+    """RFC 9728 section 2 metadata; `resource` and the issuer exactly as configured."""
+    metadata = ProtectedResourceMetadata.model_validate(
+        {
+            "resource": settings.resource_url,
+            "authorization_servers": [settings.auth_server],
+            "scopes_supported": list(settings.required_scopes),
+            "bearer_methods_supported": ["header"],  # RFC 9728 2: never the query string
+            "resource_name": "Weather MCP server",
+        }
+    )
+    data: dict[str, Any] = metadata.model_dump(mode="json", exclude_none=True)
+    return data
+
+
+def _verifier(settings: WeatherSettings, seams: Seams) -> IntrospectionVerifier:
+    """The introspection client, which needs this resource server's credentials."""
+    if settings.credentials is None:
+        raise StartupError("introspection credentials are required when auth is on")
+    return IntrospectionVerifier(
+        issuer=settings.auth_server,
+        resource=settings.resource_url,
+        credentials=settings.credentials,
+        cache_ttl=settings.introspection_cache_ttl,
+        cache_size=settings.introspection_cache_size,
+        transport=seams.introspection_transport,
+    )
+
+
+def _nws(settings: WeatherSettings, seams: Seams) -> NwsClient:
+    """The NWS client: the recordings in replay mode, else the live API (or a test seam)."""
+    transport = replay_transport() if settings.nws_replay else seams.nws_transport
+    if seams.nws_sleep is None:
+        return NwsClient(settings.nws_base, settings.nws_user_agent, transport=transport)
+    return NwsClient(
+        settings.nws_base, settings.nws_user_agent, transport=transport, sleep=seams.nws_sleep
+    )
+
+
+def _mcp_server(
+    settings: WeatherSettings, verifier: IntrospectionVerifier | None
+) -> MCPServer[Any]:
+    """The SDK server; with auth, its own bearer check stays on as defence in depth."""
+    if verifier is None:
+        return MCPServer("weather", instructions="US weather alerts and forecasts (NWS).")
+    auth = AuthSettings.model_validate(
+        {
+            "issuer_url": settings.auth_server,
+            "resource_server_url": settings.resource_url,
+            "required_scopes": list(settings.required_scopes),
+            "validate_token_resource": True,
+        }
+    )
+    return MCPServer(
+        "weather",
+        instructions="US weather alerts and forecasts (NWS).",
+        token_verifier=verifier,
+        auth=auth,
+    )
+
+
+async def health(request: Request) -> Response:
+    """Readiness for humans and orchestrators: no auth, no secrets."""
+    return JSONResponse({"status": "ok"})
+
+
+def _metadata_route(settings: WeatherSettings) -> Route:
+    """RFC 9728 section 3.1: metadata at the path-inserted well-known URI (CORS for browsers)."""
+    document = protected_resource_metadata(settings)
+    return Route(
+        urlsplit(settings.resource_metadata_url).path,
+        cors_middleware(lambda _: JSONResponse(document), ["GET", "OPTIONS"]),
+        methods=["GET", "OPTIONS"],
+    )
+
+
+def _bearer_gate(settings: WeatherSettings, verifier: IntrospectionVerifier) -> Middleware:
+    """Our RFC 6750 gate: everything but health and the metadata needs a token."""
+    return Middleware(
+        BearerAuthMiddleware,
+        verifier=verifier,
+        required_scopes=settings.required_scopes,
+        resource_metadata=settings.resource_metadata_url,
+        public_paths=[HEALTH_PATH, urlsplit(settings.resource_metadata_url).path],
+    )
+
+
+def build_app(
+    settings: WeatherSettings, *, require_auth: bool = True, seams: Seams | None = None
+) -> Starlette:
+    """The whole ASGI application; `require_auth=False` exists only for the benchmark."""
+    seams = seams or Seams()
+    verifier = _verifier(settings, seams) if require_auth else None
+    nws = _nws(settings, seams)
+    server = _mcp_server(settings, verifier)
+    register_tools(server, nws)
+    inner = server.streamable_http_app(
+        streamable_http_path=settings.mcp_path,
+        transport_security=transport_security(settings),
+        host=settings.host,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with server.session_manager.run():
+            try:
+                yield
+            finally:
+                await nws.aclose()
+                if verifier is not None:
+                    await verifier.aclose()
+
+    routes: list[Route | Mount] = [Route(HEALTH_PATH, health, methods=["GET"])]
+    middleware: list[Middleware] = []
+    if verifier is not None:
+        routes.append(_metadata_route(settings))
+        middleware.append(_bearer_gate(settings, verifier))
+    routes.append(Mount("", app=inner))
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def startup_banner(settings: WeatherSettings) -> list[str]:
+    """What weather.py prints at start: where it listens, who it trusts, replay or live."""
+    lines = [
+        f"weather: MCP endpoint {settings.resource_url} (listening on {settings.host}:"
+        f"{settings.port})",
+        f"weather: authorization server {settings.auth_server}; "
+        f"required scope {' '.join(settings.required_scopes)}",
+        f"weather: protected resource metadata {settings.resource_metadata_url}",
+        f"weather: introspection cache {settings.introspection_cache_ttl:g}s"
+        + (" (off)" if settings.introspection_cache_ttl == 0 else ""),
+    ]
+    if settings.credentials is not None:
+        lines.append(
+            f"weather: introspecting as {settings.credentials.client_id} "
+            f"(credentials from {settings.credentials_source})"
+        )
+    if settings.nws_replay:
+        lines += ["weather: " + "!" * 60, f"weather: {SUMMARY}", "weather: " + "!" * 60]
+    else:
+        lines.append(f"weather: NWS API {settings.nws_base}")
+    return lines

@@ -1,0 +1,117 @@
+"""RFC 6750 bearer-token gate in front of the MCP endpoint: pure ASGI, closed by default."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from urllib.parse import parse_qsl
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from secure_mcp.weather.errors import (
+    AuthError,
+    AuthServerUnavailableError,
+    InsufficientScopeError,
+    InvalidRequestError,
+    MissingTokenError,
+)
+from secure_mcp.weather.rfc7662 import IntrospectionVerifier
+
+# RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
+B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+MAX_TOKEN_LENGTH = 4096
+RETRY_AFTER_SECONDS = 5
+
+
+def bearer_token(scope: Scope) -> str:
+    """The token of the request's single `Authorization: Bearer` header; AuthError otherwise."""
+    raw_query: bytes = scope.get("query_string", b"")
+    query = raw_query.decode("latin-1")
+    if query and any(
+        name == "access_token" for name, _ in parse_qsl(query, keep_blank_values=True)
+    ):
+        # MCP authorization "Access Token Usage" (MUST NOT be in the URI query); RFC 9700 4.3.2.
+        raise InvalidRequestError("Send the access token in the Authorization header only.")
+    values = [v for k, v in scope.get("headers", ()) if k.lower() == b"authorization"]
+    if len(values) > 1:
+        raise InvalidRequestError("Send exactly one Authorization header.")
+    if not values:
+        raise MissingTokenError
+    scheme, _, token = values[0].decode("latin-1").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise MissingTokenError  # RFC 6750 3.1: an unsupported scheme is no bearer attempt
+    credential: str = token.strip()
+    if len(credential) > MAX_TOKEN_LENGTH or not B64TOKEN.fullmatch(credential):
+        raise InvalidRequestError("The Authorization header is not a valid Bearer credential.")
+    return credential
+
+
+def challenge(exc: AuthError, resource_metadata: str, scopes: Sequence[str]) -> str:
+    """The `WWW-Authenticate` value (RFC 6750 section 3, RFC 9728 section 5.1)."""
+    parts = [f'resource_metadata="{resource_metadata}"', f'scope="{" ".join(scopes)}"']
+    if exc.error:
+        parts += [f'error="{exc.error}"', f'error_description="{exc.description}"']
+    return "Bearer " + ", ".join(parts)
+
+
+def _response_headers(
+    exc: AuthError, resource_metadata: str, scopes: Sequence[str]
+) -> list[tuple[bytes, bytes]]:
+    """Headers of a refusal: a challenge for 4xx, `Retry-After` for 503."""
+    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
+    if isinstance(exc, AuthServerUnavailableError):
+        return [*headers, (b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+    value = challenge(exc, resource_metadata, scopes)
+    return [*headers, (b"www-authenticate", value.encode("latin-1"))]
+
+
+async def refuse(send: Send, exc: AuthError, resource_metadata: str, scopes: Sequence[str]) -> None:
+    """Write the JSON refusal for `exc`."""
+    payload = {"error": exc.error} if exc.error else {}
+    body = json.dumps({**payload, "error_description": exc.description}).encode()
+    headers = _response_headers(exc, resource_metadata, scopes)
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": exc.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BearerAuthMiddleware:
+    """Every HTTP path except `public_paths` needs an active token with the required scopes."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        verifier: IntrospectionVerifier,
+        required_scopes: Sequence[str],
+        resource_metadata: str,
+        public_paths: Iterable[str],
+    ) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.required_scopes = tuple(required_scopes)
+        self.resource_metadata = resource_metadata
+        self.public_paths = frozenset(public_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" or (
+            scope["type"] == "http" and scope["path"] in self.public_paths
+        ):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] != "http":
+            await send({"type": "websocket.close", "code": 1008})  # no other protocol gets in
+            return
+        try:
+            await self._authorize(scope)
+        except AuthError as exc:
+            await refuse(send, exc, self.resource_metadata, self.required_scopes)
+            return
+        await self.app(scope, receive, send)
+
+    async def _authorize(self, scope: Scope) -> None:
+        """Raise the AuthError that refuses this request, or return to let it through."""
+        access = await self.verifier.check(bearer_token(scope))
+        if not set(self.required_scopes) <= set(access.scopes):
+            raise InsufficientScopeError

@@ -1,0 +1,50 @@
+"""RFC 6750 section 3.1 errors of the protected resource, each carrying its OAuth code."""
+
+from __future__ import annotations
+
+
+class AuthError(Exception):
+    """A refused request; `error` is the RFC 6750 section 3.1 code ("" for none)."""
+
+    error = ""
+    status = 401
+    description = "This MCP server requires an OAuth 2.1 bearer token in the Authorization header."
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description or self.description)
+        if description:
+            self.description = description
+
+
+class InvalidRequestError(AuthError):
+    """RFC 6750 3.1: malformed request (token in the query string, bad header)."""
+
+    error = "invalid_request"
+    status = 400
+
+
+class MissingTokenError(AuthError):
+    """RFC 6750 3.1: no authentication information at all, so no error code."""
+
+
+class InvalidTokenError(AuthError):
+    """RFC 6750 3.1: expired, revoked, malformed or issued for another resource."""
+
+    error = "invalid_token"
+    description = "The access token is invalid, expired, revoked or not issued for this server."
+
+
+class InsufficientScopeError(AuthError):
+    """RFC 6750 3.1: the token lacks a scope this resource needs."""
+
+    error = "insufficient_scope"
+    status = 403
+    description = "The access token does not carry the scope this server requires."
+
+
+class AuthServerUnavailableError(AuthError):
+    """The authorization server cannot answer now: 503, not 401 (no pointless re-login)."""
+
+    error = "temporarily_unavailable"
+    status = 503
+    description = "The authorization server cannot be reached to check the token; retry shortly."

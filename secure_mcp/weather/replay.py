@@ -1,0 +1,70 @@
+"""Offline NWS: recorded api.weather.gov bodies served through an in-process transport."""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import httpx2
+
+GEO_JSON = "application/geo+json"
+PROBLEM_JSON = "application/problem+json"
+ALERTS_BY_STATE = {
+    "FL": "alerts_active_area_FL_trimmed.json",
+    "HI": "alerts_active_point_hilo_5features.json",
+}
+POINT_PATH = re.compile(r"^/points/(-?[0-9.]+),(-?[0-9.]+)$")
+FORECAST_PATH = "/gridpoints/SGX/38,66/forecast"
+# Roughly the US, Alaska, Hawaii and the territories; outside it the NWS answers 404 InvalidPoint.
+COVERED = ((17.0, 72.0, -180.0, -64.0), (13.0, 21.0, 144.0, 147.0), (-15.0, -14.0, -171.0, -169.0))
+SUMMARY = (
+    "NWS REPLAY MODE: serving recorded National Weather Service responses, not live data. "
+    "Alerts: FL (Hurricane Milton, 2024) and HI (Hilo) recorded, other states none; "
+    "every forecast inside the US is the recorded Anaheim, CA forecast."
+)
+
+
+@cache
+def fixture(name: str) -> bytes:
+    """The bytes of a bundled recording."""
+    return (resources.files("secure_mcp.weather") / "replay" / name).read_bytes()
+
+
+def fixture_json(name: str) -> Any:
+    """A bundled recording, decoded."""
+    return json.loads(fixture(name))
+
+
+def _reply(status: int, name: str, content_type: str = GEO_JSON) -> httpx2.Response:
+    """A response with a bundled body."""
+    return httpx2.Response(status, content=fixture(name), headers={"content-type": content_type})
+
+
+def _covered(lat: float, lon: float) -> bool:
+    """True inside one of the rough NWS coverage boxes."""
+    return any(s <= lat <= n and w <= lon <= e for s, n, w, e in COVERED)
+
+
+def handle(request: httpx2.Request) -> httpx2.Response:
+    """Answer one NWS request from the recordings."""
+    path = request.url.path
+    if path == "/alerts/active":
+        area = request.url.params.get("area", "").upper()
+        return _reply(200, ALERTS_BY_STATE.get(area, "alerts_active_empty.json"))
+    point = POINT_PATH.match(path)
+    if point:
+        lat, lon = float(point.group(1)), float(point.group(2))
+        if _covered(lat, lon):
+            return _reply(200, "points_33.8_-117.882_SGX.json")
+        return _reply(404, "points_404_InvalidPoint.json", PROBLEM_JSON)
+    if path == FORECAST_PATH:
+        return _reply(200, "gridpoints_SGX_38_66_forecast.json")
+    return httpx2.Response(404, json={"title": "Not recorded", "status": 404})
+
+
+def replay_transport() -> httpx2.MockTransport:
+    """A transport that never leaves the process."""
+    return httpx2.MockTransport(handle)

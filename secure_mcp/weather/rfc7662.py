@@ -1,0 +1,253 @@
+"""RFC 7662 token introspection: the authorization server decides, a short bounded cache recalls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx2
+from mcp.server.auth.provider import AccessToken
+
+from secure_mcp.common.resource_credentials import ResourceCredentials
+from secure_mcp.weather.errors import AuthServerUnavailableError, InvalidTokenError
+
+logger = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+METADATA_SUFFIX = "/.well-known/oauth-authorization-server"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What an active token allows; kept in the cache without the token itself."""
+
+    client_id: str
+    scopes: tuple[str, ...]
+    expires_at: int | None
+    subject: str | None
+    issuer: str | None
+
+    def access_token(self, token: str, resource: str) -> AccessToken:
+        """The SDK's view of this grant for `token`."""
+        claims = {"iss": self.issuer} if self.issuer else None
+        return AccessToken(
+            token=token,
+            client_id=self.client_id,
+            scopes=list(self.scopes),
+            expires_at=self.expires_at,
+            resource=resource,
+            subject=self.subject,
+            claims=claims,
+        )
+
+
+def token_key(token: str) -> str:
+    """The cache key of a token: its SHA-256, so no raw token is held in the cache."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class GrantCache:
+    """LRU of active grants: each entry lives at most `ttl` seconds and never past `exp`."""
+
+    def __init__(self, ttl: float, size: int, clock: Clock) -> None:
+        self._ttl, self._size, self._clock = ttl, size, clock
+        self._entries: OrderedDict[str, tuple[float, Grant]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> Grant | None:
+        """The live grant under `key`, dropping it when stale."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= self._clock():
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: str, grant: Grant) -> None:
+        """Remember an active grant (no-op when the TTL is 0)."""
+        until = self._clock() + self._ttl
+        if grant.expires_at is not None:
+            until = min(until, float(grant.expires_at))
+        if self._ttl <= 0 or until <= self._clock():
+            return
+        self._entries[key] = (until, grant)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
+def metadata_url(issuer: str) -> str:
+    """RFC 8414 section 3.1: the well-known suffix goes between the host and the issuer's path."""
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    return f"{parts.scheme}://{parts.netloc}{METADATA_SUFFIX}{path}"
+
+
+def _string_list(value: Any) -> list[str]:
+    """`aud` may be a string or a list of strings (RFC 7662 2.2, RFC 7519 4.1.3)."""
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+# The verdict of the current request, so the SDK's second check needs no second lookup.
+_verified: ContextVar[tuple[str, AccessToken] | None] = ContextVar("weather_verified", default=None)
+
+
+class IntrospectionVerifier:
+    """Checks bearer tokens at the authorization server's RFC 7662 endpoint (a `TokenVerifier`)."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        resource: str,
+        credentials: ResourceCredentials,
+        cache_ttl: float,
+        cache_size: int,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        timeout: float = 5.0,
+        clock: Clock = time.time,
+    ) -> None:
+        self.issuer, self.resource = issuer, resource
+        self._auth = httpx2.BasicAuth(credentials.client_id, credentials.client_secret)
+        self._http = httpx2.AsyncClient(transport=transport, timeout=timeout)
+        self.cache = GrantCache(cache_ttl, cache_size, clock)
+        self._clock = clock
+        self._endpoint: str | None = None
+        self._inflight: dict[str, asyncio.Future[Grant]] = {}
+        self._discovery = asyncio.Lock()
+
+    async def aclose(self) -> None:
+        """Close the connection pool to the authorization server."""
+        await self._http.aclose()
+
+    async def check(self, token: str) -> AccessToken:
+        """The verified token, or InvalidTokenError / AuthServerUnavailableError."""
+        key = token_key(token)
+        grant = self.cache.get(key) or await self._shared_lookup(key, token)
+        access = grant.access_token(token, self.resource)
+        _verified.set((key, access))
+        return access
+
+    async def _shared_lookup(self, key: str, token: str) -> Grant:
+        """Concurrent checks of one uncached token share a single introspection request."""
+        pending = self._inflight.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._lookup(key, token))
+            self._inflight[key] = pending
+            pending.add_done_callback(lambda done: self._settled(key, done))
+        return await asyncio.shield(pending)
+
+    def _settled(self, key: str, done: asyncio.Future[Grant]) -> None:
+        """Forget a finished lookup; mark its error as seen (every waiter got it re-raised)."""
+        self._inflight.pop(key, None)
+        with contextlib.suppress(asyncio.CancelledError):
+            done.exception()
+
+    async def _lookup(self, key: str, token: str) -> Grant:
+        """Introspect, check the claims and remember an active grant."""
+        grant = self._grant(await self._introspect(token))
+        self.cache.put(key, grant)
+        return grant
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        """The SDK's second check: free after `check` ran for this request; never fails open."""
+        key = token_key(token)
+        seen = _verified.get()
+        if seen is not None and hmac.compare_digest(seen[0], key):
+            return seen[1]
+        try:
+            return await self.check(token)
+        except (InvalidTokenError, AuthServerUnavailableError):
+            return None
+
+    async def _discover(self) -> str:
+        """The introspection endpoint from RFC 8414 metadata, fetched once and then remembered."""
+        async with self._discovery:  # concurrent first requests share one metadata fetch
+            if self._endpoint is None:
+                self._endpoint = await self._fetch_endpoint()
+            return self._endpoint
+
+    async def _fetch_endpoint(self) -> str:
+        """Read `introspection_endpoint` from the issuer's metadata document."""
+        url = metadata_url(self.issuer)
+        try:
+            response = await self._http.get(url)
+            meta = response.json() if response.status_code == 200 else None
+        except (httpx2.HTTPError, ValueError) as exc:
+            logger.warning("authorization server metadata unavailable at %s: %r", url, exc)
+            raise AuthServerUnavailableError from exc
+        if not isinstance(meta, dict) or meta.get("issuer") != self.issuer:
+            # RFC 8414 section 3.3: the issuer in the metadata must be identical to ours.
+            logger.error("no valid metadata for issuer %s at %s", self.issuer, url)
+            raise AuthServerUnavailableError
+        endpoint = meta.get("introspection_endpoint")
+        if not isinstance(endpoint, str) or not endpoint:
+            logger.error("authorization server %s has no introspection_endpoint", self.issuer)
+            raise AuthServerUnavailableError
+        return endpoint
+
+    async def _introspect(self, token: str) -> Mapping[str, Any]:
+        """POST the token (RFC 7662 2.1), authenticated as this resource server."""
+        endpoint = await self._discover()
+        data = {"token": token, "token_type_hint": "access_token"}
+        try:
+            response = await self._http.post(endpoint, data=data, auth=self._auth)
+        except httpx2.HTTPError as exc:
+            self._endpoint = None  # rediscover: the server may come back elsewhere
+            logger.warning("introspection request failed: %r", exc)
+            raise AuthServerUnavailableError from exc
+        if response.status_code in {401, 403}:
+            logger.error("the authorization server refused this resource server's credentials")
+            raise AuthServerUnavailableError
+        try:
+            body = response.json() if response.status_code == 200 else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            logger.warning("introspection gave HTTP %d, no JSON object", response.status_code)
+            raise AuthServerUnavailableError
+        return body
+
+    def _grant(self, claims: Mapping[str, Any]) -> Grant:
+        """Accept only an active Bearer token for this resource from our issuer (else invalid)."""
+        now = self._clock()
+        if claims.get("active") is not True:  # RFC 7662 section 2.2
+            raise InvalidTokenError
+        token_type = claims.get("token_type")
+        if token_type is not None and str(token_type).lower() != "bearer":
+            raise InvalidTokenError
+        issuer = claims.get("iss")
+        if issuer is not None and issuer != self.issuer:
+            raise InvalidTokenError
+        if self.resource not in _string_list(claims.get("aud")):
+            # RFC 8707 / MCP authorization "Token Audience Binding": only tokens for this server.
+            raise InvalidTokenError
+        exp, nbf = claims.get("exp"), claims.get("nbf")
+        if exp is not None and (not isinstance(exp, int | float) or exp <= now):
+            raise InvalidTokenError
+        if isinstance(nbf, int | float) and nbf > now:
+            raise InvalidTokenError
+        scope, client_id, subject = claims.get("scope"), claims.get("client_id"), claims.get("sub")
+        return Grant(
+            client_id=client_id if isinstance(client_id, str) else "",
+            scopes=tuple(scope.split()) if isinstance(scope, str) else (),
+            expires_at=int(exp) if exp is not None else None,
+            subject=subject if isinstance(subject, str) else None,
+            issuer=issuer if isinstance(issuer, str) else None,
+        )

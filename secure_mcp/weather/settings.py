@@ -1,0 +1,179 @@
+"""The weather server's one settings object, built from flags and the environment."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from secure_mcp.common.paths import oauth_data_dir
+from secure_mcp.common.resource_credentials import (
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
+    CredentialsError,
+    ResourceCredentials,
+    credentials_from_env,
+    credentials_path,
+    load_all,
+)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_AUTH_SERVER = "http://localhost:8003"
+DEFAULT_NWS_BASE = "https://api.weather.gov"
+DEFAULT_USER_AGENT = "secure-mcp-weather/0.1 (+https://github.com/secure-mcp; set NWS_USER_AGENT)"
+DEFAULT_SCOPES = ("weather:read",)
+DEFAULT_CACHE_TTL = 30.0
+DEFAULT_CACHE_SIZE = 10_000
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})  # noqa: S104 - recognised, never chosen
+
+
+class StartupError(Exception):
+    """A configuration problem reported as one readable line before the server starts."""
+
+
+@dataclass(frozen=True)
+class WeatherSettings:
+    """Everything weather.py needs, decided once at start-up."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    auth_server: str = DEFAULT_AUTH_SERVER
+    resource_url: str = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}/mcp"
+    nws_base: str = DEFAULT_NWS_BASE
+    nws_replay: bool = False
+    nws_user_agent: str = DEFAULT_USER_AGENT
+    required_scopes: tuple[str, ...] = DEFAULT_SCOPES
+    introspection_cache_ttl: float = DEFAULT_CACHE_TTL
+    introspection_cache_size: int = DEFAULT_CACHE_SIZE
+    oauth_data_dir: Path = Path()
+    credentials: ResourceCredentials | None = field(default=None, repr=False)
+    credentials_source: str = ""
+
+    @property
+    def mcp_path(self) -> str:
+        """The path the MCP endpoint is served at (the resource URL's path)."""
+        return urlsplit(self.resource_url).path
+
+    @property
+    def resource_metadata_url(self) -> str:
+        """RFC 9728 section 3.1: the well-known URI inserted before the resource's path."""
+        parts = urlsplit(self.resource_url)
+        return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource{parts.path}"
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The command line of weather.py; every flag has an environment equivalent."""
+    p = argparse.ArgumentParser(
+        prog="weather.py", description="Protected MCP weather server (OAuth 2.1 resource server)."
+    )
+    p.add_argument("--host", help=f"bind address (WEATHER_HOST, default {DEFAULT_HOST})")
+    p.add_argument("--port", type=int, help=f"port (WEATHER_PORT, default {DEFAULT_PORT})")
+    p.add_argument("--auth-server", help=f"issuer (AUTH_SERVER_URL, default {DEFAULT_AUTH_SERVER})")
+    p.add_argument("--resource-url", help="canonical resource URL (WEATHER_RESOURCE_URL)")
+    p.add_argument("--nws-base", help=f"NWS API base (NWS_API_BASE, default {DEFAULT_NWS_BASE})")
+    p.add_argument(
+        "--nws-replay",
+        action="store_true",
+        default=None,
+        help="serve bundled NWS responses instead of the live API (NWS_REPLAY=1)",
+    )
+    p.add_argument("--required-scope", help="space-separated scopes (WEATHER_REQUIRED_SCOPES)")
+    p.add_argument(
+        "--introspection-cache-ttl",
+        type=float,
+        help="seconds to cache active introspection results, 0 disables "
+        "(WEATHER_INTROSPECTION_CACHE_TTL, default 30)",
+    )
+    p.add_argument("--oauth-data-dir", help="oauth.py data folder (OAUTH_DATA_DIR)")
+    return p
+
+
+def _number(raw: str, name: str, kind: type[int] | type[float]) -> float:
+    """Parse a numeric environment value or raise a StartupError naming the variable."""
+    try:
+        return kind(raw)
+    except ValueError as exc:
+        raise StartupError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def _issuer(raw: str) -> str:
+    """The issuer as configured, minus the slash of a bare origin (RFC 8414 3.3 exact match)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
+        raise StartupError(f"--auth-server must be an http(s) URL without query, got {raw!r}")
+    return raw[:-1] if parts.path == "/" else raw
+
+
+def _resource(raw: str) -> str:
+    """RFC 8707 section 2: an absolute URI without fragment; ours also needs a path."""
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise StartupError(f"--resource-url must be an absolute http(s) URL, got {raw!r}")
+    if parts.fragment or parts.query or parts.path in {"", "/"}:
+        raise StartupError(f"--resource-url needs a path and no query or fragment, got {raw!r}")
+    return raw
+
+
+def _cache_ttl(flag: float | None, env: Mapping[str, str]) -> float:
+    """The introspection cache TTL in seconds (0 disables the cache)."""
+    name = "WEATHER_INTROSPECTION_CACHE_TTL"
+    ttl = (
+        flag if flag is not None else _number(env.get(name) or str(DEFAULT_CACHE_TTL), name, float)
+    )
+    if ttl < 0:
+        raise StartupError("the introspection cache TTL must be 0 (off) or more seconds")
+    return ttl
+
+
+def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettings:
+    """Flags override environment variables, which override the defaults; loads credentials."""
+    args = _parser().parse_args(list(argv))
+    host = args.host or env.get("WEATHER_HOST") or DEFAULT_HOST
+    port = args.port
+    if port is None:
+        port = int(_number(env.get("WEATHER_PORT") or str(DEFAULT_PORT), "WEATHER_PORT", int))
+    public_host = "127.0.0.1" if host in WILDCARD_HOSTS else host
+    default_resource = f"http://{public_host}:{port}/mcp"
+    scopes = tuple((args.required_scope or env.get("WEATHER_REQUIRED_SCOPES") or "").split())
+    replay = args.nws_replay or env.get("NWS_REPLAY", "").lower() in TRUE_WORDS
+    data_dir = oauth_data_dir(env, args.oauth_data_dir)
+    resource = _resource(args.resource_url or env.get("WEATHER_RESOURCE_URL") or default_resource)
+    credentials, source = load_credentials(env, data_dir, resource)
+    return WeatherSettings(
+        host=host,
+        port=port,
+        auth_server=_issuer(args.auth_server or env.get("AUTH_SERVER_URL") or DEFAULT_AUTH_SERVER),
+        resource_url=resource,
+        nws_base=(args.nws_base or env.get("NWS_API_BASE") or DEFAULT_NWS_BASE).rstrip("/"),
+        nws_replay=bool(replay),
+        nws_user_agent=env.get("NWS_USER_AGENT") or DEFAULT_USER_AGENT,
+        required_scopes=scopes or DEFAULT_SCOPES,
+        introspection_cache_ttl=_cache_ttl(args.introspection_cache_ttl, env),
+        oauth_data_dir=data_dir,
+        credentials=credentials,
+        credentials_source=source,
+    )
+
+
+def load_credentials(
+    env: Mapping[str, str], data_dir: Path, resource: str
+) -> tuple[ResourceCredentials, str]:
+    """RFC 7662 section 2.1 credentials and where they came from: environment, then data folder."""
+    try:
+        from_env = credentials_from_env(env)
+        if from_env is not None:
+            return from_env, f"{ENV_CLIENT_ID}/{ENV_CLIENT_SECRET}"
+        found = load_all(data_dir).get(resource)
+    except CredentialsError as exc:
+        raise StartupError(f"cannot load introspection credentials: {exc}") from exc
+    if found is None:
+        raise StartupError(
+            f"no introspection credentials for {resource}. Either set {ENV_CLIENT_ID} and "
+            f"{ENV_CLIENT_SECRET}, or start oauth.py first with the same OAUTH_DATA_DIR "
+            f"(looked in {data_dir}) and with this resource URL configured."
+        )
+    return found, str(credentials_path(data_dir))

@@ -1,0 +1,96 @@
+"""RFC 7009 revocation: what is sent, and what the user is told when it cannot be done."""
+
+from __future__ import annotations
+
+import httpx2
+from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata, OAuthToken
+
+from secure_mcp.client.auth.revocation import revoke_tokens
+
+METADATA = OAuthMetadata.model_validate(
+    {
+        "issuer": "http://as",
+        "authorization_endpoint": "http://as/authorize",
+        "token_endpoint": "http://as/token",
+        "revocation_endpoint": "http://as/revoke",
+    }
+)
+TOKENS = OAuthToken(access_token="access", refresh_token="refresh")
+
+
+async def _revoke(
+    handler: httpx2.MockTransport, client: OAuthClientInformationFull | None, lines: list[str]
+) -> bool:
+    async with httpx2.AsyncClient(transport=handler) as http:
+        return await revoke_tokens(http, METADATA, client, TOKENS, lines.append)
+
+
+async def test_public_client_revokes_refresh_then_access() -> None:
+    seen: list[dict[str, str]] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(dict(httpx2.QueryParams(request.content.decode())))
+        return httpx2.Response(200)
+
+    lines: list[str] = []
+    assert await _revoke(
+        httpx2.MockTransport(handler), OAuthClientInformationFull(client_id="c"), lines
+    )
+    assert seen == [
+        {"token": "refresh", "token_type_hint": "refresh_token", "client_id": "c"},
+        {"token": "access", "token_type_hint": "access_token", "client_id": "c"},
+    ]
+    assert lines == []
+
+
+async def test_access_token_alone_is_revoked() -> None:
+    hints: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        hints.append(dict(httpx2.QueryParams(request.content.decode()))["token_type_hint"])
+        return httpx2.Response(200)
+
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
+        client = OAuthClientInformationFull(client_id="c")
+        only_access = OAuthToken(access_token="a")
+        assert await revoke_tokens(http, METADATA, client, only_access, [].append)
+    assert hints == ["access_token"]
+
+
+async def test_confidential_client_sends_its_secret() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.content.decode())
+        return httpx2.Response(200)
+
+    client = OAuthClientInformationFull(client_id="c", client_secret="s")
+    await _revoke(httpx2.MockTransport(handler), client, [])
+    assert all("client_secret=s" in body for body in seen)
+
+
+async def test_refusal_and_unreachable_are_reported() -> None:
+    lines: list[str] = []
+
+    def refuse(request: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(503)
+
+    client = OAuthClientInformationFull(client_id="c")
+    assert not await _revoke(httpx2.MockTransport(refuse), client, lines)
+    assert lines[0] == "The authorization server did not revoke the refresh_token (HTTP 503)."
+
+    def down(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused", request=request)
+
+    lines.clear()
+    assert not await _revoke(httpx2.MockTransport(down), client, lines)
+    assert lines[0] == "Could not reach http://as/revoke to revoke the refresh_token: ConnectError"
+
+
+async def test_no_endpoint_or_no_client_means_local_delete_only() -> None:
+    lines: list[str] = []
+    async with httpx2.AsyncClient() as http:
+        assert not await revoke_tokens(http, None, None, TOKENS, lines.append)
+        only_access = OAuthToken(access_token="a")
+        assert not await revoke_tokens(http, METADATA, None, only_access, lines.append)
+    assert lines[0].startswith("The authorization server offers no revocation")

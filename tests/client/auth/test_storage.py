@@ -1,0 +1,97 @@
+"""The private token store: keyed by issuer and resource, never half-written, never guessed."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata, OAuthToken
+
+from secure_mcp.client.auth.storage import STATE_FILE, FileTokenStorage, StorageError
+
+RESOURCE = "http://127.0.0.1:8000/mcp"
+ISSUER = "http://127.0.0.1:9000"
+
+
+def metadata(issuer: str = ISSUER) -> OAuthMetadata:
+    return OAuthMetadata.model_validate(
+        {
+            "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/authorize",
+            "token_endpoint": f"{issuer}/token",
+        }
+    )
+
+
+async def test_tokens_round_trip_under_issuer_and_resource(tmp_path: Path) -> None:
+    storage = FileTokenStorage(tmp_path / "state", RESOURCE)
+    assert await storage.get_tokens() is None
+    assert await storage.get_client_info() is None
+    assert storage.discovered() is None
+    storage.bind(ISSUER, metadata(), None)
+    await storage.set_tokens(OAuthToken(access_token="a", expires_in=60, refresh_token="r"))
+    await storage.set_client_info(OAuthClientInformationFull(client_id="c1", issuer=ISSUER))
+
+    again = FileTokenStorage(tmp_path / "state", RESOURCE)
+    tokens = await again.get_tokens()
+    assert tokens is not None
+    assert tokens.access_token == "a"
+    client = await again.get_client_info()
+    assert client is not None
+    assert client.client_id == "c1"
+    expires_at = again.expires_at()
+    assert expires_at is not None
+    discovered = again.discovered()
+    assert discovered is not None
+    assert discovered[0] == ISSUER
+    assert discovered[2] is None
+    path = tmp_path / "state" / STATE_FILE
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert "FileTokenStorage(" in repr(again)
+    assert "'a'" not in repr(again)
+
+
+async def test_another_resource_sees_nothing(tmp_path: Path) -> None:
+    storage = FileTokenStorage(tmp_path, RESOURCE)
+    storage.bind(ISSUER, metadata(), None)
+    await storage.set_tokens(OAuthToken(access_token="a"))
+    other = FileTokenStorage(tmp_path, "http://127.0.0.1:8001/mcp")
+    assert await other.get_tokens() is None
+    assert other.all_tokens() == []
+    assert not other.delete_tokens()
+    assert storage.expires_at() is None  # no expires_in
+
+
+async def test_client_credentials_are_per_issuer(tmp_path: Path) -> None:
+    storage = FileTokenStorage(tmp_path, RESOURCE)
+    storage.bind(ISSUER, metadata(), None)
+    await storage.set_client_info(OAuthClientInformationFull(client_id="c1", issuer=ISSUER))
+    other_issuer = "http://127.0.0.1:9001"
+    storage.current_issuer = lambda: other_issuer
+    assert await storage.get_client_info() is None
+    assert storage.server(other_issuer) == (None, None)
+
+
+async def test_nothing_is_stored_without_an_issuer(tmp_path: Path) -> None:
+    storage = FileTokenStorage(tmp_path, RESOURCE)
+    with pytest.raises(StorageError):
+        await storage.set_tokens(OAuthToken(access_token="a"))
+    with pytest.raises(StorageError):
+        await storage.set_client_info(OAuthClientInformationFull(client_id="c1"))
+
+
+@pytest.mark.parametrize("content", ["not json", "[]", '{"resources": {}}'])
+def test_malformed_file_is_an_error(tmp_path: Path, content: str) -> None:
+    (tmp_path / STATE_FILE).write_text(content)
+    with pytest.raises(StorageError):
+        FileTokenStorage(tmp_path, RESOURCE).issuer()
+
+
+def test_resource_entry_without_server_metadata(tmp_path: Path) -> None:
+    entry = {"issuer": "x", "authorization_server": "x"}
+    state = {"resources": {RESOURCE: entry}, "servers": {}, "tokens": {}}
+    (tmp_path / STATE_FILE).write_text(json.dumps(state))
+    assert FileTokenStorage(tmp_path, RESOURCE).discovered() is None

@@ -1,0 +1,392 @@
+"""connect(): sign in against conformance-style servers, reuse, refresh, step-up and log out."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp.shared.exceptions import MCPError
+from mcp.types import ListToolsResult, Tool
+
+from secure_mcp.client.auth.interaction import Authorizer
+from secure_mcp.client.auth.provider import SecureOAuthProvider
+from secure_mcp.client.auth.storage import STATE_FILE, FileTokenStorage
+from secure_mcp.client.connection import (
+    ClientConnectError,
+    McpToolSession,
+    connect,
+    logout_stored,
+)
+from secure_mcp.client.settings import ClientSettings
+from tests.client.auth.fakes import (
+    AS_ORIGIN,
+    RS_ORIGIN,
+    RS_URL,
+    FakeAuthServer,
+    FakeResource,
+    Router,
+    running,
+    weather_mcp,
+)
+from tests.client.auth.harness import ScriptedBrowser
+
+
+@pytest.fixture
+def fake_as() -> FakeAuthServer:
+    """A well-behaved authorization server."""
+    return FakeAuthServer()
+
+
+@pytest.fixture
+def browser() -> ScriptedBrowser:
+    """A browser that completes authorization without a person."""
+    return ScriptedBrowser()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> ClientSettings:
+    """Client settings pointing at the fake resource server, state in tmp_path."""
+    return ClientSettings(state_dir=tmp_path / "state", server_url=RS_URL)
+
+
+@pytest.fixture
+def lines() -> list[str]:
+    """What the client wrote."""
+    return []
+
+
+async def _run(
+    settings: ClientSettings,
+    fake_as: FakeAuthServer,
+    browser: ScriptedBrowser,
+    lines: list[str],
+) -> list[str]:
+    """Connect, list the tools and call one; return the tool names."""
+    async with running(weather_mcp(fake_as), fake_as) as router:
+        browser.router = router
+        async with connect(
+            settings, write=lines.append, http_transport=router, opener=browser.open
+        ) as session:
+            tools = await session.list_tools()
+            result = await session.call_tool("get_alerts", {"state": "CA"})
+            assert not result.is_error
+            assert "No alerts in CA" in str(result.content)
+            return [tool.name for tool in tools]
+
+
+async def test_first_run_authorizes_and_second_run_reuses_tokens(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    assert await _run(settings, fake_as, browser, lines) == ["get_alerts"]
+    assert len(browser.opened) == 1
+    assert any(browser.opened[0] in line for line in lines)  # the URL is always printed
+    assert "You can close this tab" in browser.callback_pages[0]
+    registration = next(iter(fake_as.registrations.values()))
+    assert registration["token_endpoint_auth_method"] == "none"
+    assert registration["application_type"] == "native"
+    assert registration["grant_types"] == ["authorization_code", "refresh_token"]
+    params = fake_as.authorize_params[0]
+    assert params["redirect_uri"].startswith("http://127.0.0.1:")
+    assert params["redirect_uri"] in registration["redirect_uris"]
+    assert params["code_challenge_method"] == "S256"
+    assert params["resource"] == "http://127.0.0.1:8000/mcp"
+
+    fake_as.log.clear()
+    assert await _run(settings, fake_as, browser, []) == ["get_alerts"]
+    assert len(browser.opened) == 1  # no second authorization
+    assert fake_as.log == []  # not even discovery
+
+
+async def test_state_file_is_private(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    await _run(settings, fake_as, browser, lines)
+    path = settings.state_dir / STATE_FILE
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(settings.state_dir).st_mode) == 0o700
+
+
+async def test_expired_token_is_refreshed_silently_after_restart(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    await _run(settings, fake_as, browser, lines)
+    expire_stored_tokens(settings.state_dir)
+    fake_as.log.clear()
+    await _run(settings, fake_as, browser, lines)
+    assert len(browser.opened) == 1
+    assert fake_as.log == ["POST /token refresh_token"]
+
+
+async def test_token_is_refreshed_early_within_a_session(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    async with running(weather_mcp(fake_as), fake_as) as router:
+        browser.router = router
+        async with connect(
+            settings, write=lines.append, http_transport=router, opener=browser.open
+        ) as session:
+            context = session._provider.context
+            assert context.token_expiry_time is not None
+            # a tenth of the one-hour life, at most 30 s, is kept as a margin
+            assert 3569 < context.token_expiry_time - time.time() < 3571
+            context.token_expiry_time = time.time() - 1
+            fake_as.log.clear()
+            assert not (await session.call_tool("get_alerts", {"state": "CA"})).is_error
+    assert fake_as.log == ["POST /token refresh_token"]
+    assert len(browser.opened) == 1
+
+
+async def test_failed_refresh_falls_back_to_authorization(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    await _run(settings, fake_as, browser, lines)
+    expire_stored_tokens(settings.state_dir)
+    fake_as.refresh_works = False
+    await _run(settings, fake_as, browser, lines)
+    assert len(browser.opened) == 2
+    assert "Your session could not be renewed; signing in again." in lines
+
+
+async def test_logout_revokes_and_deletes(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    await _run(settings, fake_as, browser, lines)
+    async with running(weather_mcp(fake_as), fake_as) as router:
+        assert await logout_stored(settings, lines.append, http_transport=router)
+        assert not await logout_stored(settings, lines.append, http_transport=router)
+    assert [hint for hint, _ in fake_as.revoked] == ["refresh_token", "access_token"]
+    assert fake_as.tokens == {}
+    assert lines[-1] == "No stored sign-in for http://127.0.0.1:8000/mcp."
+    await _run(settings, fake_as, browser, lines)
+    assert len(browser.opened) == 2
+
+
+async def test_session_logout_then_login_again(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    async with running(weather_mcp(fake_as), fake_as) as router:
+        browser.router = router
+        async with connect(
+            settings, write=lines.append, http_transport=router, opener=browser.open
+        ) as session:
+            await session.logout()
+            assert fake_as.tokens == {}
+            assert lines[-1] == "Signed out of http://127.0.0.1:8000/mcp."
+            result = await session.call_tool("get_alerts", {"state": "TX"})  # signs in again
+            assert not result.is_error
+            assert len(browser.opened) == 2
+            await session.login()
+            assert len(browser.opened) == 3
+            assert len(fake_as.tokens) == 1  # /login revoked the old token
+            unknown = await session.call_tool("no_such_tool", {})
+            assert unknown.is_error
+
+
+async def test_sign_in_failure_mid_session_is_one_error_and_the_session_survives(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    async with running(weather_mcp(fake_as), fake_as) as router:
+        browser.router = router
+        async with connect(
+            settings, write=lines.append, http_transport=router, opener=browser.open
+        ) as session:
+            fake_as.tokens.clear()  # the server forgot us
+            fake_as.refresh_tokens.clear()
+            fake_as.refuse = "access_denied"
+            with pytest.raises(ClientConnectError, match="refused: access_denied"):
+                await session.call_tool("get_alerts", {"state": "CA"})
+            with pytest.raises(ClientConnectError, match="refused: access_denied"):
+                await session.list_tools()
+            fake_as.refuse = None
+            assert [tool.name for tool in await session.list_tools()] == ["get_alerts"]
+
+
+async def test_browser_that_cannot_open_falls_back_to_paste(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    loop = asyncio.get_running_loop()
+
+    def pasted(prompt: str) -> str:
+        url = next(line for line in lines if "/authorize?" in line).split()[-1]
+        return asyncio.run_coroutine_threadsafe(browser.location_for(url), loop).result()
+
+    async with running(weather_mcp(fake_as), fake_as) as router:
+        browser.router = router
+        async with connect(
+            settings,
+            write=lines.append,
+            http_transport=router,
+            opener=lambda url: False,
+            input_fn=pasted,
+        ) as session:
+            assert [tool.name for tool in await session.list_tools()] == ["get_alerts"]
+    assert "Could not open a browser here; paste the redirect URL instead." in lines
+
+
+async def test_no_browser_prints_the_url_and_still_listens(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser
+) -> None:
+    settings = dataclasses.replace(settings, open_browser=False)
+    written: list[str] = []
+
+    def write(line: str) -> None:
+        written.append(line)
+        if "/authorize?" in line:  # the user copies the URL into a browser
+            browser.open(line.split()[-1])
+
+    async with running(weather_mcp(fake_as), fake_as) as router:
+        browser.router = router
+        async with connect(
+            settings, write=write, http_transport=router, opener=lambda url: pytest.fail(url)
+        ) as session:
+            assert await session.list_tools()
+    assert "You can close this tab" in browser.callback_pages[0]
+
+
+def expire_stored_tokens(state_dir: Path) -> None:
+    """Move every stored access token's expiry into the past."""
+    path = state_dir / STATE_FILE
+    state = json.loads(path.read_text())
+    for per_resource in state["tokens"].values():
+        for entry in per_resource.values():
+            entry["expires_at"] = time.time() - 60
+    path.write_text(json.dumps(state))
+
+
+def _router_with(resource: FakeResource, fake_as: FakeAuthServer) -> Router:
+    return Router({RS_ORIGIN: resource.app(), AS_ORIGIN: fake_as.app()})
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "error"),
+    [
+        (403, r"refuses access \(HTTP 403\)", "insufficient_scope"),
+        (404, "There is no MCP server at", "not_found"),
+        (503, r"is unavailable \(HTTP 503\)", "temporarily_unavailable"),
+        (500, r"failed \(HTTP 500\)", "server_error"),
+    ],
+    ids=["403", "404", "503", "500"],
+)
+async def test_server_status_becomes_one_line(
+    status: int, message: str, error: str, settings: ClientSettings, fake_as: FakeAuthServer
+) -> None:
+    router = _router_with(FakeResource(fake_as, status=status), fake_as)
+    with pytest.raises(ClientConnectError, match=message) as caught:
+        async with connect(settings, write=[].append, http_transport=router):
+            pass
+    assert caught.value.error == error
+
+
+async def test_token_still_refused_after_sign_in(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    browser.router = _router_with(FakeResource(fake_as, accept_tokens=False), fake_as)
+    with pytest.raises(ClientConnectError, match=r"still refuses the sign-in \(HTTP 401\)"):
+        async with connect(
+            settings, write=lines.append, http_transport=browser.router, opener=browser.open
+        ):
+            pass
+
+
+async def test_unreachable_server_is_named(settings: ClientSettings) -> None:
+    with pytest.raises(ClientConnectError) as caught:
+        async with connect(settings, write=[].append, http_transport=Router({})):
+            pass
+    assert str(caught.value) == (
+        "Cannot reach http://127.0.0.1:8000/mcp (ConnectError); is the server running?"
+    )
+    assert caught.value.error == "server_unreachable"
+
+
+async def test_unreachable_authorization_server_is_named(
+    settings: ClientSettings, fake_as: FakeAuthServer
+) -> None:
+    router = Router({RS_ORIGIN: FakeResource(fake_as).app()})
+    with pytest.raises(ClientConnectError, match=r"Cannot reach http://127\.0\.0\.1:9000/"):
+        async with connect(settings, write=[].append, http_transport=router):
+            pass
+
+
+async def test_corrupt_state_file_is_one_line(
+    settings: ClientSettings, fake_as: FakeAuthServer
+) -> None:
+    settings.state_dir.mkdir(parents=True)
+    (settings.state_dir / STATE_FILE).write_text("{broken")
+    router = _router_with(FakeResource(fake_as), fake_as)
+    with pytest.raises(ClientConnectError, match="cannot read") as caught:
+        async with connect(settings, write=[].append, http_transport=router):
+            pass
+    assert caught.value.error == "storage_error"
+    with pytest.raises(ClientConnectError, match="cannot read"):
+        await logout_stored(settings, [].append, http_transport=router)
+
+
+class _PagedClient:
+    """Stands in for mcp.Client: two pages of tools, then an error."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def list_tools(self, cursor: str | None = None) -> ListToolsResult:
+        self.calls += 1
+        if self.calls == 3:
+            raise MCPError(code=-32603, message="boom")
+        tool = Tool(name=f"t{cursor or 0}", input_schema={"type": "object"})
+        return ListToolsResult(tools=[tool], next_cursor=None if cursor else "1")
+
+    async def call_tool(self, name: str, arguments: dict[str, object]) -> None:
+        raise MCPError(code=-32602, message=f"Unknown tool: {name}")
+
+
+async def test_list_tools_reads_every_page_and_reports_errors(
+    settings: ClientSettings, fake_as: FakeAuthServer
+) -> None:
+    authorizer = Authorizer(
+        paste=True, open_browser=False, write=print, opener=lambda u: False, input_fn=input
+    )
+    provider = SecureOAuthProvider(
+        settings, FileTokenStorage(settings.state_dir, RS_URL), authorizer, print
+    )
+    client = _PagedClient()
+    session = McpToolSession(client, httpx2.AsyncClient(), provider, print)  # type: ignore[arg-type]
+    assert [tool.name for tool in await session.list_tools()] == ["t0", "t1"]
+    with pytest.raises(ClientConnectError, match="Could not list the tools: boom"):
+        await session.list_tools()
+    result = await session.call_tool("nope", {})
+    assert result.is_error
+    assert "Unknown tool: nope" in str(result.content)
+
+
+async def test_bad_client_metadata_url_is_one_line(settings: ClientSettings) -> None:
+    settings = dataclasses.replace(settings, client_metadata_url="http://client.example/cimd")
+    with pytest.raises(ClientConnectError, match="--client-metadata-url must be an https URL"):
+        async with connect(settings, write=[].append, http_transport=Router({})):
+            pass
+
+
+async def test_unreachable_authorization_server_mid_session_is_one_error(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    async with running(weather_mcp(fake_as), fake_as) as router:
+        browser.router = router
+        async with connect(
+            settings, write=lines.append, http_transport=router, opener=browser.open
+        ) as session:
+            fake_as.tokens.clear()  # the next call needs a refresh
+            as_app = router.transports.pop(AS_ORIGIN)
+            with pytest.raises(ClientConnectError, match=r"Cannot reach http://127\.0\.0\.1:9000/"):
+                await session.call_tool("get_alerts", {"state": "CA"})
+            rs_app = router.transports.pop(RS_ORIGIN)
+            with pytest.raises(ClientConnectError, match=r"Cannot reach http://127\.0\.0\.1:8000/"):
+                await session.list_tools()
+            router.transports.update({AS_ORIGIN: as_app, RS_ORIGIN: rs_app})
+            result = await session.call_tool("get_alerts", {"state": "CA"})
+    assert not result.is_error
+    assert len(browser.opened) == 2  # the server forgot the token: one new sign-in

@@ -1,0 +1,74 @@
+"""First sign-in through a real browser: chromium on the real login and consent pages, back
+to the client's loopback listener, against the real oauth.py and weather.py."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from secure_mcp.client.connection import connect
+from secure_mcp.client.settings import ClientSettings
+from tests.e2e.test_client_oauth_process import run_stack
+from tests.support.oauth_server import OAuthServer
+from tests.support.tools import chromium_path
+
+pytestmark = pytest.mark.browser
+
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def chromium() -> AsyncIterator[Browser]:
+    """Debian's chromium through Playwright."""
+    executable = chromium_path()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def sign_in_like_a_person(page: Page, url: str, oauth: OAuthServer) -> None:
+    """Open the authorization URL, log in, allow, and land on the listener's page."""
+    await page.goto(url)
+    await page.get_by_label("Username").fill(oauth.username)
+    await page.get_by_label("Password").fill(oauth.password)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Allow").click()
+    await expect(page.get_by_text("You can close this tab")).to_be_visible()
+
+
+async def test_first_run_signs_in_through_chromium(tmp_path: Path, chromium: Browser) -> None:
+    page = await chromium.new_page()
+    visits: list[asyncio.Task[None]] = []
+    with run_stack(tmp_path) as stack:
+
+        def open_browser(url: str) -> bool:
+            visits.append(
+                asyncio.get_running_loop().create_task(
+                    sign_in_like_a_person(page, url, stack.oauth)
+                )
+            )
+            return True
+
+        settings = ClientSettings(state_dir=tmp_path / "client", server_url=stack.weather.url)
+        async with connect(settings, write=[].append, opener=open_browser) as session:
+            result = await session.call_tool("get_alerts", {"state": "CA"})
+        await asyncio.gather(*visits)  # the page assertions passed
+    assert not result.is_error
+    assert len(visits) == 1
+    assert page.url.startswith("http://127.0.0.1:")
+    assert "/callback?" in page.url

@@ -1,0 +1,319 @@
+"""The whole weather app in process: every authorization answer, metadata, health, tools."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, MutableMapping
+from typing import Any
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from secure_mcp.weather.app import Seams, build_app, startup_banner
+from tests.weather.conftest import (
+    ISSUER,
+    ORIGIN,
+    RESOURCE,
+    FakeAuthServer,
+    make_settings,
+    serving,
+)
+
+PRM = f"{ORIGIN}/.well-known/oauth-protected-resource/mcp"
+CHALLENGE = f'Bearer resource_metadata="{PRM}", scope="weather:read"'
+INVALID_TOKEN = (
+    f'{CHALLENGE}, error="invalid_token", error_description="The access token is invalid, '
+    'expired, revoked or not issued for this server."'
+)
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"},
+    },
+}
+
+
+async def post_mcp(
+    client: httpx2.AsyncClient, token: str | None, extra: dict[str, str] | None = None
+) -> httpx2.Response:
+    """POST an initialize request to /mcp with `token` as the bearer credential."""
+    headers = {**MCP_HEADERS, **(extra or {})}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    return await client.post("/mcp", json=INITIALIZE, headers=headers)
+
+
+REFUSED_TOKENS = [
+    pytest.param({"active": False}, id="inactive"),
+    pytest.param({"exp": int(time.time()) - 5}, id="expired"),
+    pytest.param({"aud": "http://127.0.0.1:9999/mcp"}, id="foreign-audience"),
+    pytest.param({"aud": ["http://other/mcp"]}, id="foreign-audience-list"),
+    pytest.param({"aud": RESOURCE + "/"}, id="audience-trailing-slash"),
+    pytest.param({"iss": "http://evil.example"}, id="wrong-issuer"),
+    pytest.param({"token_type": "refresh_token"}, id="refresh-token"),
+    pytest.param({"nbf": int(time.time()) + 600}, id="not-yet-valid"),
+    pytest.param({"exp": "soon"}, id="malformed-exp"),
+]
+
+
+@pytest.mark.parametrize("claims", REFUSED_TOKENS)
+async def test_invalid_token_is_401_invalid_token(
+    weather: httpx2.AsyncClient, auth_server: FakeAuthServer, claims: dict[str, Any]
+) -> None:
+    token = auth_server.grant("tok", **claims)
+    response = await post_mcp(weather, token)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == INVALID_TOKEN
+    assert response.json()["error"] == "invalid_token"
+
+
+async def test_unknown_token_is_401_invalid_token(weather: httpx2.AsyncClient) -> None:
+    response = await post_mcp(weather, "never-issued")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == INVALID_TOKEN
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no-header"),
+        pytest.param({"authorization": "Basic dXNlcjpwdw=="}, id="other-scheme"),
+    ],
+)
+async def test_missing_token_is_401_challenge_without_error(
+    weather: httpx2.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await weather.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **headers})
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == CHALLENGE
+    assert "error" not in response.json()
+
+
+@pytest.mark.parametrize(
+    ("url", "authorization", "extra"),
+    [
+        pytest.param("/mcp?access_token=tok", None, [], id="query-token"),
+        pytest.param("/mcp?x=1&access_token=", "Bearer tok", [], id="query-and-header"),
+        pytest.param("/mcp?access%5Ftoken=tok", "Bearer tok", [], id="query-name-encoded"),
+        pytest.param("/mcp", "Bearer a b", [], id="bad-token-syntax"),
+        pytest.param("/mcp", "Bearer ", [], id="empty-token"),
+        pytest.param("/mcp", "Bearer tok", [("authorization", "Bearer tok")], id="two-headers"),
+    ],
+)
+async def test_malformed_request_is_400_invalid_request(
+    weather: httpx2.AsyncClient,
+    auth_server: FakeAuthServer,
+    url: str,
+    authorization: str | None,
+    extra: list[tuple[str, str]],
+) -> None:
+    auth_server.grant("tok")
+    headers = list(MCP_HEADERS.items()) + extra
+    if authorization is not None:
+        headers.append(("authorization", authorization))
+    response = await weather.post(url, json=INITIALIZE, headers=headers)
+    assert response.status_code == 400
+    assert response.headers["www-authenticate"].startswith(f'{CHALLENGE}, error="invalid_request"')
+    assert response.json()["error"] == "invalid_request"
+    assert auth_server.introspections == 0
+
+
+async def test_insufficient_scope_is_403(
+    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+) -> None:
+    token = auth_server.grant("tok", scope="profile weather:write")
+    response = await post_mcp(weather, token)
+    assert response.status_code == 403
+    assert response.headers["www-authenticate"] == (
+        f'{CHALLENGE}, error="insufficient_scope", error_description="The access token does not '
+        'carry the scope this server requires."'
+    )
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param({}, id="string-audience"),
+        pytest.param({"aud": ["http://other/mcp", RESOURCE]}, id="audience-list"),
+        pytest.param({"scope": "openid weather:read"}, id="extra-scope"),
+        pytest.param({"iss": None, "token_type": None, "exp": None}, id="optional-claims-absent"),
+    ],
+)
+async def test_valid_token_reaches_mcp(
+    weather: httpx2.AsyncClient, auth_server: FakeAuthServer, claims: dict[str, Any]
+) -> None:
+    token = auth_server.grant("tok", **claims)
+    for key in [k for k, v in claims.items() if v is None]:
+        del auth_server.tokens[token][key]
+    response = await post_mcp(weather, token)
+    assert response.status_code == 200, response.text
+    assert "serverInfo" in response.text
+
+
+async def test_active_result_cached_so_one_introspection(
+    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+) -> None:
+    token = auth_server.grant("tok")
+    for _ in range(3):
+        assert (await post_mcp(weather, token)).status_code == 200
+    assert auth_server.introspections == 1
+    assert auth_server.metadata_fetches == 1
+
+
+async def test_inactive_result_not_cached(
+    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+) -> None:
+    assert (await post_mcp(weather, "later")).status_code == 401
+    auth_server.grant("later")
+    assert (await post_mcp(weather, "later")).status_code == 200
+    assert auth_server.introspections == 2
+
+
+async def test_unreachable_auth_server_is_503_then_recovers(
+    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+) -> None:
+    token = auth_server.grant("tok")
+    auth_server.down = True
+    response = await post_mcp(weather, token)
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert "www-authenticate" not in response.headers
+    assert response.json() == {
+        "error": "temporarily_unavailable",
+        "error_description": "The authorization server cannot be reached to check the token; "
+        "retry shortly.",
+    }
+    auth_server.down = False
+    assert (await post_mcp(weather, token)).status_code == 200
+
+
+async def test_cached_token_survives_auth_server_outage(
+    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+) -> None:
+    token = auth_server.grant("tok")
+    assert (await post_mcp(weather, token)).status_code == 200
+    auth_server.down = True
+    assert (await post_mcp(weather, token)).status_code == 200
+
+
+@pytest.fixture
+async def uncached(auth_server: FakeAuthServer) -> AsyncIterator[httpx2.AsyncClient]:
+    """The app with the introspection cache off."""
+    settings = make_settings(introspection_cache_ttl=0)
+    app = build_app(settings, seams=Seams(introspection_transport=auth_server.transport()))
+    async with serving(app) as client:
+        yield client
+
+
+async def test_revocation_is_immediate_without_cache(
+    uncached: httpx2.AsyncClient, auth_server: FakeAuthServer
+) -> None:
+    token = auth_server.grant("tok")
+    assert (await post_mcp(uncached, token)).status_code == 200
+    assert auth_server.introspections == 1  # the SDK's second check reused the verdict
+    auth_server.tokens[token]["active"] = False
+    assert (await post_mcp(uncached, token)).status_code == 401
+
+
+async def test_protected_resource_metadata(weather: httpx2.AsyncClient) -> None:
+    response = await weather.get("/.well-known/oauth-protected-resource/mcp")
+    assert response.status_code == 200
+    assert response.json() == {
+        "resource": RESOURCE,
+        "authorization_servers": [ISSUER],
+        "scopes_supported": ["weather:read"],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "Weather MCP server",
+    }
+
+
+async def test_health_needs_no_token(weather: httpx2.AsyncClient) -> None:
+    response = await weather.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_unknown_paths_are_closed_by_default(weather: httpx2.AsyncClient) -> None:
+    response = await weather.get("/.well-known/oauth-protected-resource")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == CHALLENGE
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        pytest.param({"host": "evil.example:8000"}, 421, id="foreign-host"),
+        pytest.param({"origin": "http://evil.example"}, 403, id="foreign-origin"),
+        pytest.param({"origin": "http://localhost:8000"}, 200, id="loopback-origin"),
+    ],
+)
+async def test_dns_rebinding_protection(
+    weather: httpx2.AsyncClient, auth_server: FakeAuthServer, headers: dict[str, str], status: int
+) -> None:
+    token = auth_server.grant("tok")
+    response = await post_mcp(weather, token, headers)
+    assert response.status_code == status
+
+
+async def test_sdk_client_lists_and_calls_tools(
+    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+) -> None:
+    weather.headers["authorization"] = f"Bearer {auth_server.grant('tok')}"
+    async with Client(streamable_http_client(f"{ORIGIN}/mcp", http_client=weather)) as client:
+        names = sorted(tool.name for tool in (await client.list_tools()).tools)
+        alerts = await client.call_tool("get_alerts", {"state": "fl"})
+        forecast = await client.call_tool("get_forecast", {"latitude": 33.8, "longitude": -117.882})
+    assert names == ["get_alerts", "get_forecast"]
+    assert not alerts.is_error
+    assert alerts.structured_content is not None
+    assert alerts.structured_content["count"] == 4
+    assert not forecast.is_error
+    assert "Forecast for Anaheim, CA" in forecast.content[0].text  # type: ignore[union-attr]
+
+
+async def test_websocket_scope_is_closed() -> None:
+    app = build_app(make_settings())
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    await app({"type": "websocket", "path": "/mcp", "headers": []}, receive, send)
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+async def test_auth_off_app_serves_tools_without_token() -> None:
+    app = build_app(make_settings(credentials=None), require_auth=False)
+    async with app.router.lifespan_context(app):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=ORIGIN) as http:
+            assert (await post_mcp(http, None)).status_code == 200
+            assert (await http.get("/.well-known/oauth-protected-resource/mcp")).status_code == 404
+
+
+def test_auth_needs_credentials() -> None:
+    from secure_mcp.weather.settings import StartupError
+
+    with pytest.raises(StartupError, match="credentials"):
+        build_app(make_settings(credentials=None))
+
+
+def test_startup_banner_announces_replay_loudly() -> None:
+    lines = startup_banner(make_settings(introspection_cache_ttl=0, credentials_source="env"))
+    assert any("NWS REPLAY MODE" in line for line in lines)
+    assert "weather: introspecting as weather-rs (credentials from env)" in lines
+    assert not any("rs-secret" in line for line in lines)
+    assert any("introspection cache 0s (off)" in line for line in lines)
+    live = startup_banner(make_settings(nws_replay=False, credentials=None))
+    assert not any("REPLAY" in line for line in live)
+    assert any("NWS API https://api.weather.gov" in line for line in live)

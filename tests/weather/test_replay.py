@@ -1,0 +1,62 @@
+"""Replay mode answers like the NWS from bundled recordings and never leaves the process."""
+
+from __future__ import annotations
+
+import httpx2
+import pytest
+
+from secure_mcp.weather.app import Seams, build_app, transport_security
+from secure_mcp.weather.replay import fixture_json, replay_transport
+from tests.weather.conftest import make_settings
+
+
+async def get(path: str) -> httpx2.Response:
+    """A request through the replay transport."""
+    async with httpx2.AsyncClient(transport=replay_transport()) as http:
+        return await http.get(f"https://api.weather.gov{path}")
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "kind"),
+    [
+        pytest.param("/alerts/active?area=fl", 200, "FeatureCollection", id="alerts-FL"),
+        pytest.param("/alerts/active?area=WY", 200, "FeatureCollection", id="alerts-none"),
+        pytest.param("/points/40.7,-74", 200, "Feature", id="point-in-US"),
+        pytest.param("/points/13.4,144.7", 200, "Feature", id="point-Guam"),
+        pytest.param(
+            "/points/51.5,-0.12",
+            404,
+            "https://api.weather.gov/problems/InvalidPoint",
+            id="point-London",
+        ),
+        pytest.param("/gridpoints/SGX/38,66/forecast", 200, "Feature", id="forecast"),
+    ],
+)
+async def test_replay_answers(path: str, status: int, kind: str) -> None:
+    response = await get(path)
+    assert response.status_code == status
+    assert response.json()["type"] == kind
+
+
+async def test_unrecorded_path_is_404() -> None:
+    assert (await get("/stations")).status_code == 404
+
+
+def test_fixture_json_is_the_recorded_body() -> None:
+    assert fixture_json("alerts_active_empty.json")["features"] == []
+
+
+def test_transport_security_allows_public_resource_host() -> None:
+    settings = make_settings(host="10.0.0.5", port=8080, resource_url="https://wx.example/mcp")
+    security = transport_security(settings)
+    assert security.allowed_hosts == ["10.0.0.5:8080", "wx.example"]
+    assert "https://wx.example" in security.allowed_origins
+    assert "http://localhost:8080" not in security.allowed_origins
+
+
+async def test_injected_sleep_seam_is_used() -> None:
+    async def sleep(_: float) -> None:
+        """Never called here."""
+
+    app = build_app(make_settings(nws_replay=False), seams=Seams(nws_sleep=sleep))
+    assert app is not None

@@ -1,0 +1,133 @@
+"""Settings from flags and environment, and the start-up credential rules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from secure_mcp.common.resource_credentials import ResourceCredentials, save_all
+from secure_mcp.weather.settings import StartupError, WeatherSettings, parse_settings
+
+ENV_CREDS = {"INTROSPECTION_CLIENT_ID": "rs", "INTROSPECTION_CLIENT_SECRET": "s3cret"}
+
+
+def test_defaults(tmp_path: Path) -> None:
+    settings = parse_settings([], {**ENV_CREDS, "XDG_DATA_HOME": str(tmp_path)})
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 8000
+    assert settings.auth_server == "http://localhost:8003"
+    assert settings.resource_url == "http://127.0.0.1:8000/mcp"
+    assert settings.nws_base == "https://api.weather.gov"
+    assert settings.nws_replay is False
+    assert settings.required_scopes == ("weather:read",)
+    assert settings.introspection_cache_ttl == 30.0
+    assert settings.oauth_data_dir == tmp_path / "secure-mcp" / "oauth"
+    assert settings.credentials == ResourceCredentials("rs", "s3cret")
+    assert settings.credentials_source == "INTROSPECTION_CLIENT_ID/INTROSPECTION_CLIENT_SECRET"
+    assert settings.mcp_path == "/mcp"
+    assert settings.resource_metadata_url == (
+        "http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp"
+    )
+    assert "s3cret" not in repr(settings)
+
+
+def test_environment_values() -> None:
+    env = {
+        **ENV_CREDS,
+        "WEATHER_HOST": "0.0.0.0",  # noqa: S104 - parsed, never bound in this test
+        "WEATHER_PORT": "9001",
+        "AUTH_SERVER_URL": "https://as.example/",
+        "NWS_API_BASE": "http://nws.local/",
+        "NWS_REPLAY": "yes",
+        "NWS_USER_AGENT": "me (me@example.com)",
+        "WEATHER_REQUIRED_SCOPES": "weather:read weather:alerts",
+        "WEATHER_INTROSPECTION_CACHE_TTL": "0",
+        "OAUTH_DATA_DIR": "/srv/oauth",
+    }
+    settings = parse_settings([], env)
+    assert settings.resource_url == "http://127.0.0.1:9001/mcp"
+    assert settings.auth_server == "https://as.example"
+    assert settings.nws_base == "http://nws.local"
+    assert settings.nws_replay is True
+    assert settings.nws_user_agent == "me (me@example.com)"
+    assert settings.required_scopes == ("weather:read", "weather:alerts")
+    assert settings.introspection_cache_ttl == 0
+    assert settings.oauth_data_dir == Path("/srv/oauth")
+
+
+def test_flags_override_environment() -> None:
+    env = {**ENV_CREDS, "WEATHER_PORT": "9001", "AUTH_SERVER_URL": "http://env:1"}
+    argv = [
+        "--port", "9002", "--auth-server", "http://flag:2", "--nws-replay",
+        "--resource-url", "https://weather.example/mcp", "--required-scope", "a b",
+        "--introspection-cache-ttl", "5", "--oauth-data-dir", "/tmp/x", "--host", "localhost",
+    ]  # fmt: skip
+    settings = parse_settings(argv, env)
+    assert (settings.port, settings.host) == (9002, "localhost")
+    assert settings.auth_server == "http://flag:2"
+    assert settings.resource_url == "https://weather.example/mcp"
+    assert settings.required_scopes == ("a", "b")
+    assert settings.introspection_cache_ttl == 5
+    assert settings.nws_replay is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        pytest.param([], {"WEATHER_PORT": "x"}, "WEATHER_PORT must be a number", id="port"),
+        pytest.param(["--introspection-cache-ttl", "-1"], {}, "TTL must be 0", id="negative-ttl"),
+        pytest.param([], {"WEATHER_INTROSPECTION_CACHE_TTL": "soon"}, "must be a number", id="ttl"),
+        pytest.param(
+            ["--auth-server", "localhost:8003"], {}, "--auth-server", id="issuer-no-scheme"
+        ),
+        pytest.param(["--auth-server", "http://a?x=1"], {}, "--auth-server", id="issuer-query"),
+        pytest.param(["--resource-url", "/mcp"], {}, "absolute", id="resource-relative"),
+        pytest.param(["--resource-url", "http://h:1"], {}, "needs a path", id="resource-no-path"),
+        pytest.param(["--resource-url", "http://h/mcp#f"], {}, "needs a path", id="fragment"),
+    ],
+)
+def test_bad_values_are_startup_errors(argv: list[str], env: dict[str, str], message: str) -> None:
+    with pytest.raises(StartupError, match=message):
+        parse_settings(argv, {**ENV_CREDS, **env})
+
+
+def test_credentials_from_oauth_data_dir(tmp_path: Path) -> None:
+    other = ResourceCredentials("other", "x")
+    mine = ResourceCredentials("weather", "y")
+    save_all(tmp_path, {"http://127.0.0.1:8000/mcp": mine, "http://other/mcp": other})
+    settings = parse_settings(["--oauth-data-dir", str(tmp_path)], {})
+    assert settings.credentials == mine
+    assert settings.credentials_source == str(tmp_path / "resource-servers.json")
+
+
+def test_missing_credentials_name_both_ways(tmp_path: Path) -> None:
+    save_all(tmp_path, {"http://other/mcp": ResourceCredentials("other", "x")})
+    with pytest.raises(StartupError) as caught:
+        parse_settings([], {"OAUTH_DATA_DIR": str(tmp_path)})
+    message = str(caught.value)
+    assert "INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET" in message
+    assert "start oauth.py first with the same OAUTH_DATA_DIR" in message
+    assert str(tmp_path) in message
+
+
+@pytest.mark.parametrize(
+    ("env", "content"),
+    [
+        pytest.param({"INTROSPECTION_CLIENT_ID": "only-id"}, None, id="half-env"),
+        pytest.param({}, "{broken", id="corrupt-file"),
+    ],
+)
+def test_unusable_credentials_are_startup_errors(
+    tmp_path: Path, env: dict[str, str], content: str | None
+) -> None:
+    if content is not None:
+        (tmp_path / "resource-servers.json").write_text(content)
+    with pytest.raises(StartupError, match="cannot load introspection credentials"):
+        parse_settings(["--oauth-data-dir", str(tmp_path)], env)
+
+
+def test_settings_object_is_frozen() -> None:
+    settings = WeatherSettings()
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]

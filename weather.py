@@ -1,0 +1,32 @@
+"""Protected MCP weather server (OAuth 2.1 resource server): `uv run python weather.py --help`."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import uvicorn
+from dotenv import load_dotenv
+
+from secure_mcp.weather.app import build_app, startup_banner
+from secure_mcp.weather.settings import StartupError, parse_settings
+
+
+def main(argv: list[str]) -> int:
+    """Flags and environment (plus `.env`) -> settings -> app -> uvicorn on the chosen port."""
+    load_dotenv()
+    try:
+        settings = parse_settings(argv, os.environ)
+        app = build_app(settings)
+    except StartupError as exc:
+        print(f"weather.py: error: {exc}", file=sys.stderr)
+        return 2
+    for line in startup_banner(settings):
+        print(line, flush=True)
+    # No access log: a refused `?access_token=` URL must not land in a log line.
+    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
