@@ -27,6 +27,11 @@ def default_client_state_dir(env: Mapping[str, str]) -> Path:
     return _xdg_dir(env, "XDG_CONFIG_HOME", ".config") / APP_DIR_NAME / "client"
 
 
+def default_demo_log_dir(env: Mapping[str, str]) -> Path:
+    """Where demo.py writes the logs of the servers it starts."""
+    return _xdg_dir(env, "XDG_STATE_HOME", ".local/state") / APP_DIR_NAME / "demo"
+
+
 def oauth_data_dir(env: Mapping[str, str], flag: str | None = None) -> Path:
     """The authorization server's data folder: flag, then `OAUTH_DATA_DIR`, then the default."""
     chosen = flag or env.get("OAUTH_DATA_DIR", "")

@@ -1,0 +1,21 @@
+"""One command for the whole deployment: `uv run python demo.py [--nws-replay] [client flags]`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from dotenv import load_dotenv
+
+from secure_mcp.client import cli, demo
+
+
+def run_client(argv: Sequence[str]) -> int:
+    """client.py in this process, so Ctrl-C behaves exactly as in client.py."""
+    return cli.main(argv, os.environ)
+
+
+if __name__ == "__main__":
+    load_dotenv()  # `.env` fills in what the environment does not set (children inherit it)
+    sys.exit(demo.main(sys.argv[1:], os.environ, run_client))

@@ -1,0 +1,189 @@
+"""The interactive loop: questions go to Claude, slash commands to the MCP session."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import httpx2
+from mcp.shared.exceptions import MCPError
+
+from secure_mcp.client.auth.errors import ClientConnectError
+from secure_mcp.client.chat.claude import ClaudeChat, ClaudeError
+from secure_mcp.client.chat.render import Write, show_result_json, show_tools
+from secure_mcp.client.session import ToolSession
+
+PROMPT = "> "
+HELP = """\
+Commands:
+  /tools              list the server's tools
+  /call TOOL [JSON]   call a tool yourself, e.g. /call get_alerts {"state": "CA"}
+  /login              sign in again
+  /logout             revoke and forget the stored tokens
+  /clear              forget the conversation with Claude
+  /help               this list
+  /quit               leave (Ctrl-D works too)
+Anything else is a question for Claude. Ctrl-C stops the current answer.
+"""
+CLAUDE_OFF = (
+    "Claude is off: set ANTHROPIC_API_KEY in .env (see .env.example) and restart to chat.\n"
+    "Meanwhile /tools and /call work.\n"
+)
+
+ReadLine = Callable[[str], Awaitable[str]]
+"""Reads one line; raises EOFError at the end (Ctrl-D) and KeyboardInterrupt on Ctrl-C."""
+Answer = Callable[[str], Awaitable[bool]]
+"""Handles one line; returns False to end the session."""
+Interrupts = Callable[["asyncio.Task[Any]"], AbstractContextManager[None]]
+"""While active, routes Ctrl-C to cancelling the given task."""
+
+# Expected failures of one command or question: shown in one line, the session goes on.
+EXPECTED_ERRORS = (ClaudeError, ClientConnectError, MCPError, httpx2.HTTPError)
+
+
+class UsageError(Exception):
+    """A command typed wrongly; `str(exc)` says how to type it."""
+
+
+def parse_call(text: str) -> tuple[str, dict[str, Any]]:
+    """`TOOL [JSON object]` as the tool name and its arguments (`/call` and `--call`)."""
+    name, _, raw = text.strip().partition(" ")
+    if not name:
+        raise UsageError('usage: /call TOOL {"argument": "value"}')
+    try:
+        arguments = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"the arguments are not valid JSON: {exc.msg} (column {exc.colno})"
+        ) from exc
+    if not isinstance(arguments, dict):
+        raise UsageError('the arguments must be a JSON object, e.g. {"state": "CA"}')
+    return name, arguments
+
+
+class Commands:
+    """Slash commands and questions for one session; Claude may be off (no API key)."""
+
+    def __init__(self, session: ToolSession, chat: ClaudeChat | None, write: Write) -> None:
+        self._session = session
+        self._chat = chat
+        self._write = write
+
+    async def __call__(self, line: str) -> bool:
+        """Handle one line; expected failures are shown in one line and the session goes on."""
+        try:
+            return await self._dispatch(line.strip())
+        except UsageError as exc:
+            self._write(f"{exc}\n")
+        except EXPECTED_ERRORS as exc:
+            self._write(f"Error: {exc}\n")
+        return True
+
+    async def _dispatch(self, line: str) -> bool:
+        if not line:
+            return True
+        if not line.startswith("/"):
+            await self._ask(line)
+            return True
+        command, _, rest = line.partition(" ")
+        if command in ("/quit", "/exit"):
+            return False
+        handler = self._handlers().get(command)
+        if handler is None:
+            raise UsageError(f"unknown command {command}: /help lists the commands")
+        await handler(rest)
+        return True
+
+    def _handlers(self) -> dict[str, Callable[[str], Awaitable[None]]]:
+        return {
+            "/tools": self._tools,
+            "/call": self._call,
+            "/login": self._login,
+            "/logout": self._logout,
+            "/clear": self._clear,
+            "/help": self._help,
+        }
+
+    async def _ask(self, question: str) -> None:
+        if self._chat is None:
+            self._write(CLAUDE_OFF)
+            return
+        await self._chat.ask(question)
+
+    async def _tools(self, _: str) -> None:
+        show_tools(self._write, await self._session.list_tools())
+
+    async def _call(self, rest: str) -> None:
+        name, arguments = parse_call(rest)
+        result = await self._session.call_tool(name, arguments)
+        if result.is_error:
+            self._write(f"{name} reported an error:\n")
+        show_result_json(self._write, result)
+
+    async def _login(self, _: str) -> None:
+        await self._session.login()
+        self._write("Signed in.\n")
+
+    async def _logout(self, _: str) -> None:
+        await self._session.logout()
+        self._write("Tool calls will ask you to sign in again (/login).\n")
+
+    async def _clear(self, _: str) -> None:
+        if self._chat is not None:
+            self._chat.clear()
+        self._write("Conversation cleared.\n")
+
+    async def _help(self, _: str) -> None:
+        self._write(HELP)
+
+
+@contextlib.contextmanager
+def sigint_cancels(task: asyncio.Task[Any]) -> Iterator[None]:
+    """While active, Ctrl-C (SIGINT) cancels `task` instead of ending the program."""
+    loop = asyncio.get_running_loop()
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        loop.add_signal_handler(signal.SIGINT, task.cancel)
+    except (NotImplementedError, RuntimeError, ValueError):  # no signals here (thread, Windows)
+        yield
+        return
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        signal.signal(signal.SIGINT, previous)  # asyncio.run's own handler, for the prompt
+
+
+async def run_chat(
+    read_line: ReadLine,
+    answer: Answer,
+    write: Write,
+    *,
+    interrupts: Interrupts = sigint_cancels,
+) -> None:
+    """Read lines and answer them until /quit or Ctrl-D; Ctrl-C cancels only the current answer."""
+    while True:
+        try:
+            line = await read_line(PROMPT)
+        except EOFError:
+            write("\n")
+            return
+        except KeyboardInterrupt:  # Ctrl-C at the prompt clears the line
+            continue
+        task = asyncio.ensure_future(answer(line))
+        with interrupts(task):
+            try:
+                keep_going = await task
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise  # the session itself is being cancelled
+                write("\n(cancelled)\n")
+                continue
+        if not keep_going:
+            return

@@ -1,0 +1,173 @@
+"""client.py's command line: flags and environment into ClientSettings, then connect and chat."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from anthropic import AsyncAnthropic
+
+from secure_mcp.client.chat.claude import ClaudeChat
+from secure_mcp.client.chat.prompt import default_reader
+from secure_mcp.client.chat.render import Write, show_result_json
+from secure_mcp.client.chat.repl import (
+    CLAUDE_OFF,
+    EXPECTED_ERRORS,
+    Commands,
+    ReadLine,
+    UsageError,
+    parse_call,
+    run_chat,
+)
+from secure_mcp.client.connection import connect, logout_stored
+from secure_mcp.client.session import ToolSession
+from secure_mcp.client.settings import DEFAULT_MODEL, DEFAULT_SERVER_URL, ClientSettings
+from secure_mcp.common.paths import default_client_state_dir
+
+Connect = Callable[..., AbstractAsyncContextManager[ToolSession]]
+Logout = Callable[..., Any]
+AnthropicFactory = Callable[[ClientSettings], AsyncAnthropic]
+
+
+@dataclass(frozen=True)
+class Action:
+    """What this run does besides the interactive prompt."""
+
+    query: str | None = None
+    call: tuple[str, dict[str, Any]] | None = None
+    logout: bool = False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The flags of client.py."""
+    parser = argparse.ArgumentParser(
+        prog="client.py",
+        description="Sign in to an OAuth-protected MCP server and chat with Claude over its tools.",
+    )
+    parser.add_argument("--server", help=f"MCP server URL (MCP_SERVER_URL; {DEFAULT_SERVER_URL})")
+    parser.add_argument(
+        "--state-dir", help="folder for tokens and registrations (MCP_CLIENT_STATE_DIR)"
+    )
+    parser.add_argument("--paste", action="store_true", help="paste the redirect URL or code")
+    parser.add_argument("--no-browser", action="store_true", help="print the sign-in URL only")
+    parser.add_argument("--verbose", action="store_true", help="print each OAuth step")
+    parser.add_argument("--client-metadata-url", help="https URL of a client metadata document")
+    parser.add_argument("--model", help=f"Claude model (ANTHROPIC_MODEL; {DEFAULT_MODEL})")
+    once = parser.add_mutually_exclusive_group()
+    once.add_argument("--query", metavar="TEXT", help="answer one question and exit")
+    once.add_argument("--call", nargs=2, metavar=("TOOL", "JSON"), help="call one tool, print JSON")
+    once.add_argument("--logout", action="store_true", help="revoke and delete stored tokens")
+    return parser
+
+
+def parse(argv: Sequence[str], env: Mapping[str, str]) -> tuple[ClientSettings, Action]:
+    """Flags over environment over defaults; exits with usage (status 2) on bad flags."""
+    parser = build_parser()
+    args = parser.parse_args(list(argv))
+    state_dir = args.state_dir or env.get("MCP_CLIENT_STATE_DIR") or default_client_state_dir(env)
+    settings = ClientSettings(
+        state_dir=Path(state_dir).expanduser(),
+        server_url=args.server or env.get("MCP_SERVER_URL") or DEFAULT_SERVER_URL,
+        paste=args.paste,
+        open_browser=not args.no_browser,
+        verbose=args.verbose,
+        client_metadata_url=args.client_metadata_url or env.get("MCP_CLIENT_METADATA_URL") or None,
+        anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+        anthropic_model=args.model or env.get("ANTHROPIC_MODEL") or DEFAULT_MODEL,
+        anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
+    )
+    call = None
+    if args.call:
+        try:
+            call = parse_call(f"{args.call[0]} {args.call[1]}")
+        except UsageError as exc:
+            parser.error(f"--call: {exc}")
+    return settings, Action(query=args.query, call=call, logout=args.logout)
+
+
+def anthropic_client(settings: ClientSettings) -> AsyncAnthropic:
+    """The async Claude client, with the key and base URL of the settings."""
+    return AsyncAnthropic(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url)
+
+
+def stdout_write(text: str) -> None:
+    """Write to stdout and flush at once (answers stream)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def stderr_line(text: str) -> None:
+    """One line on stderr: sign-in progress and errors stay out of scripted output."""
+    print(text, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Runner:
+    """One run of client.py, with its outside world injectable for tests."""
+
+    settings: ClientSettings
+    write: Write = stdout_write
+    note: Callable[[str], None] = stderr_line
+    connect: Connect = connect
+    logout: Logout = logout_stored
+    make_anthropic: AnthropicFactory = anthropic_client
+    read_line: ReadLine | None = None
+
+    async def run(self, action: Action) -> int:
+        """Do `action` (or the interactive prompt); returns the exit status."""
+        if action.logout:
+            await self.logout(self.settings, write=self.note)
+            return 0
+        if action.query is not None and not self.settings.anthropic_api_key:
+            self.note(CLAUDE_OFF.splitlines()[0])
+            return 2
+        async with self.connect(self.settings, write=self.note) as session:
+            if action.call is not None:
+                return await self._call(session, *action.call)
+            async with contextlib.AsyncExitStack() as stack:
+                chat = None
+                if self.settings.anthropic_api_key:
+                    client = await stack.enter_async_context(self.make_anthropic(self.settings))
+                    chat = ClaudeChat(client, session, self.settings, self.write)
+                if chat is not None and action.query is not None:
+                    await chat.ask(action.query)  # a ClaudeError ends in one line, exit 1
+                else:
+                    await self._interactive(session, chat)
+            return 0
+
+    async def _call(self, session: ToolSession, name: str, arguments: dict[str, Any]) -> int:
+        result = await session.call_tool(name, arguments)
+        show_result_json(self.write, result)
+        return 1 if result.is_error else 0
+
+    async def _interactive(self, session: ToolSession, chat: ClaudeChat | None) -> None:
+        tools = await session.list_tools()
+        names = ", ".join(tool.name for tool in tools) or "none: the server offers no tools"
+        self.write(f"Connected to {self.settings.server_url}. Tools: {names}.\n")
+        if chat is None:
+            self.write(CLAUDE_OFF)
+        else:
+            self.write(f"Claude ({self.settings.anthropic_model}) is on. /help lists commands.\n")
+        read_line = self.read_line or default_reader(self.settings.state_dir)
+        await run_chat(read_line, Commands(session, chat, self.write), self.write)
+
+
+def main(argv: Sequence[str], env: Mapping[str, str], **overrides: Any) -> int:
+    """Run client.py; expected failures print one line and exit 1, never a traceback."""
+    settings, action = parse(argv, env)
+    runner = Runner(settings, **overrides)
+    try:
+        return asyncio.run(runner.run(action))
+    except EXPECTED_ERRORS as exc:  # connection, sign-in, MCP or HTTP failures: one line
+        runner.note(f"Error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        runner.note("Interrupted.")
+        return 130

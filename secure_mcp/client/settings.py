@@ -1,0 +1,31 @@
+"""The client's one settings object, built at the entry point from flags and environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_SERVER_URL = "http://127.0.0.1:8000/mcp"
+DEFAULT_MODEL = "claude-sonnet-5-5"
+DEFAULT_CLIENT_NAME = "Secure MCP Weather CLI"
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Everything client.py needs; secrets never appear in the repr."""
+
+    state_dir: Path
+    server_url: str = DEFAULT_SERVER_URL
+    paste: bool = False  # accept a pasted code / redirect URL instead of a loopback listener
+    open_browser: bool = True  # False with --no-browser: print the URL, still listen
+    verbose: bool = False  # print each OAuth step (never a secret)
+    client_name: str = DEFAULT_CLIENT_NAME
+    client_metadata_url: str | None = None  # CIMD https URL (--client-metadata-url)
+    client_id: str | None = None  # pre-registered client: used before CIMD and registration
+    client_secret: str | None = field(default=None, repr=False)  # its secret, if confidential
+    anthropic_api_key: str | None = field(default=None, repr=False)
+    anthropic_model: str = DEFAULT_MODEL
+    anthropic_base_url: str | None = None
+    max_tool_rounds: int = 10
+    anthropic_max_tokens: int = 4096  # per Claude turn
+    max_step_up: int = 2  # re-authorizations on 403 insufficient_scope per request

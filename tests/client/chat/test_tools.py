@@ -1,0 +1,99 @@
+"""MCP tools and results in Claude's shapes, and how they are shown."""
+
+from __future__ import annotations
+
+import base64
+
+from mcp.types import AudioContent, CallToolResult, ImageContent, TextContent, Tool
+
+from secure_mcp.client.chat.render import one_line, show_result_json, show_tools
+from secure_mcp.client.chat.tools import (
+    EMPTY_RESULT,
+    claude_tool,
+    result_content,
+    result_json,
+    result_text,
+    tool_result_block,
+)
+from tests.client.chat.fakes import ALERTS, Transcript, text_result
+
+PNG = base64.b64encode(b"\x89PNG fake").decode()
+
+
+def test_tool_definition_keeps_name_description_and_schema() -> None:
+    assert claude_tool(ALERTS) == {
+        "name": "get_alerts",
+        "description": ALERTS.description,
+        "input_schema": ALERTS.input_schema,
+    }
+
+
+def test_tool_without_description_has_none() -> None:
+    tool = Tool(name="ping", input_schema={"type": "object"})
+    assert claude_tool(tool) == {"name": "ping", "input_schema": {"type": "object"}}
+
+
+def test_result_blocks_are_converted_and_unsupported_kinds_noted() -> None:
+    result = CallToolResult(
+        content=[
+            TextContent(type="text", text="hi"),
+            ImageContent(type="image", data=PNG, mime_type="image/png"),
+            AudioContent(type="audio", data=PNG, mime_type="audio/wav"),
+        ]
+    )
+    content = result_content(result)
+    assert content[0] == {"type": "text", "text": "hi"}
+    assert content[1] == {
+        "type": "image",
+        "source": {"type": "base64", "data": PNG, "media_type": "image/png"},
+    }
+    assert content[2] == {"type": "text", "text": "[Unsupported MCP content type: audio]"}
+
+
+def test_structured_only_result_becomes_json_text() -> None:
+    result = CallToolResult(content=[], structured_content={"alerts": []})
+    assert result_content(result) == [{"type": "text", "text": '{"alerts": []}'}]
+    assert result_text(result) == '{"alerts": []}'
+
+
+def test_empty_result_says_so() -> None:
+    assert result_content(CallToolResult(content=[])) == [{"type": "text", "text": EMPTY_RESULT}]
+
+
+def test_tool_result_block_marks_errors() -> None:
+    block = tool_result_block("toolu_1", text_result("bad state", is_error=True))
+    assert block == {
+        "type": "tool_result",
+        "tool_use_id": "toolu_1",
+        "content": [{"type": "text", "text": "bad state"}],
+        "is_error": True,
+    }
+
+
+def test_result_json_prefers_structured_content() -> None:
+    both = CallToolResult(content=[TextContent(type="text", text="x")], structured_content={"n": 1})
+    assert result_json(both) == {"n": 1}
+    assert result_json(text_result("x")) == [{"type": "text", "text": "x"}]
+
+
+def test_one_line_collapses_and_cuts() -> None:
+    assert one_line("a\n  b\tc") == "a b c"
+    assert one_line("x" * 10, limit=5) == "xxxx…"
+
+
+def test_show_tools_aligns_names_and_first_description_line() -> None:
+    out = Transcript()
+    show_tools(out.write, [ALERTS, Tool(name="ping", input_schema={"type": "object"})])
+    assert out.text == ("  get_alerts  Active weather alerts for a US state.\n  ping\n")
+
+
+def test_show_tools_when_there_are_none() -> None:
+    out = Transcript()
+    show_tools(out.write, [])
+    assert out.text == "The server offers no tools.\n"
+
+
+def test_show_result_json_is_indented_json() -> None:
+    out = Transcript()
+    show_result_json(out.write, CallToolResult(content=[], structured_content={"t": "18°C"}))
+    assert out.text == '{\n  "t": "18°C"\n}\n'
