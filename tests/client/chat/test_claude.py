@@ -35,7 +35,7 @@ from tests.support.anthropic_standin import (
 )
 from tests.support.processes import free_port
 
-REFERENCE = Path(__file__).resolve().parents[4] / "shared" / "reference" / "anthropic"
+REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "anthropic"
 CA = ("get_alerts", {"state": "CA"})
 SF = ("get_forecast", {"latitude": 37.7749, "longitude": -122.4194})
 
