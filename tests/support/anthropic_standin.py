@@ -3,7 +3,7 @@
 Queue replies (`say`, `use_tools`, `api_error`, `raw_sse`), point an `AsyncAnthropic` at it
 (in process with `standin.client()`, or on a real loopback port with `serve_standin`), then
 assert on `standin.requests`: every request body the client sent, in order.
-Bodies follow tests/fixtures/anthropic/ (copied from the shared reference) (a real SSE stream and real JSON exchanges).
+Bodies follow tests/fixtures/anthropic/: a real SSE stream and real JSON exchanges.
 """
 
 from __future__ import annotations
