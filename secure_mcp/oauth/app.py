@@ -15,15 +15,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from secure_mcp.common.private_files import write_private_text
+from secure_mcp.common.private_files import ensure_private_dir, write_private_text
+from secure_mcp.common.resource_credentials import CredentialsError
 from secure_mcp.oauth import resource_servers, rfc8414
 from secure_mcp.oauth.authorize import AuthorizationEndpoint
+from secure_mcp.oauth.cimd import Documents
+from secure_mcp.oauth.cimd_fetch import Seams
 from secure_mcp.oauth.headers import SecurityHeadersMiddleware
 from secure_mcp.oauth.rfc7009 import RevocationEndpoint
 from secure_mcp.oauth.rfc7591 import RegistrationEndpoint
 from secure_mcp.oauth.rfc7662 import IntrospectionEndpoint
-from secure_mcp.oauth.settings import OAuthSettings
-from secure_mcp.oauth.storage import Database
+from secure_mcp.oauth.settings import OAuthSettings, SettingsError
+from secure_mcp.oauth.storage import DB_FILE, Database
 from secure_mcp.oauth.token import TokenEndpoint
 
 SESSION_SECRET_FILE = "session-secret"  # noqa: S105 - a file name
@@ -50,16 +53,16 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def routes(settings: OAuthSettings, db: Database) -> list[BaseRoute]:
+def routes(settings: OAuthSettings, db: Database, documents: Documents) -> list[BaseRoute]:
     """Every endpoint; under the issuer's path when it has one, metadata at the root."""
-    authorize = AuthorizationEndpoint(settings, db)
+    authorize = AuthorizationEndpoint(settings, db, documents)
     endpoints: list[BaseRoute] = [
         Route("/authorize", authorize.get, methods=["GET"]),
         Route("/authorize", authorize.post, methods=["POST"]),
-        Route("/token", TokenEndpoint(settings, db).handle, methods=["POST"]),
+        Route("/token", TokenEndpoint(settings, db, documents).handle, methods=["POST"]),
         Route("/register", RegistrationEndpoint(settings, db).handle, methods=["POST"]),
         Route("/introspect", IntrospectionEndpoint(settings, db).handle, methods=["POST"]),
-        Route("/revoke", RevocationEndpoint(settings, db).handle, methods=["POST"]),
+        Route("/revoke", RevocationEndpoint(settings, db, documents).handle, methods=["POST"]),
     ]
     metadata = rfc8414.MetadataEndpoint(settings)
     top: list[BaseRoute] = [
@@ -79,10 +82,31 @@ async def _cleanup_forever(db: Database, interval: float) -> None:
         logger.debug("removed %d expired rows", removed)
 
 
-def build_app(settings: OAuthSettings) -> Starlette:
-    """The ASGI app; its lifespan opens storage and provisions resource-server credentials."""
+def preflight(settings: OAuthSettings) -> None:
+    """Fail before serving: data folder and database usable, credentials file well-formed.
+
+    Raises SettingsError or OSError with one readable line (oauth.py exits 2 on either).
+    """
+    ensure_private_dir(settings.data_dir)
+    db_file = settings.data_dir / DB_FILE
+    db_file.touch(mode=0o600, exist_ok=True)
+    with db_file.open("r+b"):  # PermissionError here, not a database traceback later
+        pass
+    try:
+        resource_servers.resolve_credentials(settings)
+    except CredentialsError as exc:
+        raise SettingsError(f"{exc}; fix or delete the file") from None
+
+
+def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
+    """The ASGI app; its lifespan opens storage and provisions resource-server credentials.
+
+    `seams` replace the metadata document fetcher's resolver, transport and clock in tests.
+    """
+    preflight(settings)
     db = Database(settings.data_dir)
     secret = session_secret(settings)
+    documents = Documents(settings, seams)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -109,4 +133,5 @@ def build_app(settings: OAuthSettings) -> Starlette:
             https_only=settings.issuer.startswith("https://"),
         ),
     ]
-    return Starlette(routes=routes(settings, db), middleware=middleware, lifespan=lifespan)
+    app_routes = routes(settings, db, documents)
+    return Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan)

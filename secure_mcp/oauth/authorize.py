@@ -8,10 +8,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from secure_mcp.oauth import users
+from secure_mcp.oauth import cimd, users
 from secure_mcp.oauth.authorize_request import (
     PageError,
     Pending,
@@ -20,11 +21,13 @@ from secure_mcp.oauth.authorize_request import (
     redirect_to,
     validate,
 )
+from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.clients import find_client
 from secure_mcp.oauth.errors import AccessDenied, OAuthError
 from secure_mcp.oauth.forms import read_form
 from secure_mcp.oauth.models import AuthorizationCode, Client, Consent, PendingRequest
 from secure_mcp.oauth.pages import error_page, render
+from secure_mcp.oauth.redirect_uris import LOOPBACK_HOSTS
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database, now, token_hash
 
@@ -42,9 +45,12 @@ def _session_value(request: Request, key: str) -> str:
 class AuthorizationEndpoint:
     """GET /authorize (the request) and POST /authorize (login and consent forms)."""
 
-    def __init__(self, settings: OAuthSettings, db: Database) -> None:
+    def __init__(
+        self, settings: OAuthSettings, db: Database, documents: Documents | None = None
+    ) -> None:
         self.settings = settings
         self.db = db
+        self.documents = documents
 
     async def _remember(self, request: Request, pending: Pending) -> str:
         """Store `pending` under a new transaction id; keep the newest few per browser session."""
@@ -93,14 +99,16 @@ class AuthorizationEndpoint:
     async def get(self, request: Request) -> Response:
         """Validate the request, then show login or consent, or redirect when already consented."""
         try:
-            client, pending = await validate(self.settings, self.db, request.url.query)
+            client, pending = await validate(
+                self.settings, self.db, request.url.query, self.documents
+            )
         except PageError as exc:
             return error_page(str(exc))
         except RedirectError as exc:
             return RedirectResponse(error_redirect(exc, self.settings.issuer), 302)
         user = self._user(request)
         if user is not None and await self._consented(request, pending):
-            return RedirectResponse(await self._issue_code(pending, user), 302)
+            return RedirectResponse(await self._issue_code(client, pending, user), 302)
         return await self._page(request, client, pending, user)
 
     async def _page(
@@ -119,6 +127,7 @@ class AuthorizationEndpoint:
             return render("login.html", error=error, **context)
         host = urlsplit(pending.redirect_uri).netloc
         scopes = pending.scope.split()
+        context.update(_document_context(client, pending.redirect_uri))
         return render("consent.html", user=user, redirect_host=host, scopes=scopes, **context)
 
     async def post(self, request: Request) -> Response:
@@ -129,14 +138,14 @@ class AuthorizationEndpoint:
             if not hmac.compare_digest(form.get("csrf_token", "").encode(), expected.encode()):
                 return error_page("The form has expired or was forged. Start again.", 403)
             pending = await self._pop_pending(request, form.get("tx", ""))
-            client = await find_client(self.db, pending.client_id)
+            client = await find_client(self.db, pending.client_id, self.documents)
             if client is None:
                 raise PageError("The application is no longer registered.")
         except (PageError, OAuthError) as exc:
             return error_page(str(exc))
         if "password" in form or "username" in form:
             return await self._login(request, form, client, pending)
-        return await self._decide(request, form.get("decision", ""), pending)
+        return await self._decide(request, form.get("decision", ""), client, pending)
 
     async def _login(
         self, request: Request, form: dict[str, str], client: Client, pending: Pending
@@ -152,7 +161,9 @@ class AuthorizationEndpoint:
         url = f"{self.settings.issuer_path}/authorize?{pending.query()}"
         return RedirectResponse(url, 303)
 
-    async def _decide(self, request: Request, decision: str, pending: Pending) -> Response:
+    async def _decide(
+        self, request: Request, decision: str, client: Client, pending: Pending
+    ) -> Response:
         """Allow (remember consent, issue a code) or deny; both redirect to the client with 303."""
         user = self._user(request)
         if user is None:
@@ -165,7 +176,7 @@ class AuthorizationEndpoint:
         if decision != "allow":
             return error_page("Choose Allow or Deny.")
         await self._save_consent(request, pending)
-        return RedirectResponse(await self._issue_code(pending, user), 303)
+        return RedirectResponse(await self._issue_code(client, pending, user), 303)
 
     async def _consented(self, request: Request, pending: Pending) -> bool:
         """True when this browser session already allowed the same client, scopes and resource."""
@@ -198,10 +209,12 @@ class AuthorizationEndpoint:
                 )
             )
 
-    async def _issue_code(self, pending: Pending, subject: str) -> str:
+    async def _issue_code(self, client: Client, pending: Pending, subject: str) -> str:
         """Store a new single-use code (10 minutes at most) and return the success redirect."""
         code = secrets.token_urlsafe(32)
         async with self.db.write() as session:
+            if cimd.is_document_url(client.client_id):
+                await _record_document_client(session, client)
             session.add(
                 AuthorizationCode(
                     code_hash=token_hash(code),
@@ -218,3 +231,33 @@ class AuthorizationEndpoint:
             )
         # RFC 9207 2: iss on every authorization response
         return redirect_to(pending.redirect_uri, self.settings.issuer, pending.state, code=code)
+
+
+async def _record_document_client(session: AsyncSession, client: Client) -> None:
+    """A CIMD client's first authorization stores its row: the document as last authorized.
+
+    The row is a record only: lookups of a URL client_id always go to the (cached) document.
+    """
+    row = await session.get(Client, client.client_id)
+    if row is None:
+        session.add(cimd.snapshot(client))
+    else:
+        row.registered = dict(client.registered)
+        row.redirect_uris = list(client.redirect_uris)
+        row.grant_types = list(client.grant_types)
+        row.scope = client.scope
+        row.client_name = client.client_name
+
+
+def _document_context(client: Client, redirect_uri: str) -> dict[str, Any]:
+    """Consent page facts for a CIMD client: the document's host, and the impersonation warning.
+
+    MCP security best practices: a document hosted elsewhere whose redirect goes to this
+    machine's loopback could be any local program claiming that application's name.
+    """
+    if not cimd.is_document_url(client.client_id):
+        return {"client_host": None, "loopback_warning": False}
+    client_host = urlsplit(client.client_id).hostname or ""
+    redirect_host = urlsplit(redirect_uri).hostname or ""
+    loopback_warning = redirect_host in LOOPBACK_HOSTS and client_host not in LOOPBACK_HOSTS
+    return {"client_host": client_host, "loopback_warning": loopback_warning}

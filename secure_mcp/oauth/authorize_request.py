@@ -8,8 +8,14 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from secure_mcp.oauth import redirect_uris, rfc7636
+from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.clients import find_client
-from secure_mcp.oauth.errors import InvalidRequest, OAuthError, UnsupportedResponseType
+from secure_mcp.oauth.errors import (
+    InvalidClientDocument,
+    InvalidRequest,
+    OAuthError,
+    UnsupportedResponseType,
+)
 from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.scopes import requested_resource, requested_scope
 from secure_mcp.oauth.settings import OAuthSettings
@@ -95,14 +101,19 @@ def _pairs(query: str) -> list[tuple[str, str]]:
 
 
 async def _client_and_redirect(
-    db: Database, params: dict[str, str], counts: Counter[str]
+    db: Database, params: dict[str, str], counts: Counter[str], documents: Documents | None
 ) -> tuple[Client, str]:
     """The client and its redirect URI, or PageError: nothing unvalidated gets a redirect."""
     if counts["client_id"] > 1 or counts["redirect_uri"] > 1:
         raise PageError("client_id or redirect_uri is repeated.")
     if "client_id" not in params:
         raise PageError("The request has no client_id.")
-    client = await find_client(db, params["client_id"])
+    try:
+        client = await find_client(db, params["client_id"], documents)
+    except InvalidClientDocument as exc:  # CIMD: any failure is a page, never a redirect
+        raise PageError(
+            f"This application (client ID metadata document) cannot sign in: {exc}."
+        ) from None
     if client is None:
         raise PageError("The application (client_id) is not registered here.")
     if "redirect_uri" not in params:
@@ -140,12 +151,14 @@ def _check_rest(
     )
 
 
-async def validate(settings: OAuthSettings, db: Database, query: str) -> tuple[Client, Pending]:
+async def validate(
+    settings: OAuthSettings, db: Database, query: str, documents: Documents | None = None
+) -> tuple[Client, Pending]:
     """The validated request; PageError before the redirect URI is trusted, RedirectError after."""
     pairs = _pairs(query)
     counts = Counter(k for k, _ in pairs)
     params = dict(reversed(pairs))  # first occurrence wins; repeats are rejected below
-    client, redirect_uri = await _client_and_redirect(db, params, counts)
+    client, redirect_uri = await _client_and_redirect(db, params, counts, documents)
     state = params.get("state")
     if counts["state"] > 1 or len(state or "") > MAX_STATE:
         state = None

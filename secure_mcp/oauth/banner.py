@@ -5,6 +5,13 @@ from __future__ import annotations
 from secure_mcp.common.resource_credentials import credentials_path
 from secure_mcp.oauth.settings import OAuthSettings
 
+INSECURE_WARNING = (
+    "!! WARNING: --cimd-allow-insecure / OAUTH_CIMD_ALLOW_INSECURE is on.",
+    "!! Client ID metadata documents may be fetched over plain http and from loopback,",
+    "!! private and link-local addresses: any client_id URL can make this server call",
+    "!! into your own network (SSRF). For local development and tests only.",
+)
+
 
 def banner(settings: OAuthSettings) -> str:
     """The start-up text; the demo password appears only when it was generated for this run."""
@@ -22,5 +29,9 @@ def banner(settings: OAuthSettings) -> str:
         f"  introspection credentials: {credentials_path(settings.data_dir)}",
         f"  demo login:  username {settings.demo_username}",
         f"               password {password}",
+        "  client ID metadata documents: "
+        + ("INSECURE (development)" if settings.cimd_allow_insecure else "https, public hosts"),
     ]
+    if settings.cimd_allow_insecure:
+        lines += ["", "!" * 78, *INSECURE_WARNING, "!" * 78]
     return "\n".join(lines)

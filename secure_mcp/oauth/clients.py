@@ -10,13 +10,22 @@ from urllib.parse import unquote
 
 from starlette.requests import Request
 
-from secure_mcp.oauth.errors import InvalidClient, InvalidRequest
+from secure_mcp.oauth.cimd import Documents, is_document_url
+from secure_mcp.oauth.errors import InvalidClient, InvalidClientDocument, InvalidRequest
 from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.storage import Database, token_hash
 
 
-async def find_client(db: Database, client_id: str) -> Client | None:
-    """The client registered as `client_id` (the one place a CIMD lookup would go), or None."""
+async def find_client(
+    db: Database, client_id: str, documents: Documents | None = None
+) -> Client | None:
+    """The client registered as `client_id`, or None; a URL client_id is its metadata document.
+
+    A URL is resolved only through `documents` (fetched or cached, never a stored row), and an
+    unusable document raises InvalidClientDocument with the reason.
+    """
+    if is_document_url(client_id):
+        return None if documents is None else await documents.client(client_id)
     if not client_id or len(client_id) > 64:
         return None
     async with db.read() as session:
@@ -67,11 +76,16 @@ def presented(request: Request, form: dict[str, str]) -> Presented:
     return Presented(client_id, None, "none")
 
 
-async def authenticate(db: Database, request: Request, form: dict[str, str]) -> Client:
+async def authenticate(
+    db: Database, request: Request, form: dict[str, str], documents: Documents | None = None
+) -> Client:
     """The authenticated client: its registered method, and a secret matching in constant time."""
     creds = presented(request, form)
     used_basic = creds.method == "client_secret_basic"
-    client = await find_client(db, creds.client_id)
+    try:
+        client = await find_client(db, creds.client_id, documents)
+    except InvalidClientDocument as exc:
+        raise InvalidClient(exc.description, used_basic=used_basic) from None
     if client is None:
         raise InvalidClient("unknown client", used_basic=used_basic)
     if client.token_endpoint_auth_method != creds.method:

@@ -102,3 +102,12 @@ class InvalidClientMetadata(OAuthError):
     """RFC 7591 3.2.2: a metadata field is invalid."""
 
     error = "invalid_client_metadata"
+
+
+class InvalidClientDocument(InvalidClient):
+    """A client ID metadata document is unusable: an error page at /authorize, 401 at /token."""
+
+    def __init__(self, description: str) -> None:
+        # RFC 6749 5.2: error_description is %x20-21 / %x23-5B / %x5D-7E; documents are foreign
+        safe = "".join(ch if " " <= ch <= "~" and ch not in '"\\' else "?" for ch in description)
+        super().__init__(safe, used_basic=False)

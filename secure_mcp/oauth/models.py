@@ -17,7 +17,7 @@ class Client(Base):
 
     __tablename__ = "clients"
 
-    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(2048), primary_key=True)  # or a CIMD URL
     secret_hash: Mapped[str | None] = mapped_column(String(64))
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
     redirect_uris: Mapped[list[str]] = mapped_column(JSON)
@@ -34,7 +34,7 @@ class AuthorizationCode(Base):
     __tablename__ = "authorization_codes"
 
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    client_id: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str] = mapped_column(String(2048))  # or a CIMD URL
     redirect_uri: Mapped[str] = mapped_column(String(2048))
     code_challenge: Mapped[str] = mapped_column(String(128))
     resource: Mapped[str] = mapped_column(String(2048))
@@ -53,7 +53,7 @@ class Token(Base):
     token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # "access" or "refresh"
     family_id: Mapped[str] = mapped_column(String(64), index=True)
-    client_id: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str] = mapped_column(String(2048))  # or a CIMD URL
     subject: Mapped[str] = mapped_column(String(256))
     scope: Mapped[str] = mapped_column(String(1024))
     resource: Mapped[str] = mapped_column(String(2048))
@@ -71,7 +71,7 @@ class Consent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     browser_session: Mapped[str] = mapped_column(String(64))
-    client_id: Mapped[str] = mapped_column(String(64))
+    client_id: Mapped[str] = mapped_column(String(2048))  # or a CIMD URL
     scope: Mapped[str] = mapped_column(String(1024))
     resource: Mapped[str] = mapped_column(String(2048))
     expires_at: Mapped[int] = mapped_column(Integer, index=True)

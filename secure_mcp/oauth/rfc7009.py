@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from secure_mcp.oauth import clients, tokens
+from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.errors import NO_STORE, InvalidRequest, OAuthError
 from secure_mcp.oauth.forms import read_form
 from secure_mcp.oauth.models import Token
@@ -17,15 +18,19 @@ from secure_mcp.oauth.storage import Database
 class RevocationEndpoint:
     """POST /revoke."""
 
-    def __init__(self, settings: OAuthSettings, db: Database) -> None:
+    def __init__(
+        self, settings: OAuthSettings, db: Database, documents: Documents | None = None
+    ) -> None:
         self.settings = settings
         self.db = db
+        self.documents = documents
 
     async def handle(self, request: Request) -> Response:
         """Revoke the client's own token; unknown or foreign tokens still get 200 (RFC 7009 2.2)."""
         try:
             form = await read_form(request, self.settings.max_body_bytes)
-            client = await clients.authenticate(self.db, request, form)  # RFC 7009 2.1
+            # RFC 7009 2.1: the client authenticates as at the token endpoint
+            client = await clients.authenticate(self.db, request, form, self.documents)
             if "token" not in form:
                 raise InvalidRequest("token is required")
         except OAuthError as exc:

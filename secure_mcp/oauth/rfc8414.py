@@ -14,7 +14,7 @@ CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 
 
 def metadata(settings: OAuthSettings) -> dict[str, Any]:
-    """The metadata document (RFC 8414 2); CIMD is not supported, so not advertised."""
+    """The metadata document (RFC 8414 2), advertising client ID metadata documents (CIMD)."""
     return {
         "issuer": settings.issuer,  # RFC 8414 3.3: identical to the issuer used to fetch it
         "authorization_endpoint": settings.endpoint("/authorize"),
@@ -31,6 +31,7 @@ def metadata(settings: OAuthSettings) -> dict[str, Any]:
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "code_challenge_methods_supported": ["S256"],  # OAuth 2.1 4.1.1: S256 only
         "authorization_response_iss_parameter_supported": True,  # RFC 9207 3
+        "client_id_metadata_document_supported": True,  # CIMD draft 5
     }
 
 

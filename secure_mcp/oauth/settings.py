@@ -52,6 +52,9 @@ class OAuthSettings:
     introspection_credentials: ResourceCredentials | None = None  # for resources[0]
     cleanup_interval: float = 300.0
     max_body_bytes: int = 16 * 1024
+    cimd_allow_insecure: bool = False  # development only: http and non-public document hosts
+    cimd_timeout: float = 5.0  # seconds for a whole metadata document fetch
+    cimd_max_bytes: int = 5 * 1024
 
     def __post_init__(self) -> None:
         check_issuer(self.issuer)
@@ -65,6 +68,8 @@ class OAuthSettings:
             raise SettingsError(f"scopes must be RFC 6749 scope tokens: {self.scopes!r}")
         if min(self.access_token_ttl, self.refresh_token_ttl, self.code_ttl) <= 0:
             raise SettingsError("token lifetimes must be positive")
+        if self.cimd_timeout <= 0 or self.cimd_max_bytes <= 0:
+            raise SettingsError("the metadata document limits must be positive")
         if not self.demo_username or not self.demo_password:
             raise SettingsError("the demo username and password must not be empty")
 
@@ -120,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--access-token-ttl", type=int, help="access token lifetime, seconds (3600)"
     )
+    parser.add_argument(
+        "--cimd-allow-insecure",
+        action="store_true",
+        default=None,
+        help="DEVELOPMENT ONLY: fetch client ID metadata documents over http and from loopback "
+        "or private addresses (OAUTH_CIMD_ALLOW_INSECURE)",
+    )
     return parser
 
 
@@ -136,6 +148,16 @@ def _int(value: str | int | None, name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise SettingsError(f"{name} must be an integer: {value!r}") from None
+
+
+def _flag(value: str | None, name: str) -> bool:
+    """A boolean environment variable: 1/true/yes/on or 0/false/no/off (empty is off)."""
+    text = (value or "").strip().lower()
+    if text in {"", "0", "false", "no", "off"}:
+        return False
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    raise SettingsError(f"{name} must be 1 or 0: {value!r}")
 
 
 def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
@@ -166,4 +188,6 @@ def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
         demo_password_generated=not password,
         session_secret=env.get("OAUTH_SESSION_SECRET") or None,
         introspection_credentials=introspection,
+        cimd_allow_insecure=bool(args.cimd_allow_insecure)
+        or _flag(env.get("OAUTH_CIMD_ALLOW_INSECURE"), "OAUTH_CIMD_ALLOW_INSECURE"),
     )

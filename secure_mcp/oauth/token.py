@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from secure_mcp.oauth import clients, grants
+from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.errors import NO_STORE, InvalidRequest, OAuthError, UnsupportedGrantType
 from secure_mcp.oauth.forms import read_form
 from secure_mcp.oauth.settings import OAuthSettings
@@ -17,15 +18,18 @@ GRANT_TYPES = ("authorization_code", "refresh_token")
 class TokenEndpoint:
     """POST /token."""
 
-    def __init__(self, settings: OAuthSettings, db: Database) -> None:
+    def __init__(
+        self, settings: OAuthSettings, db: Database, documents: Documents | None = None
+    ) -> None:
         self.settings = settings
         self.db = db
+        self.documents = documents
 
     async def handle(self, request: Request) -> Response:
         """Answer a token request; every answer carries Cache-Control: no-store (RFC 6749 5.1)."""
         try:
             form = await read_form(request, self.settings.max_body_bytes)
-            client = await clients.authenticate(self.db, request, form)
+            client = await clients.authenticate(self.db, request, form, self.documents)
             grant_type = form.get("grant_type")
             if not grant_type:
                 raise InvalidRequest("grant_type is required")

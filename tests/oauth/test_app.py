@@ -35,7 +35,7 @@ async def test_metadata(oauth: Harness) -> None:
     assert "none" in meta["token_endpoint_auth_methods_supported"]
     assert meta["scopes_supported"] == ["weather:read"]
     assert meta["authorization_response_iss_parameter_supported"] is True
-    assert "client_id_metadata_document_supported" not in meta
+    assert meta["client_id_metadata_document_supported"] is True
     assert (await oauth.http.get("/.well-known/openid-configuration")).status_code == 404
 
 
