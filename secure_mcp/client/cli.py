@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-browser", action="store_true", help="print the sign-in URL only")
     parser.add_argument("--verbose", action="store_true", help="print each OAuth step")
     parser.add_argument("--client-metadata-url", help="https URL of a client metadata document")
+    parser.add_argument(
+        "--client-id", help="pre-registered client_id (MCP_CLIENT_ID; secret: MCP_CLIENT_SECRET)"
+    )
     parser.add_argument("--model", help=f"Claude model (ANTHROPIC_MODEL; {DEFAULT_MODEL})")
     once = parser.add_mutually_exclusive_group()
     once.add_argument("--query", metavar="TEXT", help="answer one question and exit")
@@ -79,6 +82,8 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> tuple[ClientSettings, 
         open_browser=not args.no_browser,
         verbose=args.verbose,
         client_metadata_url=args.client_metadata_url or env.get("MCP_CLIENT_METADATA_URL") or None,
+        client_id=args.client_id or env.get("MCP_CLIENT_ID") or None,
+        client_secret=env.get("MCP_CLIENT_SECRET") or None,
         anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
         anthropic_model=args.model or env.get("ANTHROPIC_MODEL") or DEFAULT_MODEL,
         anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,

@@ -217,13 +217,32 @@ async def connect(
         )
         http = await stack.enter_async_context(
             httpx2.AsyncClient(
-                auth=provider, transport=transport, timeout=httpx2.Timeout(30.0, read=300.0)
+                auth=provider,
+                transport=transport,
+                timeout=httpx2.Timeout(30.0, read=300.0),
+                event_hooks={"response": [_server_failure_hook(provider)]},
             )
         )
         await preflight(http, provider)
         client = Client(streamable_http_client(settings.server_url, http_client=http))
         await _checked(provider, functools.partial(stack.enter_async_context, client))
         yield McpToolSession(client, http, provider, write, http_transport)
+
+
+def _server_failure_hook(
+    provider: SecureOAuthProvider,
+) -> Callable[[httpx2.Response], Awaitable[None]]:
+    """Report a 5xx from the MCP server, which the SDK would reduce to "an error response"."""
+    server_url = provider.context.server_url
+
+    async def hook(response: httpx2.Response) -> None:
+        url = str(response.request.url.copy_with(query=None))
+        if response.status_code >= 500 and url == server_url:
+            error = _status_error(server_url, response)
+            if error is not None:
+                provider.report(error)
+
+    return hook
 
 
 def _provider(

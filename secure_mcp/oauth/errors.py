@@ -16,8 +16,11 @@ class OAuthError(Exception):
     status_code: ClassVar[int] = 400
 
     def __init__(self, description: str) -> None:
-        super().__init__(description)
-        self.description = description
+        # RFC 6749 5.2: error_description is %x20-21 / %x23-5B / %x5D-7E, and it often quotes
+        # client input, so anything outside that set becomes "?".
+        safe = "".join(ch if " " <= ch <= "~" and ch not in '"\\' else "?" for ch in description)
+        super().__init__(safe)
+        self.description = safe
 
     def response(self, *, headers: dict[str, str] | None = None) -> JSONResponse:
         """The JSON error body of RFC 6749 5.2, never cached."""
@@ -108,6 +111,4 @@ class InvalidClientDocument(InvalidClient):
     """A client ID metadata document is unusable: an error page at /authorize, 401 at /token."""
 
     def __init__(self, description: str) -> None:
-        # RFC 6749 5.2: error_description is %x20-21 / %x23-5B / %x5D-7E; documents are foreign
-        safe = "".join(ch if " " <= ch <= "~" and ch not in '"\\' else "?" for ch in description)
-        super().__init__(safe, used_basic=False)
+        super().__init__(description, used_basic=False)

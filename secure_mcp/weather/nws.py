@@ -83,7 +83,7 @@ class NwsClient:
         self._backoff = backoff
         self._max_retry_after = max_retry_after
         self._sleep = sleep
-        self._points: OrderedDict[tuple[float, float], Any] = OrderedDict()
+        self._points: OrderedDict[tuple[float, float], tuple[Any, str]] = OrderedDict()
         self._points_size = points_cache_size
 
     async def aclose(self) -> None:
@@ -140,8 +140,8 @@ class NwsClient:
         """`/alerts/active?area=XX`: the active alerts for a state or territory."""
         return await self.get_json("/alerts/active", {"area": state})
 
-    async def point(self, lat: float, lon: float) -> Any:
-        """`/points/lat,lon` (cached: a location's forecast grid does not change)."""
+    async def point(self, lat: float, lon: float) -> tuple[Any, str]:
+        """`/points/lat,lon` and its forecast link; cached only when the link is usable."""
         key = (round(lat, 4), round(lon, 4))
         if key in self._points:
             self._points.move_to_end(key)
@@ -152,18 +152,19 @@ class NwsClient:
             if exc.status == 404 and exc.problem.endswith("/InvalidPoint"):
                 raise OutsideCoverageError(_outside(lat, lon)) from exc
             raise
-        self._points[key] = body
+        props = body.get("properties") if isinstance(body, Mapping) else None
+        link = props.get("forecast") if isinstance(props, Mapping) else None
+        if not isinstance(link, str) or not link:
+            # Not cached: a malformed answer must not poison the location until a restart.
+            raise NwsError(f"{SERVICE} has no forecast for {lat:.4f}, {lon:.4f}.")
+        self._points[key] = (body, link)
         if len(self._points) > self._points_size:
             self._points.popitem(last=False)
-        return body
+        return body, link
 
     async def forecast(self, lat: float, lon: float) -> tuple[Any, Any]:
         """The `/points` body and the forecast it links to."""
-        point = await self.point(lat, lon)
-        props = point.get("properties") if isinstance(point, Mapping) else None
-        link = props.get("forecast") if isinstance(props, Mapping) else None
-        if not isinstance(link, str) or not link:
-            raise NwsError(f"{SERVICE} has no forecast for {lat:.4f}, {lon:.4f}.")
+        point, link = await self.point(lat, lon)
         return point, await self.get_json(link)
 
 

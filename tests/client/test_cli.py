@@ -71,8 +71,12 @@ def test_environment_variables_are_read() -> None:
         "ANTHROPIC_API_KEY": "sk-secret",
         "ANTHROPIC_MODEL": "claude-haiku-4-5",
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
+        "MCP_CLIENT_ID": "pre-registered",
+        "MCP_CLIENT_SECRET": "client-secret-value",
     }
     settings, _ = parse([], env)
+    assert (settings.client_id, settings.client_secret) == ("pre-registered", "client-secret-value")
+    assert "client-secret-value" not in repr(settings)
     assert settings.server_url == "http://localhost:9000/mcp"
     assert settings.state_dir == Path("/tmp/state-env")
     assert settings.client_metadata_url == "https://app.example/client.json"
@@ -87,9 +91,10 @@ def test_flags_win_over_the_environment() -> None:
     argv = [
         "--server", "http://flag/mcp", "--state-dir", "/tmp/s", "--paste", "--no-browser",
         "--verbose", "--client-metadata-url", "https://x.example/c.json", "--model", "flag-model",
-        "--query", "alerts in CA",
+        "--query", "alerts in CA", "--client-id", "flag-client",
     ]  # fmt: skip
-    settings, action = parse(argv, env)
+    settings, action = parse(argv, {**env, "MCP_CLIENT_ID": "env-client"})
+    assert settings.client_id == "flag-client"
     assert settings.server_url == "http://flag/mcp"
     assert settings.state_dir == Path("/tmp/s")
     assert (settings.paste, settings.open_browser, settings.verbose) == (True, False, True)

@@ -390,3 +390,23 @@ async def test_unreachable_authorization_server_mid_session_is_one_error(
             result = await session.call_tool("get_alerts", {"state": "CA"})
     assert not result.is_error
     assert len(browser.opened) == 2  # the server forgot the token: one new sign-in
+
+
+async def test_server_outage_mid_session_is_explained(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    async with running(weather_mcp(fake_as), fake_as) as router:
+        browser.router = router
+        async with connect(
+            settings, write=lines.append, http_transport=router, opener=browser.open
+        ) as session:
+            rs_app = router.transports[RS_ORIGIN]
+            router.transports[RS_ORIGIN] = httpx2.MockTransport(
+                lambda request: httpx2.Response(503, json={"error": "temporarily_unavailable"})
+            )
+            with pytest.raises(ClientConnectError, match=r"is unavailable \(HTTP 503\)") as caught:
+                await session.call_tool("get_alerts", {"state": "CA"})
+            assert caught.value.error == "temporarily_unavailable"
+            router.transports[RS_ORIGIN] = rs_app
+            result = await session.call_tool("get_alerts", {"state": "CA"})
+    assert not result.is_error

@@ -91,8 +91,8 @@ async def test_restart_mid_session_keeps_registration_and_refresh_token(
             await alerts(session)
             before = refresh_token(settings)
             oauth.program.stop()  # the authorization server goes away mid-session
-            down = await session.call_tool("get_alerts", {"state": "HI"})
-            assert down.is_error  # weather.py answered 503; the session itself survives
+            with pytest.raises(ClientConnectError, match=r"unavailable \(HTTP 503\)"):
+                await session.call_tool("get_alerts", {"state": "HI"})  # the session survives
             with outage.oauth(ACCESS_TTL):  # and comes back on the same port and data folder
                 await asyncio.sleep(ACCESS_TTL + 0.5)  # the access token has expired meanwhile
                 await alerts(session)  # refreshed at the restarted server, no sign-in
@@ -102,14 +102,6 @@ async def test_restart_mid_session_keeps_registration_and_refresh_token(
     assert len(browser.opened) == 1  # signed in once, at the very start
 
 
-@pytest.mark.xfail(
-    reason="defect: during an authorization-server outage inside an open connect() session, "
-    "weather.py's 503 temporarily_unavailable reaches McpToolSession.call_tool as an is_error "
-    "result whose only text is the SDK's 'Server returned an error response'; the client "
-    'explains the 503 ("... is unavailable (HTTP 503); is its authorization server '
-    "running?\") only in connect()'s preflight",
-    strict=True,
-)
 async def test_outage_mid_session_is_explained(outage: Outage, tmp_path: Path) -> None:
     settings = ClientSettings(state_dir=tmp_path / "client", server_url=outage.weather.url)
     with outage.oauth() as oauth:
@@ -117,12 +109,10 @@ async def test_outage_mid_session_is_explained(outage: Outage, tmp_path: Path) -
         async with connect(settings, write=ignore, opener=browser.open) as session:
             await alerts(session)
             oauth.program.stop()
-            try:
-                result = await session.call_tool("get_alerts", {"state": "HI"})
-                text = " ".join(str(getattr(block, "text", "")) for block in result.content)
-            except ClientConnectError as exc:
-                text = str(exc)
-    assert "unavailable (HTTP 503); is its authorization server running?" in text
+            with pytest.raises(ClientConnectError) as caught:
+                await session.call_tool("get_alerts", {"state": "HI"})
+    assert "unavailable (HTTP 503); is its authorization server running?" in str(caught.value)
+    assert caught.value.error == "temporarily_unavailable"
 
 
 async def test_auth_server_down_weather_503_client_explains_both_recover(

@@ -102,13 +102,6 @@ async def test_wrong_shaped_alerts_do_not_crash(upstream: Upstream, body: bytes)
     assert not result.is_error or "\n" not in text
 
 
-@pytest.mark.xfail(
-    reason="defect: NwsClient.point caches any 200 /points body, even one without a usable "
-    "forecast link, in its process-lifetime LRU; after one malformed answer get_forecast for "
-    "that location fails ('has no forecast for ...') until weather.py restarts, although the "
-    "NWS is healthy again",
-    strict=True,
-)
 async def test_wrong_shaped_point_is_a_clear_error_and_not_cached(upstream: Upstream) -> None:
     where = {"latitude": 34.0, "longitude": -118.0}
     upstream.nws.on("/points/34,-118", raw(b'{"properties": {"forecast": 42}}'))

@@ -171,3 +171,12 @@ async def test_point_without_forecast_link_is_a_clear_error(point_body: object) 
     script = ScriptedNws().on("/points/40,-100", httpx2.Response(200, json=point_body))
     with pytest.raises(NwsError, match=r"has no forecast for 40\.0000, -100\.0000"):
         await client(script, Sleeps()).forecast(40, -100)
+
+
+async def test_point_without_forecast_link_is_not_cached() -> None:
+    script = ScriptedNws().on("/points/40,-100", httpx2.Response(200, json={"properties": {}}))
+    nws = client(script, Sleeps())
+    for _ in range(2):
+        with pytest.raises(NwsError, match="has no forecast"):
+            await nws.forecast(40, -100)
+    assert script.paths() == ["/points/40,-100", "/points/40,-100"]

@@ -60,6 +60,7 @@ class LoopbackListener:
         self._server: asyncio.Server | None = None
         self._result: asyncio.Future[AuthorizationCodeResult] | None = None
         self._state: str | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def redirect_uri(self) -> str:
@@ -95,7 +96,9 @@ class LoopbackListener:
             await self.stop()
 
     async def stop(self) -> None:
-        """Stop listening (closes the socket)."""
+        """Stop listening (closes the socket) and drop idle connections (browsers preconnect)."""
+        for writer in list(self._writers):
+            writer.close()
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
@@ -104,12 +107,15 @@ class LoopbackListener:
 
     def close(self) -> None:
         """Release the port for good."""
+        for writer in list(self._writers):
+            writer.close()
         if self._server is not None:
             self._server.close()
             self._server = None
         self._sock.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
         try:
             status, page = await self._respond(reader)
             writer.write(
@@ -122,6 +128,7 @@ class LoopbackListener:
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()

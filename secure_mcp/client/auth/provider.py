@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 from mcp.client.auth import OAuthClientProvider, OAuthFlowError
 from mcp.client.auth.utils import extract_field_from_www_auth
-from mcp.shared.auth import OAuthClientMetadata
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
 from mcp.shared.auth_utils import check_resource_allowed, resource_url_from_server_url
 from pydantic import AnyUrl
 
@@ -31,6 +31,26 @@ def client_metadata(settings: ClientSettings, redirect_uri: str) -> OAuthClientM
         response_types=["code"],
         client_name=settings.client_name,
         application_type="native",
+    )
+
+
+def pre_registered_client(
+    settings: ClientSettings, redirect_uri: str
+) -> OAuthClientInformationFull | None:
+    """The configured pre-registered client, if any (RFC 6749 2.2; MCP client registration).
+
+    With a secret it authenticates with HTTP Basic, which every server must support
+    (RFC 6749 2.3.1); without one it is a public client.
+    """
+    if not settings.client_id:
+        return None
+    return OAuthClientInformationFull(
+        client_id=settings.client_id,
+        client_secret=settings.client_secret or None,
+        token_endpoint_auth_method="client_secret_basic" if settings.client_secret else "none",
+        redirect_uris=[AnyUrl(redirect_uri)],
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
     )
 
 
@@ -134,6 +154,9 @@ class SecureOAuthProvider(OAuthClientProvider):
     async def _initialize(self) -> None:
         """Load tokens and registration, plus the metadata needed to refresh after a restart."""
         await super()._initialize()
+        pre_registered = pre_registered_client(self._settings, self._authorizer.redirect_uri)
+        if pre_registered is not None:  # MCP registration order: pre-registered, CIMD, DCR
+            self.context.client_info = pre_registered
         discovered = self.storage.discovered()
         if discovered is None:
             self.context.clear_tokens()  # no token endpoint known: sign in again, never guess one
@@ -168,6 +191,11 @@ class SecureOAuthProvider(OAuthClientProvider):
     async def _handle_token_response(self, response: httpx2.Response) -> None:
         await super()._handle_token_response(response)
         self._refresh_early()
+        client, issuer = self.context.client_info, self._current_issuer()
+        if self._settings.client_id and client is not None and issuer and client.issuer is None:
+            # Kept with the issuer like a registration, so --logout can revoke (RFC 7009 2.1).
+            client.issuer = issuer
+            await self.storage.set_client_info(client)
 
     async def _handle_refresh_response(self, response: httpx2.Response) -> bool:
         refreshed = await super()._handle_refresh_response(response)

@@ -140,3 +140,25 @@ def test_error_without_description() -> None:
 
 def test_page_escapes_everything() -> None:
     assert b"&lt;b&gt;" in render_page("<b>", "x")
+
+
+@pytest.mark.parametrize("how", ["stop", "close"])
+async def test_idle_connections_are_closed_when_the_listener_stops(how: str) -> None:
+    listener = LoopbackListener()
+    await listener.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)  # a preconnect
+    for _ in range(50):  # until the listener has accepted it
+        if listener._writers:
+            break
+        await asyncio.sleep(0.01)
+    assert len(listener._writers) == 1
+    if how == "stop":
+        await listener.stop()
+    else:
+        listener.close()
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # the listener hung up
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(0)
+    assert not listener._writers
+    listener.close()

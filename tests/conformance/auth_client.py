@@ -1,0 +1,114 @@
+"""Adapter the MCP conformance suite runs: `uv run python tests/conformance/auth_client.py <URL>`.
+
+It drives the project's own client (`secure_mcp.client.connection.connect`, the
+`SecureOAuthProvider` in `secure_mcp.client.auth`) against the suite's test servers: sign in,
+list the tools, call `test-tool`. The "browser" is headless: it GETs the authorization URL
+without following redirects, reads the `Location` the suite's authorization server answers
+(carrying `code` and `state`), and delivers it to the client's real loopback listener, as a
+browser would. Scenario context (pre-registered credentials) comes in `MCP_CONFORMANCE_CONTEXT`.
+Exit status 0 when the tool call succeeded, 1 with one line on stderr otherwise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx2
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script: make `secure_mcp` importable
+    sys.path.insert(0, str(ROOT))
+
+from secure_mcp.client.auth.errors import ClientConnectError  # noqa: E402
+from secure_mcp.client.connection import connect  # noqa: E402
+from secure_mcp.client.settings import ClientSettings  # noqa: E402
+
+# The client ID metadata document URL the suite's `auth/basic-cimd` fixture expects; the
+# client uses it only where the authorization server advertises CIMD support.
+CONFORMANCE_CIMD_URL = "https://conformance-test.local/client-metadata.json"
+TOOL = "test-tool"
+AUTHORIZATION_TIMEOUT = 15.0  # the suite gives a client 30 s in all
+
+
+class HeadlessBrowser:
+    """`webbrowser.open` stand-in: follow the authorization URL's redirect to the loopback."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def open(self, url: str) -> bool:
+        """Visit `url` in the background, as a real browser would, and report success."""
+        task = asyncio.get_running_loop().create_task(self._visit(url))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return True
+
+    async def _visit(self, url: str) -> None:
+        async with httpx2.AsyncClient(timeout=10) as http:
+            response = await http.get(url, follow_redirects=False)
+            location = response.headers.get("location")
+            if not response.is_redirect or not location:
+                log(f"authorization endpoint answered {response.status_code}, no redirect")
+                return
+            # The loopback listener checks `state`; the SDK checks `state` and `iss` again.
+            await http.get(location, follow_redirects=False)
+
+
+def log(line: str) -> None:
+    """Progress and errors go to stderr (the suite saves it as stderr.txt)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def context_from(environ: dict[str, str]) -> dict[str, Any]:
+    """The scenario's context (a JSON object), or an empty one."""
+    raw = environ.get("MCP_CONFORMANCE_CONTEXT", "")
+    value = json.loads(raw) if raw else {}
+    return value if isinstance(value, dict) else {}
+
+
+async def run(server_url: str, context: dict[str, Any], state_dir: Path) -> int:
+    """Sign in, list the tools and call `test-tool`; 0 on success."""
+    settings = ClientSettings(
+        state_dir=state_dir,
+        server_url=server_url,
+        verbose=True,
+        client_name="secure-mcp conformance adapter",
+        client_metadata_url=context.get("client_metadata_url", CONFORMANCE_CIMD_URL),
+        client_id=context.get("client_id"),
+        client_secret=context.get("client_secret"),
+    )
+    browser = HeadlessBrowser()
+    async with connect(
+        settings, write=log, opener=browser.open, authorization_timeout=AUTHORIZATION_TIMEOUT
+    ) as session:
+        names = [tool.name for tool in await session.list_tools()]
+        log(f"tools: {names}")
+        result = await session.call_tool(TOOL, {})
+    if result.is_error:
+        log(f"{TOOL} failed: {result.content}")
+        return 1
+    log(f"{TOOL}: {result.content}")
+    return 0
+
+
+def main(argv: list[str], environ: dict[str, str]) -> int:
+    """Entry point: `auth_client.py <server URL>`."""
+    if len(argv) != 2:
+        log("usage: auth_client.py <server URL>")
+        return 2
+    with tempfile.TemporaryDirectory(prefix="conformance-client-") as state_dir:
+        try:
+            return asyncio.run(run(argv[1], context_from(environ), Path(state_dir)))
+        except ClientConnectError as exc:
+            log(f"client error ({exc.error}): {exc}")
+            return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv, dict(os.environ)))
