@@ -32,6 +32,8 @@ def banner(settings: OAuthSettings) -> str:
         "  client ID metadata documents: "
         + ("INSECURE (development)" if settings.cimd_allow_insecure else "https, public hosts"),
     ]
+    if settings.cimd_ca_file is not None:
+        lines.append(f"  extra CA certificates for documents: {settings.cimd_ca_file}")
     if settings.cimd_allow_insecure:
         lines += ["", "!" * 78, *INSECURE_WARNING, "!" * 78]
     return "\n".join(lines)

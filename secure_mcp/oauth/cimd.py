@@ -159,6 +159,7 @@ class Documents:
             timeout=settings.cimd_timeout,
             max_bytes=settings.cimd_max_bytes,
             seams=self.seams,
+            ca_file=settings.cimd_ca_file,
         )
         self._cache: OrderedDict[str, tuple[float, Client]] = OrderedDict()
 

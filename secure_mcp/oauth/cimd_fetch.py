@@ -14,6 +14,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx2
 
@@ -53,6 +54,20 @@ def is_public(address: str) -> bool:
     )
 
 
+def verifying_context(ca_file: Path) -> ssl.SSLContext:
+    """The default verifying TLS context, also trusting the CAs in `ca_file` (--cimd-ca-file).
+
+    Certificates and host names are still verified; the file only adds trust anchors. A missing
+    or malformed file is an OSError naming it, so oauth.py stops at start with one line.
+    """
+    context = httpx2.create_ssl_context()
+    try:
+        context.load_verify_locations(cafile=str(ca_file))
+    except OSError as exc:  # FileNotFoundError, PermissionError, ssl.SSLError (not PEM)
+        raise OSError(f"cannot load the CA file {ca_file} (--cimd-ca-file): {exc}") from None
+    return context
+
+
 @dataclass(frozen=True)
 class Seams:
     """What tests replace: name resolution, the HTTP transport, TLS trust and the clock."""
@@ -75,13 +90,22 @@ class Fetcher:
     """GET one metadata document under the SSRF guards above."""
 
     def __init__(
-        self, *, allow_insecure: bool, timeout: float, max_bytes: int, seams: Seams
+        self,
+        *,
+        allow_insecure: bool,
+        timeout: float,
+        max_bytes: int,
+        seams: Seams,
+        ca_file: Path | None = None,
     ) -> None:
         self.allow_insecure = allow_insecure
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.seams = seams
-        self._ssl: ssl.SSLContext | None = None
+        # Loaded now, so a bad --cimd-ca-file stops the server at start, not at the first fetch.
+        self._ssl: ssl.SSLContext | None = (
+            verifying_context(ca_file) if ca_file is not None else None
+        )
 
     async def fetch(self, url: str) -> Fetched:
         """The document at `url`, or FetchError; one time limit covers DNS, connect and body."""

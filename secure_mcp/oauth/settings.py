@@ -55,6 +55,7 @@ class OAuthSettings:
     cimd_allow_insecure: bool = False  # development only: http and non-public document hosts
     cimd_timeout: float = 5.0  # seconds for a whole metadata document fetch
     cimd_max_bytes: int = 5 * 1024
+    cimd_ca_file: Path | None = None  # extra trusted CAs (PEM) for document fetches; still verified
 
     def __post_init__(self) -> None:
         check_issuer(self.issuer)
@@ -132,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="DEVELOPMENT ONLY: fetch client ID metadata documents over http and from loopback "
         "or private addresses (OAUTH_CIMD_ALLOW_INSECURE)",
     )
+    parser.add_argument(
+        "--cimd-ca-file",
+        help="PEM file of extra CA certificates trusted, besides the system ones, when fetching "
+        "client ID metadata documents (a private or test CA); TLS is still verified "
+        "(OAUTH_CIMD_CA_FILE)",
+    )
     return parser
 
 
@@ -158,6 +165,11 @@ def _flag(value: str | None, name: str) -> bool:
     if text in {"1", "true", "yes", "on"}:
         return True
     raise SettingsError(f"{name} must be 1 or 0: {value!r}")
+
+
+def _optional_path(value: str | None) -> Path | None:
+    """A path setting, None when unset or empty."""
+    return Path(value).expanduser() if value else None
 
 
 def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
@@ -190,4 +202,5 @@ def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
         introspection_credentials=introspection,
         cimd_allow_insecure=bool(args.cimd_allow_insecure)
         or _flag(env.get("OAUTH_CIMD_ALLOW_INSECURE"), "OAUTH_CIMD_ALLOW_INSECURE"),
+        cimd_ca_file=_optional_path(args.cimd_ca_file or env.get("OAUTH_CIMD_CA_FILE")),
     )

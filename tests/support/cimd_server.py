@@ -197,9 +197,12 @@ class TestCertificates:
     key_file: str
 
 
-def make_certificates(directory: str, server_name: str) -> TestCertificates:
-    """A test CA and a certificate for `server_name` (cryptography; never leaves the tmp dir)."""
+def make_certificates(
+    directory: str, server_name: str, ip_addresses: tuple[str, ...] = ()
+) -> TestCertificates:
+    """A test CA and a certificate for `server_name` (and `ip_addresses`; never leaves tmp)."""
     import datetime
+    import ipaddress
 
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -232,7 +235,15 @@ def make_certificates(directory: str, server_name: str) -> TestCertificates:
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
         .not_valid_after(end)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(server_name)]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [
+                    x509.DNSName(server_name),
+                    *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses),
+                ]
+            ),
+            critical=False,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     files = TestCertificates(
