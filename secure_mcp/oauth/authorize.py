@@ -107,7 +107,10 @@ class AuthorizationEndpoint:
         except RedirectError as exc:
             return RedirectResponse(error_redirect(exc, self.settings.issuer), 302)
         user = self._user(request)
-        if user is not None and await self._consented(request, pending):
+        # A remembered consent skips the page, except where the page carries the impersonation
+        # warning (MCP security best practices): that must be seen at every authorization.
+        warn = _document_context(client, pending.redirect_uri)["loopback_warning"]
+        if user is not None and not warn and await self._consented(request, pending):
             return RedirectResponse(await self._issue_code(client, pending, user), 302)
         return await self._page(request, client, pending, user)
 

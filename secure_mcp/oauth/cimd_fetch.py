@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
 import ssl
 import time
@@ -20,6 +21,8 @@ import httpx2
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 JSON_TYPE = "application/json"
+
+logger = logging.getLogger(__name__)
 
 
 class FetchError(Exception):
@@ -49,6 +52,7 @@ def is_public(address: str) -> bool:
         or ip.is_reserved  # also refuses NAT64 64:ff9b::/96 and other ::/8 forms
         or ip.is_loopback
         or ip.is_link_local
+        or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)  # fec0::/10
         or ip.is_private
         or ip.is_unspecified
     )
@@ -128,9 +132,12 @@ class Fetcher:
         if not self.allow_insecure:
             refused = [a for a in addresses if not is_public(a)]
             if refused:  # one bad address is enough: DNS answers can be mixed to fool a check
+                # The address stays in the log: the error reaches the requester, who must not
+                # learn how internal names resolve.
+                logger.warning("CIMD host %s resolves to non-public %s", host, refused[0])
                 raise FetchError(
-                    f"the host {host} resolves to {refused[0]}, a private, loopback, link-local "
-                    "or otherwise non-public address (refused to prevent SSRF)"
+                    f"the host {host} does not resolve to a public address (refused to prevent "
+                    "SSRF)"
                 )
         return addresses[0]
 

@@ -101,10 +101,10 @@ async def test_without_the_flag_loopback_documents_are_refused(tmp_path: Path) -
         _, challenge = pkce()
         cases = {
             http_url: "must be https",
-            f"https://127.0.0.1:{port}/c.json": "resolves to 127.0.0.1",
-            f"https://[::1]:{port}/c.json": "resolves to ::1",
-            "https://169.254.169.254/latest/meta-data/": "resolves to 169.254.169.254",
-            "https://10.1.2.3/c.json": "resolves to 10.1.2.3",
+            f"https://127.0.0.1:{port}/c.json": "not resolve to a public address",
+            f"https://[::1]:{port}/c.json": "not resolve to a public address",
+            "https://169.254.169.254/latest/meta-data/": "not resolve to a public address",
+            "https://10.1.2.3/c.json": "not resolve to a public address",
         }
         async with httpx2.AsyncClient(timeout=10) as http:
             for client_id, message in cases.items():
@@ -113,6 +113,8 @@ async def test_without_the_flag_loopback_documents_are_refused(tmp_path: Path) -
                 assert "location" not in page.headers
                 assert message in page.text, (client_id, page.text)
         assert docs.hits == []  # nothing was ever fetched
+        for address in ("127.0.0.1", "::1", "169.254.169.254", "10.1.2.3"):
+            assert f"resolves to non-public {address}" in server.program.output()  # logged only
 
 
 def test_malformed_credentials_file_exits_2_with_one_line(tmp_path: Path) -> None:

@@ -199,7 +199,7 @@ BAD_URLS = [
     pytest.param("https://app.example:99999/c.json", "malformed (host or port)", id="bad-port"),
     pytest.param("https://app.example:0/c.json", "malformed (host or port)", id="port-zero"),
     pytest.param("https://[::1/c.json", "malformed (host or port)", id="bad-ipv6"),
-    pytest.param("https://evil.example/client.json", "10.0.0.7", id="private-host"),
+    pytest.param("https://evil.example/client.json", "not resolve to a public address", id="private-host"),
     pytest.param("https://unknown.example/client.json", "does not resolve", id="unresolvable"),
     pytest.param("https://app.example/missing.json", "HTTP 404", id="not-found"),
 ]
@@ -211,6 +211,7 @@ async def test_bad_client_id_urls(cimd: Cimd, url: str, message: str) -> None:
     assert page.status_code == 400
     assert "location" not in page.headers
     assert message in page.text
+    assert "10.0.0.7" not in page.text  # internal DNS answers are not shown
 
 
 async def test_foreign_redirect_uri_is_an_error_page(cimd: Cimd) -> None:
@@ -256,6 +257,23 @@ async def test_consent_page_no_warning_for_https_redirect(cimd: Cimd) -> None:
     page = await _consent_page(cimd, cimd.flow(url, redirect_uri="https://app.example/cb"))
     assert "published at <code>app.example</code>" in page
     assert "Warning:" not in page
+
+
+async def test_remembered_consent_still_shows_the_impersonation_warning(cimd: Cimd) -> None:
+    flow = cimd.flow(cimd.publish())  # redirect to loopback, document hosted elsewhere
+    assert (await cimd.oauth.authorize(flow)).startswith("http://127.0.0.1:33333/callback?code=")
+    again = await cimd.oauth.http.get(cimd.oauth.authorization_url(flow))
+    assert again.status_code == 200  # asked again, not a silent redirect
+    assert "Warning:" in again.text
+
+
+async def test_remembered_consent_skips_the_page_without_a_warning(cimd: Cimd) -> None:
+    url = cimd.publish(redirect_uris=["https://app.example/cb"])
+    flow = cimd.flow(url, redirect_uri="https://app.example/cb")
+    await cimd.oauth.authorize(flow)
+    again = await cimd.oauth.http.get(cimd.oauth.authorization_url(flow))
+    assert again.status_code == 302
+    assert again.headers["location"].startswith("https://app.example/cb?code=")
 
 
 async def test_registered_client_consent_has_no_document_host(cimd: Cimd) -> None:
