@@ -14,6 +14,7 @@ from typing import Any
 
 from anthropic import AsyncAnthropic
 
+from secure_mcp.client.auth.provider import ISSUER_REQUIRED
 from secure_mcp.client.chat.claude import ClaudeChat
 from secure_mcp.client.chat.prompt import default_reader
 from secure_mcp.client.chat.render import Write, show_result_json
@@ -62,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--client-id", help="pre-registered client_id (MCP_CLIENT_ID; secret: MCP_CLIENT_SECRET)"
     )
+    parser.add_argument(
+        "--client-issuer",
+        help="issuer of the AS the --client-id is registered with (MCP_CLIENT_ISSUER; required)",
+    )
     parser.add_argument("--model", help=f"Claude model (ANTHROPIC_MODEL; {DEFAULT_MODEL})")
     once = parser.add_mutually_exclusive_group()
     once.add_argument("--query", metavar="TEXT", help="answer one question and exit")
@@ -84,10 +89,13 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> tuple[ClientSettings, 
         client_metadata_url=args.client_metadata_url or env.get("MCP_CLIENT_METADATA_URL") or None,
         client_id=args.client_id or env.get("MCP_CLIENT_ID") or None,
         client_secret=env.get("MCP_CLIENT_SECRET") or None,
+        client_issuer=args.client_issuer or env.get("MCP_CLIENT_ISSUER") or None,
         anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
         anthropic_model=args.model or env.get("ANTHROPIC_MODEL") or DEFAULT_MODEL,
         anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
     )
+    if settings.client_id and not settings.client_issuer:
+        parser.error(ISSUER_REQUIRED)
     call = None
     if args.call:
         try:

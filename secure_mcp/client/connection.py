@@ -59,17 +59,20 @@ def _status_error(url: str, response: httpx2.Response) -> ClientConnectError | N
         return ClientConnectError(
             f"There is no MCP server at {url} (HTTP 404); check --server.", "not_found"
         )
+    if status >= 500:
+        return _server_error(url, status)
+    return None
+
+
+def _server_error(url: str, status: int) -> ClientConnectError:
+    """The one-line error for a 5xx from the MCP server."""
     if status == 503:
         return ClientConnectError(
             f"The MCP server at {url} is unavailable (HTTP 503); "
             "is its authorization server running?",
             "temporarily_unavailable",
         )
-    if status >= 500:
-        return ClientConnectError(
-            f"The MCP server at {url} failed (HTTP {status}).", "server_error"
-        )
-    return None
+    return ClientConnectError(f"The MCP server at {url} failed (HTTP {status}).", "server_error")
 
 
 def as_connect_error(exc: Exception) -> ClientConnectError:
@@ -173,15 +176,20 @@ async def _revoke_and_delete(
 ) -> bool:
     """Revoke every stored token set of the storage's resource, then delete them."""
     stored = storage.all_tokens()
+    revoked = True
     for issuer, tokens in stored:
         metadata, client = storage.server(issuer)
-        await revoke_tokens(http, metadata, client, tokens, write)
-    storage.delete_tokens()
-    write(
-        f"Signed out of {storage.resource}."
-        if stored
-        else f"No stored sign-in for {storage.resource}."
-    )
+        revoked = await revoke_tokens(http, metadata, client, tokens, write) and revoked
+    storage.delete_tokens()  # deleted here even when the server kept them
+    if not stored:
+        write(f"No stored sign-in for {storage.resource}.")
+    elif revoked:
+        write(f"Signed out of {storage.resource}.")
+    else:
+        write(
+            f"Not fully signed out of {storage.resource}: the tokens were deleted here, but "
+            "the authorization server did not revoke them; they stay valid until they expire."
+        )
     return bool(stored)
 
 
@@ -238,9 +246,7 @@ def _server_failure_hook(
     async def hook(response: httpx2.Response) -> None:
         url = str(response.request.url.copy_with(query=None))
         if response.status_code >= 500 and url == server_url:
-            error = _status_error(server_url, response)
-            if error is not None:
-                provider.report(error)
+            provider.report(_server_error(server_url, response.status_code))
 
     return hook
 

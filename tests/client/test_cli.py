@@ -73,9 +73,11 @@ def test_environment_variables_are_read() -> None:
         "ANTHROPIC_BASE_URL": "http://127.0.0.1:9",
         "MCP_CLIENT_ID": "pre-registered",
         "MCP_CLIENT_SECRET": "client-secret-value",
+        "MCP_CLIENT_ISSUER": "http://127.0.0.1:9000",
     }
     settings, _ = parse([], env)
     assert (settings.client_id, settings.client_secret) == ("pre-registered", "client-secret-value")
+    assert settings.client_issuer == "http://127.0.0.1:9000"
     assert "client-secret-value" not in repr(settings)
     assert settings.server_url == "http://localhost:9000/mcp"
     assert settings.state_dir == Path("/tmp/state-env")
@@ -91,10 +93,10 @@ def test_flags_win_over_the_environment() -> None:
     argv = [
         "--server", "http://flag/mcp", "--state-dir", "/tmp/s", "--paste", "--no-browser",
         "--verbose", "--client-metadata-url", "https://x.example/c.json", "--model", "flag-model",
-        "--query", "alerts in CA", "--client-id", "flag-client",
+        "--query", "alerts in CA", "--client-id", "flag-client", "--client-issuer", "http://as",
     ]  # fmt: skip
-    settings, action = parse(argv, {**env, "MCP_CLIENT_ID": "env-client"})
-    assert settings.client_id == "flag-client"
+    settings, action = parse(argv, {**env, "MCP_CLIENT_ID": "env-client", "MCP_CLIENT_ISSUER": "x"})
+    assert (settings.client_id, settings.client_issuer) == ("flag-client", "http://as")
     assert settings.server_url == "http://flag/mcp"
     assert settings.state_dir == Path("/tmp/s")
     assert (settings.paste, settings.open_browser, settings.verbose) == (True, False, True)
@@ -117,6 +119,7 @@ def test_call_and_logout_actions() -> None:
         pytest.param(["--call", "get_alerts", "[]"], id="not-object"),
         pytest.param(["--call", "get_alerts"], id="missing-json"),
         pytest.param(["--query", "x", "--logout"], id="two-actions"),
+        pytest.param(["--client-id", "app"], id="client-id-without-issuer"),
     ],
 )
 def test_bad_flags_exit_with_usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -21,6 +21,7 @@ from secure_mcp.client.auth.storage import STATE_FILE, FileTokenStorage
 from secure_mcp.client.connection import (
     ClientConnectError,
     McpToolSession,
+    _status_error,
     connect,
     logout_stored,
 )
@@ -410,3 +411,12 @@ async def test_server_outage_mid_session_is_explained(
             router.transports[RS_ORIGIN] = rs_app
             result = await session.call_tool("get_alerts", {"state": "CA"})
     assert not result.is_error
+
+
+def test_a_server_failure_status_is_one_line_even_outside_the_hook() -> None:
+    error = _status_error(RS_URL, httpx2.Response(502))
+    assert error is not None
+    assert (str(error), error.error) == (
+        f"The MCP server at {RS_URL} failed (HTTP 502).",
+        "server_error",
+    )

@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 
@@ -72,16 +73,34 @@ def context_from(environ: dict[str, str]) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+async def issuer_of(server_url: str) -> str | None:
+    """The authorization server the scenario's own protected-resource metadata names.
+
+    The pre-registration context gives credentials but not their issuer, which the client
+    requires (`client_issuer`); a real user configures it, the adapter trusts the suite here.
+    """
+    parts = urlsplit(server_url)
+    url = f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource{parts.path}"
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.get(url)
+    if response.status_code != 200:
+        return None
+    servers = response.json().get("authorization_servers") or [None]
+    return str(servers[0]) if servers[0] else None
+
+
 async def run(server_url: str, context: dict[str, Any], state_dir: Path) -> int:
     """Sign in, list the tools and call `test-tool`; 0 on success."""
+    client_id = context.get("client_id")
     settings = ClientSettings(
         state_dir=state_dir,
         server_url=server_url,
         verbose=True,
         client_name="secure-mcp conformance adapter",
         client_metadata_url=context.get("client_metadata_url", CONFORMANCE_CIMD_URL),
-        client_id=context.get("client_id"),
+        client_id=client_id,
         client_secret=context.get("client_secret"),
+        client_issuer=await issuer_of(server_url) if client_id else None,
     )
     browser = HeadlessBrowser()
     async with connect(

@@ -199,7 +199,7 @@ BAD_URLS = [
     pytest.param("https://app.example:99999/c.json", "malformed (host or port)", id="bad-port"),
     pytest.param("https://app.example:0/c.json", "malformed (host or port)", id="port-zero"),
     pytest.param("https://[::1/c.json", "malformed (host or port)", id="bad-ipv6"),
-    pytest.param("https://evil.example/client.json", "not resolve to a public address", id="private-host"),
+    pytest.param("https://evil.example/client.json", "not resolve to a public", id="private-host"),
     pytest.param("https://unknown.example/client.json", "does not resolve", id="unresolvable"),
     pytest.param("https://app.example/missing.json", "HTTP 404", id="not-found"),
 ]

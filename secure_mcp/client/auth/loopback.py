@@ -26,9 +26,26 @@ def render_page(title: str, body: str) -> bytes:
     return _PAGE.format(title=html.escape(title), body=html.escape(body)).encode()
 
 
+def query_params(query: str) -> dict[str, str]:
+    """The first value of each parameter of a redirect query."""
+    return {key: values[0] for key, values in parse_qs(query, keep_blank_values=True).items()}
+
+
+def state_matches(params: dict[str, str], expected: str | None) -> bool:
+    """RFC 6749 10.12: the response carries this sign-in's `state` (None expects nothing)."""
+    if expected is None:
+        return True
+    state = params.get("state")
+    return state is not None and hmac.compare_digest(state, expected)
+
+
 def result_from_query(query: str) -> AuthorizationCodeResult:
     """The authorization response in a redirect query (RFC 6749 4.1.2, 4.1.2.1; RFC 9207)."""
-    params = {key: values[0] for key, values in parse_qs(query, keep_blank_values=True).items()}
+    return result_from_params(query_params(query))
+
+
+def result_from_params(params: dict[str, str]) -> AuthorizationCodeResult:
+    """The code (and `state`, `iss`) of a response, or its error as ClientConnectError."""
     if "error" in params:
         description = params.get("error_description", "")
         raise ClientConnectError(
@@ -133,16 +150,6 @@ class LoopbackListener:
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
 
-    def _check_state(self, result: AuthorizationCodeResult) -> None:
-        """RFC 6749 10.12: the answer must carry this sign-in's `state` (the SDK checks again)."""
-        if self._state is None:
-            return
-        if result.state is None or not hmac.compare_digest(result.state, self._state):
-            raise ClientConnectError(
-                "The sign-in answer does not belong to this sign-in (state mismatch); start again.",
-                "invalid_request",
-            )
-
     async def _respond(self, reader: asyncio.StreamReader) -> tuple[str, bytes]:
         head = await reader.readuntil(b"\r\n\r\n")
         method, _, rest = head.decode("latin-1").partition(" ")
@@ -152,9 +159,16 @@ class LoopbackListener:
             return "404 Not Found", render_page("Not found", "Nothing here.")
         if self._result is None or self._result.done():
             return "409 Conflict", render_page("Already done", "This sign-in is already complete.")
+        params = query_params(parts.query)
+        # RFC 6749 10.12: state first. A response (error or code) for another sign-in, e.g. a
+        # local page forging `?error=`, is refused and ignored; the real one may still come.
+        if not state_matches(params, self._state):
+            return "400 Bad Request", render_page(
+                "Not this sign-in",
+                "This answer does not belong to the sign-in in progress; it was ignored.",
+            )
         try:
-            result = result_from_query(parts.query)
-            self._check_state(result)
+            result = result_from_params(params)
         except ClientConnectError as exc:
             self._result.set_exception(exc)
             return "400 Bad Request", render_page(

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from mcp.shared.auth import AuthorizationCodeResult
 
 from secure_mcp.client.auth.errors import ClientConnectError
-from secure_mcp.client.auth.loopback import result_from_query
+from secure_mcp.client.auth.loopback import query_params, result_from_params, state_matches
 
 InputFn = Callable[[str], str]
 PROMPT = "Paste the redirect URL (or the code) here and press Enter:"
@@ -20,7 +20,8 @@ PROMPT = "Paste the redirect URL (or the code) here and press Enter:"
 def parse_pasted(text: str, *, state: str, issuer: str | None) -> AuthorizationCodeResult:
     """The authorization response in pasted text.
 
-    A whole redirect URL is parsed and its `state` and `iss` checked by the provider. A bare
+    A whole redirect URL must carry this sign-in's `state` before anything else in it counts,
+    an error included (RFC 6749 10.12); the provider checks `state` and `iss` again. A bare
     code carries neither: the user typed it into their own terminal, so there is no redirect to
     forge, and PKCE (RFC 7636) still binds the code to this client's verifier.
     """
@@ -28,7 +29,14 @@ def parse_pasted(text: str, *, state: str, issuer: str | None) -> AuthorizationC
     if not text:
         raise ClientConnectError("Nothing was pasted; sign-in cancelled", "access_denied")
     if "?" in text or "://" in text:
-        return result_from_query(urlsplit(text).query)
+        params = query_params(urlsplit(text).query)
+        if not state_matches(params, state):
+            raise ClientConnectError(
+                "The pasted URL is not from this sign-in (its state does not match); "
+                "sign in again and paste the address you land on.",
+                "invalid_request",
+            )
+        return result_from_params(params)
     if any(char.isspace() for char in text) or "&" in text or "=" in text:
         raise ClientConnectError(
             "That does not look like a code or a redirect URL", "invalid_request"

@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import httpx2
 from mcp.client.auth import OAuthClientProvider, OAuthFlowError
-from mcp.client.auth.utils import extract_field_from_www_auth
+from mcp.client.auth.utils import (
+    extract_field_from_www_auth,
+    extract_resource_metadata_from_www_auth,
+    issuers_match,
+)
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
-from mcp.shared.auth_utils import check_resource_allowed, resource_url_from_server_url
 from pydantic import AnyUrl
 
 from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.interaction import Authorizer
+from secure_mcp.client.auth.resource import (
+    allowed_resources,
+    resource_mismatch_message,
+    same_resource,
+)
 from secure_mcp.client.auth.storage import FileTokenStorage, StorageError
 from secure_mcp.client.settings import ClientSettings
 
 EXPECTED_FAILURES = (ClientConnectError, OAuthFlowError, StorageError)
 MAX_EXPIRY_MARGIN = 30.0  # refresh up to this long before the access token expires
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
+ISSUER_REQUIRED = (
+    "--client-id needs --client-issuer (MCP_CLIENT_ISSUER): the authorization server it is "
+    "registered with, the only one its credentials may be sent to."
+)
 
 
 def client_metadata(settings: ClientSettings, redirect_uri: str) -> OAuthClientMetadata:
@@ -40,30 +51,22 @@ def pre_registered_client(
     """The configured pre-registered client, if any (RFC 6749 2.2; MCP client registration).
 
     With a secret it authenticates with HTTP Basic, which every server must support
-    (RFC 6749 2.3.1); without one it is a public client.
+    (RFC 6749 2.3.1); without one it is a public client. It is bound to `client_issuer`, so its
+    credentials go to no other authorization server (`check_issuer`).
     """
     if not settings.client_id:
         return None
+    if not settings.client_issuer:
+        raise ClientConnectError(ISSUER_REQUIRED, "invalid_client")
     return OAuthClientInformationFull(
         client_id=settings.client_id,
+        issuer=settings.client_issuer,
         client_secret=settings.client_secret or None,
         token_endpoint_auth_method="client_secret_basic" if settings.client_secret else "none",
         redirect_uris=[AnyUrl(redirect_uri)],
         grant_types=["authorization_code", "refresh_token"],
         response_types=["code"],
     )
-
-
-def resource_mismatch_message(server_url: str, resource: str) -> str:
-    """What to tell the user when PRM names another resource (RFC 9728 3.3)."""
-    connected, named = urlsplit(server_url), urlsplit(resource)
-    message = (
-        f"The server at {server_url} says its resource URL is {resource}; "
-        "its tokens would be for another address, so the client stopped."
-    )
-    if connected.hostname in _LOOPBACK_HOSTS and named.hostname in _LOOPBACK_HOSTS:
-        message += " localhost and 127.0.0.1 are different origins to OAuth."
-    return f"{message} Connect with --server {resource} (or MCP_SERVER_URL)."
 
 
 def step_of(request: httpx2.Request) -> str:
@@ -102,6 +105,7 @@ class SecureOAuthProvider(OAuthClientProvider):
             validate_resource_url=self._validate_resource,
         )
         self.storage = storage
+        self._pre_registered = pre_registered_client(settings, authorizer.redirect_uri)
         self._authorizer = authorizer
         self._settings = settings
         self._write = write
@@ -109,6 +113,7 @@ class SecureOAuthProvider(OAuthClientProvider):
         self._bound: object = None
         self.failure: Exception | None = None
         self._sign_in_scope: str | None = None  # a 401's challenged scope ("" when none)
+        self._challenged_prm: str | None = None  # a 401's resource_metadata URL
         storage.current_issuer = self._current_issuer
 
     def _current_issuer(self) -> str | None:
@@ -121,8 +126,9 @@ class SecureOAuthProvider(OAuthClientProvider):
 
     async def _validate_resource(self, server_url: str, resource: str | None) -> None:
         """RFC 9728 3.3 / RFC 8707: PRM `resource` must name the server we connected to."""
-        expected = resource_url_from_server_url(server_url)
-        if resource is None or not check_resource_allowed(expected, resource):
+        fetched_from = self._tried[-1] if self._tried else None
+        allowed = allowed_resources(server_url, fetched_from, self._challenged_prm)
+        if resource is None or not any(same_resource(url, resource) for url in allowed):
             raise ClientConnectError(
                 resource_mismatch_message(server_url, resource or "(none)"), "invalid_target"
             )
@@ -137,6 +143,7 @@ class SecureOAuthProvider(OAuthClientProvider):
                 f"Tried: {tried}",
                 "discovery_failed",
             )
+        self.check_issuer(str(metadata.issuer))
         # MCP authorization, "Authorization Code Protection": clients MUST refuse to proceed
         # when code_challenge_methods_supported is absent or lacks S256 (RFC 7636 4.2).
         if "S256" not in (metadata.code_challenge_methods_supported or []):
@@ -144,6 +151,21 @@ class SecureOAuthProvider(OAuthClientProvider):
                 f"The authorization server {metadata.issuer} does not advertise PKCE S256 "
                 "(code_challenge_methods_supported); refusing to sign in there.",
                 "invalid_request",
+            )
+
+    def check_issuer(self, issuer: str) -> None:
+        """A pre-registered client goes only to its own authorization server (RFC 6749 2.3, 10.1).
+
+        The SDK would reuse issuer-less credentials anywhere, and for a mismatch would register
+        instead; we stop before any registration, redirect or token request.
+        """
+        configured = self._settings.client_issuer
+        if self._settings.client_id and configured and not issuers_match(configured, issuer):
+            raise ClientConnectError(
+                f"The server at {self._settings.server_url} uses the authorization server "
+                f"{issuer}, but --client-id {self._settings.client_id} is registered with "
+                f"{configured}; its credentials were not sent.",
+                "invalid_client",
             )
 
     async def _redirect(self, url: str) -> None:
@@ -154,9 +176,8 @@ class SecureOAuthProvider(OAuthClientProvider):
     async def _initialize(self) -> None:
         """Load tokens and registration, plus the metadata needed to refresh after a restart."""
         await super()._initialize()
-        pre_registered = pre_registered_client(self._settings, self._authorizer.redirect_uri)
-        if pre_registered is not None:  # MCP registration order: pre-registered, CIMD, DCR
-            self.context.client_info = pre_registered
+        if self._pre_registered is not None:  # MCP registration order: pre-registered, CIMD, DCR
+            self.context.client_info = self._pre_registered.model_copy()
         discovered = self.storage.discovered()
         if discovered is None:
             self.context.clear_tokens()  # no token endpoint known: sign in again, never guess one
@@ -192,7 +213,7 @@ class SecureOAuthProvider(OAuthClientProvider):
         await super()._handle_token_response(response)
         self._refresh_early()
         client, issuer = self.context.client_info, self._current_issuer()
-        if self._settings.client_id and client is not None and issuer and client.issuer is None:
+        if self._settings.client_id and client is not None and issuer:
             # Kept with the issuer like a registration, so --logout can revoke (RFC 7009 2.1).
             client.issuer = issuer
             await self.storage.set_client_info(client)
@@ -286,6 +307,7 @@ class SecureOAuthProvider(OAuthClientProvider):
                 elif response.status_code == 401:
                     self._trace(f"{request.url}: HTTP 401, sign-in needed")
                     self._sign_in_scope = extract_field_from_www_auth(response, "scope") or ""
+                    self._challenged_prm = extract_resource_metadata_from_www_auth(response)
                 elif is_step_up(response):
                     self._sign_in_scope = None  # a step-up: the SDK's scope union applies
                     step_ups += 1

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
+from urllib.parse import quote
 
 import httpx2
 from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata, OAuthToken
+
+
+def client_authentication(
+    client: OAuthClientInformationFull, data: dict[str, str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Form and headers authenticating `client` as at the token endpoint (RFC 7009 2.1).
+
+    The registered `token_endpoint_auth_method` decides, as the SDK does for /token: HTTP Basic
+    with the form-urlencoded id and secret (RFC 6749 2.3.1), the secret in the body, or the
+    client_id alone for a public client.
+    """
+    method, secret = client.token_endpoint_auth_method, client.client_secret
+    if method == "client_secret_basic" and secret:
+        pair = f"{quote(client.client_id, safe='')}:{quote(secret, safe='')}"
+        encoded = base64.b64encode(pair.encode()).decode()
+        return data, {"Authorization": f"Basic {encoded}"}
+    if method == "client_secret_post" and secret:
+        return {**data, "client_id": client.client_id, "client_secret": secret}, {}
+    return {**data, "client_id": client.client_id}, {}
 
 
 async def revoke_tokens(
@@ -25,12 +46,10 @@ async def revoke_tokens(
     for token, hint in pairs:
         if not token:
             continue
-        # RFC 7009 2.1: token and token_type_hint; a public client identifies itself by client_id.
-        data = {"token": token, "token_type_hint": hint, "client_id": client.client_id}
-        if client.client_secret:  # a confidential client authenticates (RFC 7009 2.1)
-            data["client_secret"] = client.client_secret
+        # RFC 7009 2.1: token and token_type_hint, and the client authenticates as at /token.
+        data, headers = client_authentication(client, {"token": token, "token_type_hint": hint})
         try:
-            response = await http.post(str(endpoint), data=data)
+            response = await http.post(str(endpoint), data=data, headers=headers)
         except httpx2.HTTPError as exc:
             write(f"Could not reach {endpoint} to revoke the {hint}: {type(exc).__name__}")
             revoked = False

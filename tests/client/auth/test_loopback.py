@@ -103,27 +103,42 @@ async def test_garbage_and_oversized_requests_are_dropped() -> None:
     listener.close()
 
 
-async def test_listener_refuses_an_answer_for_another_sign_in() -> None:
+@pytest.mark.parametrize(
+    "forged",
+    [
+        pytest.param("code=c&state=forged", id="code-wrong-state"),
+        pytest.param("code=c", id="code-no-state"),
+        pytest.param("error=access_denied&state=forged", id="error-wrong-state"),
+        pytest.param("error=access_denied", id="error-no-state"),
+    ],
+)
+async def test_an_answer_for_another_sign_in_is_refused_and_ignored(forged: str) -> None:
+    # RFC 6749 10.12: any local page can hit the callback; only this sign-in's state counts.
     listener = LoopbackListener()
     await listener.start(state="expected")
     waiting = asyncio.create_task(listener.wait(5))
     async with httpx2.AsyncClient() as client:
-        page = await client.get(f"{listener.redirect_uri}?code=c&state=forged")
-    with pytest.raises(ClientConnectError, match="state mismatch"):
-        await waiting
-    assert page.status_code == 400
-    assert "Sign-in failed" in page.text
+        page = await client.get(f"{listener.redirect_uri}?{forged}")
+        assert page.status_code == 400
+        assert "Not this sign-in" in page.text
+        assert not waiting.done()
+        real = await client.get(f"{listener.redirect_uri}?code=real&state=expected")
+    assert real.status_code == 200
+    assert (await waiting).code == "real"
     listener.close()
 
 
-async def test_listener_refuses_an_answer_without_state() -> None:
+async def test_an_error_for_this_sign_in_aborts_it() -> None:
     listener = LoopbackListener()
     await listener.start(state="expected")
     waiting = asyncio.create_task(listener.wait(5))
     async with httpx2.AsyncClient() as client:
-        await client.get(f"{listener.redirect_uri}?code=c")
-    with pytest.raises(ClientConnectError, match="state mismatch"):
+        page = await client.get(f"{listener.redirect_uri}?error=access_denied&state=expected")
+    with pytest.raises(ClientConnectError, match="refused: access_denied") as caught:
         await waiting
+    assert caught.value.error == "access_denied"
+    assert page.status_code == 400
+    assert "Sign-in failed" in page.text
     listener.close()
 
 

@@ -13,13 +13,13 @@ from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.paste import parse_pasted, read_pasted
 
 
-def test_whole_redirect_url_keeps_its_own_state_and_iss() -> None:
+def test_whole_redirect_url_keeps_its_own_iss() -> None:
     result = parse_pasted(
-        "  http://127.0.0.1:5000/callback?code=c1&state=from-url&iss=http%3A%2F%2Fas \n",
+        "  http://127.0.0.1:5000/callback?code=c1&state=expected&iss=http%3A%2F%2Fas \n",
         state="expected",
         issuer="http://issuer",
     )
-    assert (result.code, result.state, result.iss) == ("c1", "from-url", "http://as")
+    assert (result.code, result.state, result.iss) == ("c1", "expected", "http://as")
 
 
 def test_bare_code_is_accepted() -> None:
@@ -33,10 +33,24 @@ def test_bare_code_is_accepted() -> None:
         ("", "access_denied"),
         ("two words", "invalid_request"),
         ("code=abc", "invalid_request"),
-        ("http://127.0.0.1/callback?error=access_denied", "access_denied"),
+        ("http://127.0.0.1/callback?error=access_denied&state=s", "access_denied"),
         ("http://127.0.0.1/callback?state=s", "invalid_request"),
+        ("http://127.0.0.1/callback?code=c&state=other", "invalid_request"),
+        ("http://127.0.0.1/callback?code=c", "invalid_request"),
+        ("http://127.0.0.1/callback?error=access_denied&state=other", "invalid_request"),
+        ("http://127.0.0.1/callback?error=access_denied", "invalid_request"),
     ],
-    ids=["empty", "spaces", "query-fragment", "error-url", "url-without-code"],
+    ids=[
+        "empty",
+        "spaces",
+        "query-fragment",
+        "error-url",
+        "url-without-code",
+        "url-wrong-state",
+        "url-without-state",
+        "error-wrong-state",
+        "error-without-state",
+    ],
 )
 def test_bad_paste_is_refused(text: str, error: str) -> None:
     with pytest.raises(ClientConnectError) as caught:
@@ -100,3 +114,8 @@ def test_no_browser_is_false() -> None:
 
     assert not open_in_browser("http://127.0.0.1/", broken)
     assert not open_in_browser("http://127.0.0.1/", lambda url: False)
+
+
+def test_pasted_url_from_another_sign_in_says_so() -> None:
+    with pytest.raises(ClientConnectError, match="not from this sign-in"):
+        parse_pasted("http://127.0.0.1/callback?error=x&state=old", state="new", issuer=None)

@@ -7,16 +7,20 @@ import dataclasses
 from dataclasses import dataclass, field
 
 import httpx2
+import pytest
 from starlette.requests import Request
 from starlette.responses import Response
 
+from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.provider import pre_registered_client
 from secure_mcp.client.auth.storage import FileTokenStorage
-from secure_mcp.client.connection import _revoke_and_delete
+from secure_mcp.client.connection import _revoke_and_delete, connect, preflight
 from secure_mcp.client.settings import ClientSettings
 from tests.client.auth.fakes import AS_ORIGIN, RS_URL, FakeAuthServer, FakeResource, Router
 from tests.client.auth.harness import ScriptedBrowser
-from tests.client.auth.test_provider import sign_in
+from tests.client.auth.test_provider import sign_in, signed_in_client
+
+OTHER_AS = "http://127.0.0.1:9100"
 
 
 @dataclass
@@ -43,6 +47,7 @@ async def test_confidential_client_uses_basic_and_never_registers(
         settings,
         client_id="pre-registered",
         client_secret="s3cret",
+        client_issuer=AS_ORIGIN,
         client_metadata_url="https://client.example/cimd",
     )
     await sign_in(settings, FakeResource(server), browser, lines)
@@ -64,7 +69,7 @@ async def test_public_client_sends_no_secret(
     settings: ClientSettings, browser: ScriptedBrowser, lines: list[str]
 ) -> None:
     server = RecordingAuthServer()
-    settings = dataclasses.replace(settings, client_id="public-app")
+    settings = dataclasses.replace(settings, client_id="public-app", client_issuer=AS_ORIGIN + "/")
     await sign_in(settings, FakeResource(server), browser, lines)
     assert server.registrations == {}
     assert server.authorize_params[0]["client_id"] == "public-app"
@@ -76,8 +81,58 @@ def test_no_client_id_means_no_pre_registration(settings: ClientSettings) -> Non
 
 
 def test_secret_stays_out_of_the_settings_repr(settings: ClientSettings) -> None:
-    settings = dataclasses.replace(settings, client_id="app", client_secret="s3cret")
+    settings = dataclasses.replace(
+        settings, client_id="app", client_secret="s3cret", client_issuer=AS_ORIGIN
+    )
     assert "s3cret" not in repr(settings)
     client = pre_registered_client(settings, "http://127.0.0.1:1/callback")
     assert client is not None
     assert client.token_endpoint_auth_method == "client_secret_basic"
+
+
+def test_client_id_needs_its_issuer(settings: ClientSettings) -> None:
+    settings = dataclasses.replace(settings, client_id="app", client_secret="s3cret")
+    with pytest.raises(ClientConnectError, match="--client-id needs --client-issuer") as caught:
+        pre_registered_client(settings, "http://127.0.0.1:1/callback")
+    assert caught.value.error == "invalid_client"
+
+
+async def test_connect_without_the_issuer_sends_nothing(
+    settings: ClientSettings, browser: ScriptedBrowser
+) -> None:
+    settings = dataclasses.replace(settings, client_id="app", client_secret="s3cret")
+    router = Router({})
+    with pytest.raises(ClientConnectError, match="--client-issuer"):
+        async with connect(settings, write=[].append, http_transport=router, opener=browser.open):
+            pass  # pragma: no cover - connect refuses first
+    assert router.requests == []
+
+
+async def test_secret_never_reaches_another_authorization_server(
+    settings: ClientSettings, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    # The MCP server's PRM names another AS: the SDK would send issuer-less credentials there.
+    other = RecordingAuthServer(issuer=OTHER_AS, origin=OTHER_AS)
+    settings = dataclasses.replace(
+        settings, client_id="pre-registered", client_secret="s3cret", client_issuer=AS_ORIGIN
+    )
+    resource = FakeResource(other)
+    async with signed_in_client(settings, resource, browser, lines, {OTHER_AS: other}) as (
+        http,
+        provider,
+    ):
+        with pytest.raises(ClientConnectError) as caught:
+            await preflight(http, provider)
+    assert caught.value.error == "invalid_client"
+    assert str(caught.value) == (
+        f"The server at {RS_URL} uses the authorization server {OTHER_AS}, but --client-id "
+        f"pre-registered is registered with {AS_ORIGIN}; its credentials were not sent."
+    )
+    assert browser.router is not None
+    to_other = [line for line in browser.router.requests if OTHER_AS in line]
+    assert to_other
+    assert all(line.startswith("GET ") for line in to_other)  # discovery only
+    assert other.token_auth == []
+    assert other.registrations == {}
+    assert other.authorize_params == []
+    assert browser.opened == []

@@ -12,6 +12,7 @@ import pytest
 
 from secure_mcp.client.auth.interaction import Authorizer
 from secure_mcp.client.auth.provider import SecureOAuthProvider
+from secure_mcp.client.auth.resource import allowed_resources, same_resource
 from secure_mcp.client.auth.storage import FileTokenStorage
 from secure_mcp.client.connection import ClientConnectError, preflight
 from secure_mcp.client.settings import ClientSettings
@@ -234,14 +235,81 @@ async def test_resource_mismatch_elsewhere(
 
 
 @pytest.mark.parametrize(
+    "named",
+    [f"{RS_ORIGIN}/", RS_ORIGIN, f"{RS_URL}/sub", f"{RS_ORIGIN}/mc"],
+    ids=["origin-slash", "origin", "child", "prefix"],
+)
+async def test_resource_must_be_the_server_url_itself(
+    named: str,
+    settings: ClientSettings,
+    fake_as: FakeAuthServer,
+    browser: ScriptedBrowser,
+    lines: list[str],
+) -> None:
+    # RFC 9728 3.3: a parent resource would get tokens for the whole origin.
+    with pytest.raises(ClientConnectError, match=f"says its resource URL is {named}[;,]") as caught:
+        await sign_in(settings, FakeResource(fake_as, resource=named), browser, lines)
+    assert caught.value.error == "invalid_target"
+    assert fake_as.log == []
+    parent = named in (RS_ORIGIN, f"{RS_ORIGIN}/")
+    assert ("a parent of its own" in str(caught.value)) is parent
+    assert ("Connect with --server" in str(caught.value)) is not parent
+
+
+ROOT_PRM = f"{RS_ORIGIN}/.well-known/oauth-protected-resource"
+
+
+@pytest.mark.parametrize(
+    ("prm_url", "challenged", "allowed"),
+    [
+        (f"{ROOT_PRM}/mcp", None, [RS_URL]),
+        (ROOT_PRM, None, [RS_URL, RS_ORIGIN]),
+        (ROOT_PRM, ROOT_PRM, [RS_URL]),
+        (f"{RS_ORIGIN}/metadata/prm.json", f"{RS_ORIGIN}/metadata/prm.json", [RS_URL]),
+        (None, None, [RS_URL]),
+    ],
+    ids=["path-inserted", "root-fallback", "root-from-challenge", "challenge", "unknown"],
+)
+def test_allowed_resources_follow_the_url_the_metadata_came_from(
+    prm_url: str | None, challenged: str | None, allowed: list[str]
+) -> None:
+    # RFC 9728 3.3: identical to the identifier the well-known URL was formed from, or to the
+    # URL requested when the challenge named the document.
+    assert allowed_resources(RS_URL, prm_url, challenged) == allowed
+
+
+async def test_root_metadata_may_name_the_origin(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    resource = FakeResource(fake_as, prm_at="root", resource=f"{RS_ORIGIN}/")
+    with pytest.raises(ClientConnectError):  # the fake MCP server wants tokens for /mcp
+        await sign_in(settings, resource, browser, lines)
+    assert fake_as.authorize_params[0]["resource"] == f"{RS_ORIGIN}/"
+
+
+@pytest.mark.parametrize(
+    ("expected", "named", "same"),
+    [
+        (RS_URL, RS_URL, True),
+        (RS_URL, f"{RS_URL}/", True),
+        (f"{RS_ORIGIN}/", RS_ORIGIN, True),
+        (RS_URL, f"{RS_ORIGIN}/", False),
+        (RS_URL, "http://localhost:8000/mcp", False),
+    ],
+    ids=["identical", "trailing-slash", "root", "parent", "other-host"],
+)
+def test_same_resource_allows_only_a_trailing_slash(expected: str, named: str, same: bool) -> None:
+    assert same_resource(expected, named) is same
+
+
+@pytest.mark.parametrize(
     ("knob", "value", "message"),
     [
         ("iss_override", "http://evil.example", "iss mismatch"),
         ("omit_iss", True, "missing iss"),
-        ("state_override", "forged-state", "state mismatch"),
         ("refuse", "access_denied", "refused: access_denied"),
     ],
-    ids=["iss-mismatch", "iss-missing", "state-mismatch", "refused"],
+    ids=["iss-mismatch", "iss-missing", "refused"],
 )
 async def test_authorization_response_is_checked(
     knob: str,
@@ -256,6 +324,19 @@ async def test_authorization_response_is_checked(
     with pytest.raises(ClientConnectError, match=message):
         await sign_in(settings, FakeResource(fake_as), browser, lines)
     assert fake_as.tokens == {}  # no code was exchanged
+
+
+async def test_a_response_with_another_state_is_ignored(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    # RFC 6749 10.12: the listener refuses it and keeps waiting; nothing is exchanged.
+    fake_as.state_override = "forged-state"
+    async with signed_in_client(settings, FakeResource(fake_as), browser, lines) as (http, p):
+        p._authorizer._timeout = 0.5
+        with pytest.raises(ClientConnectError, match="No authorization response"):
+            await preflight(http, p)
+    assert "Not this sign-in" in browser.callback_pages[0]
+    assert fake_as.tokens == {}
 
 
 async def test_discovery_failure_names_the_urls_tried(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx2
+import pytest
 from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata, OAuthToken
 
 from secure_mcp.client.auth.revocation import revoke_tokens
@@ -57,16 +60,46 @@ async def test_access_token_alone_is_revoked() -> None:
     assert hints == ["access_token"]
 
 
-async def test_confidential_client_sends_its_secret() -> None:
-    seen: list[str] = []
+@pytest.mark.parametrize(
+    ("method", "secret", "authorization", "form"),
+    [
+        pytest.param(
+            "client_secret_basic",
+            "s/e&c:r t",
+            # RFC 6749 2.3.1: id and secret form-urlencoded before Base64.
+            "Basic " + base64.b64encode(b"app%3A1:s%2Fe%26c%3Ar%20t").decode(),
+            {},
+            id="basic",
+        ),
+        pytest.param(
+            "client_secret_post",
+            "s3cret",
+            None,
+            {"client_id": "app:1", "client_secret": "s3cret"},
+            id="post",
+        ),
+        pytest.param("none", None, None, {"client_id": "app:1"}, id="public"),
+    ],
+)
+async def test_client_authenticates_as_registered(
+    method: str, secret: str | None, authorization: str | None, form: dict[str, str]
+) -> None:
+    # RFC 7009 2.1: the client authenticates at /revoke as it does at /token.
+    seen: list[tuple[str | None, dict[str, str]]] = []
 
     def handler(request: httpx2.Request) -> httpx2.Response:
-        seen.append(request.content.decode())
+        body = dict(httpx2.QueryParams(request.content.decode()))
+        seen.append((request.headers.get("authorization"), body))
         return httpx2.Response(200)
 
-    client = OAuthClientInformationFull(client_id="c", client_secret="s")
-    await _revoke(httpx2.MockTransport(handler), client, [])
-    assert all("client_secret=s" in body for body in seen)
+    client = OAuthClientInformationFull(
+        client_id="app:1", client_secret=secret, token_endpoint_auth_method=method
+    )
+    assert await _revoke(httpx2.MockTransport(handler), client, [])
+    assert seen == [
+        (authorization, {"token": "refresh", "token_type_hint": "refresh_token", **form}),
+        (authorization, {"token": "access", "token_type_hint": "access_token", **form}),
+    ]
 
 
 async def test_refusal_and_unreachable_are_reported() -> None:
