@@ -178,6 +178,16 @@ class SecureOAuthProvider(OAuthClientProvider):
         await super()._initialize()
         if self._pre_registered is not None:  # MCP registration order: pre-registered, CIMD, DCR
             self.context.client_info = self._pre_registered.model_copy()
+        stored = self.context.client_info
+        if (
+            stored is not None
+            and stored.client_id is not None
+            and stored.client_id.startswith(("https://", "http://"))
+            and stored.client_id != self._settings.client_metadata_url
+        ):
+            # A metadata-document identity of another (or no) --client-metadata-url: the SDK
+            # would keep sending it to the same issuer, so forget it and identify afresh.
+            self.context.client_info = None
         discovered = self.storage.discovered()
         if discovered is None:
             self.context.clear_tokens()  # no token endpoint known: sign in again, never guess one

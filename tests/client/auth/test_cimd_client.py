@@ -242,11 +242,6 @@ async def test_unusable_metadata_url_is_refused_before_any_request(
     assert router.requests == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: a stored URL client_id is reused after --client-metadata-url changes "
-    "(the SDK's credentials_match_issuer keeps it for the same issuer)",
-)
 async def test_a_changed_metadata_url_is_used_at_the_next_sign_in(tmp_path: Path) -> None:
     fake_as = FakeAuthServer(cimd_supported=True)
     browser = ScriptedBrowser()
