@@ -39,30 +39,6 @@ from tests.client.auth.fakes import (
 from tests.client.auth.harness import ScriptedBrowser
 
 
-@pytest.fixture
-def fake_as() -> FakeAuthServer:
-    """A well-behaved authorization server."""
-    return FakeAuthServer()
-
-
-@pytest.fixture
-def browser() -> ScriptedBrowser:
-    """A browser that completes authorization without a person."""
-    return ScriptedBrowser()
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> ClientSettings:
-    """Client settings pointing at the fake resource server, state in tmp_path."""
-    return ClientSettings(state_dir=tmp_path / "state", server_url=RS_URL)
-
-
-@pytest.fixture
-def lines() -> list[str]:
-    """What the client wrote."""
-    return []
-
-
 async def _run(
     settings: ClientSettings,
     fake_as: FakeAuthServer,

@@ -4,41 +4,17 @@ to the client's loopback listener, against the real oauth.py and weather.py."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from secure_mcp.client.connection import connect
 from secure_mcp.client.settings import ClientSettings
 from tests.e2e.test_client_oauth_process import run_stack
 from tests.support.oauth_server import OAuthServer
-from tests.support.tools import chromium_path
 
 pytestmark = pytest.mark.browser
-
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    """Debian's chromium through Playwright."""
-    executable = chromium_path()
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def sign_in_like_a_person(page: Page, url: str, oauth: OAuthServer) -> None:

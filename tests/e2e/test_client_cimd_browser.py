@@ -4,17 +4,15 @@ which name the metadata document's client and host, back to the client's loopbac
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from secure_mcp.client.auth.storage import FileTokenStorage
 from secure_mcp.client.connection import connect
 from secure_mcp.client.settings import ClientSettings
-from tests.e2e.test_client_browser import LAUNCH_ARGS
 from tests.e2e.test_client_cimd_process import (
     CLIENT_NAME,
     CimdStack,
@@ -22,21 +20,8 @@ from tests.e2e.test_client_cimd_process import (
     quiet,
     run_cimd_stack,
 )
-from tests.support.tools import chromium_path
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-async def chromium() -> AsyncIterator[Browser]:
-    """Debian's chromium through Playwright."""
-    executable = chromium_path()
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=executable, args=LAUNCH_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def sign_in_on_the_pages(page: Page, url: str, cimd: CimdStack) -> None:

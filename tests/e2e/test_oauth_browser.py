@@ -11,22 +11,12 @@ from urllib.parse import urlencode
 
 import httpx2
 import pytest
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser
 
 from tests.oauth.helpers import RESOURCE, pkce, query_of
 from tests.support.oauth_server import run_oauth_server
-from tests.support.tools import chromium_path
 
 pytestmark = pytest.mark.browser
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @contextlib.contextmanager
@@ -57,8 +47,7 @@ def loopback_listener() -> Iterator[tuple[str, list[str]]]:
         server.server_close()
 
 
-async def test_sign_in_and_allow_in_chromium(tmp_path: Path) -> None:
-    executable = chromium_path()
+async def test_sign_in_and_allow_in_chromium(tmp_path: Path, chromium: Browser) -> None:
     with run_oauth_server(tmp_path) as server, loopback_listener() as (redirect_uri, seen):
         async with httpx2.AsyncClient(base_url=server.issuer, timeout=10) as http:
             client = (
@@ -83,21 +72,16 @@ async def test_sign_in_and_allow_in_chromium(tmp_path: Path) -> None:
                 "resource": RESOURCE,
             }
         )
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-            try:
-                page = await browser.new_page()
-                await page.goto(f"{server.issuer}/authorize?{query}")
-                await page.get_by_label("Username").fill(server.username)
-                await page.get_by_label("Password").fill(server.password)
-                await page.get_by_role("button", name="Sign in").click()
-                await page.get_by_role("button", name="Allow").wait_for()
-                assert await page.get_by_text("<b>Browser</b> test").first.is_visible()
-                await page.get_by_role("button", name="Allow").click()
-                await page.wait_for_url(f"{redirect_uri}?**")
-                final_url = page.url
-            finally:
-                await browser.close()
+        page = await chromium.new_page()
+        await page.goto(f"{server.issuer}/authorize?{query}")
+        await page.get_by_label("Username").fill(server.username)
+        await page.get_by_label("Password").fill(server.password)
+        await page.get_by_role("button", name="Sign in").click()
+        await page.get_by_role("button", name="Allow").wait_for()
+        assert await page.get_by_text("<b>Browser</b> test").first.is_visible()
+        await page.get_by_role("button", name="Allow").click()
+        await page.wait_for_url(f"{redirect_uri}?**")
+        final_url = page.url
     params = query_of(final_url)
     assert params["state"] == "browser-state"
     assert params["iss"] == server.issuer

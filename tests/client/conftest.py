@@ -1,4 +1,4 @@
-"""Fixtures for the client's OAuth tests: a fake authorization server and a scripted browser."""
+"""Fixtures for the client tests: a fake authorization server and a scripted browser."""
 
 from __future__ import annotations
 
