@@ -150,7 +150,11 @@ class Runner:
                     client = await stack.enter_async_context(self.make_anthropic(self.settings))
                     chat = ClaudeChat(client, session, self.settings, self.write)
                 if chat is not None and action.query is not None:
-                    await chat.ask(action.query)  # a ClaudeError ends in one line, exit 1
+                    try:
+                        await chat.ask(action.query)
+                    except EXPECTED_ERRORS as exc:  # here, before the MCP task group wraps it
+                        self.note(f"Error: {exc}")
+                        return 1
                 else:
                     await self._interactive(session, chat)
             return 0

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult
@@ -304,3 +305,27 @@ def test_mcp_failures_after_connecting_are_one_line(capsys: pytest.CaptureFixtur
 
     assert main([], {}, connect=fake_connect(Broken())) == 1
     assert capsys.readouterr().err.endswith("Error: Internal error\n")
+
+
+def test_query_failure_inside_a_task_group_is_still_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The real connect() runs the MCP session in a task group, which wraps what escapes it."""
+    inner = fake_connect(FakeSession())
+
+    @contextlib.asynccontextmanager
+    async def grouped(settings: ClientSettings, **kwargs: Any) -> AsyncIterator[Any]:
+        async with anyio.create_task_group(), inner(settings, **kwargs) as session:
+            yield session
+
+    standin = AnthropicStandIn()
+    code = main(
+        ["--query", "hi"],
+        {"ANTHROPIC_API_KEY": "sk-wrong"},
+        connect=grouped,
+        make_anthropic=lambda settings: standin.client(api_key=settings.anthropic_api_key),
+    )
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.endswith("Error: Claude rejected the API key (401): check ANTHROPIC_API_KEY.\n")
+    assert "Traceback" not in err
