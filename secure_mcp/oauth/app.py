@@ -21,6 +21,12 @@ from secure_mcp.oauth import resource_servers, rfc8414
 from secure_mcp.oauth.authorize import AuthorizationEndpoint
 from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.cimd_fetch import Seams
+from secure_mcp.oauth.cors import (
+    CLIENT_AUTH_HEADERS,
+    METADATA_HEADERS,
+    REGISTER_HEADERS,
+    cors_route,
+)
 from secure_mcp.oauth.headers import SecurityHeadersMiddleware
 from secure_mcp.oauth.rfc7009 import RevocationEndpoint
 from secure_mcp.oauth.rfc7591 import RegistrationEndpoint
@@ -54,19 +60,36 @@ async def health(request: Request) -> Response:
 
 
 def routes(settings: OAuthSettings, db: Database, documents: Documents) -> list[BaseRoute]:
-    """Every endpoint; under the issuer's path when it has one, metadata at the root."""
+    """Every endpoint; under the issuer's path when it has one, metadata at the root.
+
+    One route per path, so a 405 lists every allowed method in `Allow` (RFC 9110 15.5.6); CORS
+    only where browser-based clients call (`cors.py`).
+    """
     authorize = AuthorizationEndpoint(settings, db, documents)
+
+    async def authorization(request: Request) -> Response:
+        return await (authorize.post if request.method == "POST" else authorize.get)(request)
+
     endpoints: list[BaseRoute] = [
-        Route("/authorize", authorize.get, methods=["GET"]),
-        Route("/authorize", authorize.post, methods=["POST"]),
-        Route("/token", TokenEndpoint(settings, db, documents).handle, methods=["POST"]),
-        Route("/register", RegistrationEndpoint(settings, db).handle, methods=["POST"]),
+        Route("/authorize", authorization, methods=["GET", "POST"]),
+        cors_route(
+            "/token", TokenEndpoint(settings, db, documents).handle, ["POST"], CLIENT_AUTH_HEADERS
+        ),
+        cors_route(
+            "/register", RegistrationEndpoint(settings, db).handle, ["POST"], REGISTER_HEADERS
+        ),
         Route("/introspect", IntrospectionEndpoint(settings, db).handle, methods=["POST"]),
-        Route("/revoke", RevocationEndpoint(settings, db, documents).handle, methods=["POST"]),
+        cors_route(
+            "/revoke",
+            RevocationEndpoint(settings, db, documents).handle,
+            ["POST"],
+            CLIENT_AUTH_HEADERS,
+        ),
     ]
     metadata = rfc8414.MetadataEndpoint(settings)
     top: list[BaseRoute] = [
-        Route(path, metadata.handle, methods=["GET"]) for path in rfc8414.well_known_paths(settings)
+        cors_route(path, metadata.handle, ["GET"], METADATA_HEADERS)
+        for path in rfc8414.well_known_paths(settings)
     ]
     top.append(Route("/health", health, methods=["GET"]))
     if settings.issuer_path:

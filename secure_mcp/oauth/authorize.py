@@ -23,7 +23,7 @@ from secure_mcp.oauth.authorize_request import (
 )
 from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.clients import find_client
-from secure_mcp.oauth.errors import AccessDenied, OAuthError
+from secure_mcp.oauth.errors import NO_STORE, AccessDenied, OAuthError
 from secure_mcp.oauth.forms import read_form
 from secure_mcp.oauth.models import AuthorizationCode, Client, Consent, PendingRequest
 from secure_mcp.oauth.pages import error_page, render
@@ -32,6 +32,12 @@ from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database, now, token_hash
 
 MAX_PENDING = 5  # authorization requests kept per browser session
+FORM_FIELDS = frozenset({"csrf_token", "tx", "username", "password", "decision"})
+
+
+def _redirect(url: str, status_code: int) -> RedirectResponse:
+    """A redirect no cache may keep: it can carry a code or an error for one request only."""
+    return RedirectResponse(url, status_code, headers=NO_STORE)
 
 
 def _session_value(request: Request, key: str) -> str:
@@ -105,13 +111,13 @@ class AuthorizationEndpoint:
         except PageError as exc:
             return error_page(str(exc))
         except RedirectError as exc:
-            return RedirectResponse(error_redirect(exc, self.settings.issuer), 302)
+            return _redirect(error_redirect(exc, self.settings.issuer), 302)
         user = self._user(request)
         # A remembered consent skips the page, except where the page carries the impersonation
         # warning (MCP security best practices): that must be seen at every authorization.
         warn = _document_context(client, pending.redirect_uri)["loopback_warning"]
         if user is not None and not warn and await self._consented(request, pending):
-            return RedirectResponse(await self._issue_code(client, pending, user), 302)
+            return _redirect(await self._issue_code(client, pending, user), 302)
         return await self._page(request, client, pending, user)
 
     async def _page(
@@ -136,7 +142,7 @@ class AuthorizationEndpoint:
     async def post(self, request: Request) -> Response:
         """Handle the login or consent form; every success answers 303 (RFC 9700 4.12)."""
         try:
-            form = await read_form(request, self.settings.max_body_bytes)
+            form = await read_form(request, self.settings.max_body_bytes, FORM_FIELDS)
             expected = _session_value(request, "csrf")
             if not hmac.compare_digest(form.get("csrf_token", "").encode(), expected.encode()):
                 return error_page("The form has expired or was forged. Start again.", 403)
@@ -162,7 +168,7 @@ class AuthorizationEndpoint:
         request.session.clear()  # no session fixation: new id and CSRF token after login
         request.session["user"] = subject
         url = f"{self.settings.issuer_path}/authorize?{pending.query()}"
-        return RedirectResponse(url, 303)
+        return _redirect(url, 303)
 
     async def _decide(
         self, request: Request, decision: str, client: Client, pending: Pending
@@ -175,11 +181,11 @@ class AuthorizationEndpoint:
             denied = RedirectError(
                 AccessDenied("the user denied access"), pending.redirect_uri, pending.state
             )
-            return RedirectResponse(error_redirect(denied, self.settings.issuer), 303)
+            return _redirect(error_redirect(denied, self.settings.issuer), 303)
         if decision != "allow":
             return error_page("Choose Allow or Deny.")
         await self._save_consent(request, pending)
-        return RedirectResponse(await self._issue_code(client, pending, user), 303)
+        return _redirect(await self._issue_code(client, pending, user), 303)
 
     async def _consented(self, request: Request, pending: Pending) -> bool:
         """True when this browser session already allowed the same client, scopes and resource."""

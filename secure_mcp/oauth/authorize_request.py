@@ -16,12 +16,18 @@ from secure_mcp.oauth.errors import (
     OAuthError,
     UnsupportedResponseType,
 )
+from secure_mcp.oauth.forms import repeated
 from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.scopes import requested_resource, requested_scope
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database
 
 MAX_STATE = 1024
+# OAuth 2.1 4.1.1 and RFC 8707 2; any other parameter is ignored, even repeated (RFC 6749 3.1)
+PARAMETERS = frozenset(
+    {"response_type", "client_id", "redirect_uri", "scope", "state", "resource"}
+    | {"code_challenge", "code_challenge_method"}
+)
 
 
 class PageError(Exception):
@@ -97,7 +103,7 @@ def _pairs(query: str) -> list[tuple[str, str]]:
         pairs = parse_qsl(query, keep_blank_values=True, errors="strict", max_num_fields=100)
     except ValueError:
         raise PageError("The authorization request is malformed.") from None
-    return [(k, v) for k, v in pairs if v != ""]
+    return [(k, v) for k, v in pairs if v != "" and k in PARAMETERS]
 
 
 async def _client_and_redirect(
@@ -117,7 +123,12 @@ async def _client_and_redirect(
     if client is None:
         raise PageError("The application (client_id) is not registered here.")
     if "redirect_uri" not in params:
-        raise PageError("The request has no redirect_uri.")
+        # OAuth 2.1 4.1.1: optional only when one redirect URI, not a loopback one (its port
+        # varies, RFC 8252 7.3), is registered
+        uri = redirect_uris.sole_redirect(client.redirect_uris)
+        if uri is None:
+            raise PageError("The request has no redirect_uri.")
+        return client, uri
     uri = redirect_uris.find_match(client.redirect_uris, params["redirect_uri"])
     if uri is None:  # OAuth 2.1 4.1.2.1 / RFC 8252 7.3: exact match, loopback any port
         raise PageError("The redirect_uri is not registered for this application.")
@@ -125,12 +136,16 @@ async def _client_and_redirect(
 
 
 def _check_rest(
-    settings: OAuthSettings, client: Client, params: dict[str, str], counts: Counter[str]
+    settings: OAuthSettings,
+    client: Client,
+    params: dict[str, str],
+    counts: Counter[str],
+    redirect_uri: str,
 ) -> Pending:
     """Everything after the redirect URI; errors raise OAuthError."""
-    repeated = sorted(k for k, n in counts.items() if n > 1)
-    if repeated:
-        raise InvalidRequest(f"repeated parameter: {', '.join(repeated)}")  # RFC 6749 3.1
+    again = sorted((k for k, n in counts.items() if n > 1), key=lambda k: (k == "resource", k))
+    if again:
+        raise repeated(again[0])  # RFC 6749 3.1; several resources: RFC 8707 2
     response_type = params.get("response_type")
     if not response_type:
         raise InvalidRequest("response_type is required")
@@ -143,7 +158,7 @@ def _check_rest(
         raise InvalidRequest("state is too long")
     return Pending(
         client_id=client.client_id,
-        redirect_uri=params["redirect_uri"],
+        redirect_uri=redirect_uri,
         scope=requested_scope(settings, client, params.get("scope")),
         resource=requested_resource(settings, params.get("resource")),
         code_challenge=challenge,
@@ -163,6 +178,6 @@ async def validate(
     if counts["state"] > 1 or len(state or "") > MAX_STATE:
         state = None
     try:
-        return client, _check_rest(settings, client, params, counts)
+        return client, _check_rest(settings, client, params, counts, redirect_uri)
     except OAuthError as exc:
         raise RedirectError(exc, redirect_uri, state) from None

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hmac
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 from starlette.requests import Request
 
@@ -56,7 +56,8 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
     client_id, sep, secret = decoded.partition(":")
     if not sep or not client_id:
         raise InvalidClient("malformed Basic credentials")
-    return unquote(client_id), unquote(secret)
+    # RFC 6749 2.3.1: both were application/x-www-form-urlencoded first ("+" is a space)
+    return unquote_plus(client_id), unquote_plus(secret)
 
 
 def presented(request: Request, form: dict[str, str]) -> Presented:

@@ -31,9 +31,10 @@ def _check_code(code: AuthorizationCode, client: Client, form: dict[str, str]) -
     """The code's bindings (RFC 6749 4.1.3, RFC 7636 4.6, RFC 8707 2.2)."""
     if code.expires_at <= now():
         raise InvalidGrant("the authorization code has expired")
-    if "redirect_uri" not in form:
-        raise InvalidRequest("redirect_uri is required")
-    if form["redirect_uri"] != code.redirect_uri:
+    # OAuth 2.1 4.1.3: redirect_uri is no longer sent (PKCE binds the code); one that is sent
+    # must still be the authorization request's
+    sent = form.get("redirect_uri")
+    if sent is not None and sent != code.redirect_uri:
         raise InvalidGrant("redirect_uri differs from the authorization request")
     rfc7636.verify(form.get("code_verifier"), code.code_challenge)
     resource = form.get("resource")
@@ -76,10 +77,12 @@ async def _rotate_refresh(
     db: Database, settings: OAuthSettings, client: Client, form: dict[str, str]
 ) -> dict[str, Any]:
     """Rotate the refresh token (RFC 9700 4.14.2); a reused one revokes its family."""
+    if "refresh_token" not in form:  # OAuth 2.1 4.3.1: required
+        raise InvalidRequest("refresh_token is required")
     if "refresh_token" not in client.grant_types:
         raise UnauthorizedClient("the client did not register the refresh_token grant")
     async with db.write() as session:
-        old = await tokens.refresh_row(session, form.get("refresh_token", ""))
+        old = await tokens.refresh_row(session, form["refresh_token"])
         if old is None or old.client_id != client.client_id:
             raise InvalidGrant("unknown refresh token")
         if old.revoked or old.expires_at <= now():

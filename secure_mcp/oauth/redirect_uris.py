@@ -60,6 +60,13 @@ def matches(registered: str, requested: str) -> bool:
     ) and a.fragment == b.fragment == ""
 
 
+def sole_redirect(registered: list[str]) -> str | None:
+    """The redirect URI to use when none is sent: the only one, unless it is loopback."""
+    if len(registered) == 1 and not is_loopback(registered[0]):
+        return registered[0]
+    return None
+
+
 def find_match(registered: list[str], requested: str) -> str | None:
     """`requested` when it matches one of the client's registered redirect URIs."""
     if "#" in requested:

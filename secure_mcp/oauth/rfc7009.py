@@ -14,6 +14,8 @@ from secure_mcp.oauth.models import Token
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database
 
+PARAMETERS = frozenset({"token", "token_type_hint", "client_id", "client_secret"})  # RFC 7009 2.1
+
 
 class RevocationEndpoint:
     """POST /revoke."""
@@ -28,7 +30,7 @@ class RevocationEndpoint:
     async def handle(self, request: Request) -> Response:
         """Revoke the client's own token; unknown or foreign tokens still get 200 (RFC 7009 2.2)."""
         try:
-            form = await read_form(request, self.settings.max_body_bytes)
+            form = await read_form(request, self.settings.max_body_bytes, PARAMETERS)
             # RFC 7009 2.1: the client authenticates as at the token endpoint
             client = await clients.authenticate(self.db, request, form, self.documents)
             if "token" not in form:

@@ -14,6 +14,7 @@ from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database
 
 INACTIVE = {"active": False}
+PARAMETERS = frozenset({"token", "token_type_hint"})  # RFC 7662 2.1
 
 
 class IntrospectionEndpoint:
@@ -27,7 +28,7 @@ class IntrospectionEndpoint:
         """Answer an introspection request (RFC 7662 2.1, 2.2)."""
         try:
             server = await resource_servers.authenticate(self.db, request)  # RFC 7662 2.1
-            form = await read_form(request, self.settings.max_body_bytes)
+            form = await read_form(request, self.settings.max_body_bytes, PARAMETERS)
             if "token" not in form:
                 raise InvalidRequest("token is required")
         except OAuthError as exc:

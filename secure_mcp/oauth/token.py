@@ -13,6 +13,11 @@ from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database
 
 GRANT_TYPES = ("authorization_code", "refresh_token")
+# OAuth 2.1 4.1.3, 4.3.1 and client authentication (2.4); anything else is ignored (3.2)
+PARAMETERS = frozenset(
+    {"grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope", "resource"}
+    | {"client_id", "client_secret"}
+)
 
 
 class TokenEndpoint:
@@ -28,7 +33,7 @@ class TokenEndpoint:
     async def handle(self, request: Request) -> Response:
         """Answer a token request; every answer carries Cache-Control: no-store (RFC 6749 5.1)."""
         try:
-            form = await read_form(request, self.settings.max_body_bytes)
+            form = await read_form(request, self.settings.max_body_bytes, PARAMETERS)
             client = await clients.authenticate(self.db, request, form, self.documents)
             grant_type = form.get("grant_type")
             if not grant_type:

@@ -142,7 +142,6 @@ TOKEN_ERRORS = [
     pytest.param(_set(code_verifier="a" * 129), 400, "invalid_request", id="long-verifier"),
     pytest.param(_set(code_verifier="!" * 43), 400, "invalid_request", id="bad-chars-verifier"),
     pytest.param(_set(code_verifier="a" * 43), 400, "invalid_grant", id="wrong-verifier"),
-    pytest.param(_drop("redirect_uri"), 400, "invalid_request", id="missing-redirect"),
     pytest.param(
         _set(redirect_uri="http://127.0.0.1:1/callback"), 400, "invalid_grant", id="redirect-diff"
     ),

@@ -86,7 +86,7 @@ async def test_refresh_errors(oauth: Harness) -> None:
     cases = [
         (_refresh(oauth, flow, "unknown"), "invalid_grant"),
         (_refresh(oauth, flow, "r" * 600), "invalid_grant"),
-        (_refresh(oauth, flow, ""), "invalid_grant"),
+        (_refresh(oauth, flow, ""), "invalid_request"),  # absent: OAuth 2.1 4.3.1
         (_refresh(oauth, flow, body["access_token"]), "invalid_grant"),
         (_refresh(oauth, other, body["refresh_token"]), "invalid_grant"),
         (_refresh(oauth, flow, body["refresh_token"], scope="admin"), "invalid_scope"),
