@@ -7,6 +7,7 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -153,7 +154,7 @@ def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
             session_cookie=SESSION_COOKIE,
             max_age=settings.session_ttl,
             same_site="lax",
-            https_only=settings.issuer.startswith("https://"),
+            https_only=urlsplit(settings.issuer).scheme == "https",  # lower-cased by urlsplit
         ),
     ]
     app_routes = routes(settings, db, documents)

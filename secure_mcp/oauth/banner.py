@@ -12,6 +12,14 @@ INSECURE_WARNING = (
     "!! into your own network (SSRF). For local development and tests only.",
 )
 
+INSECURE_HTTP_WARNING = (
+    "!! WARNING: --allow-insecure-http / OAUTH_ALLOW_INSECURE_HTTP is on.",
+    "!! The issuer or a resource may be a plain http URL on a host other than loopback:",
+    "!! authorization codes, tokens, client secrets and the sign-in password then cross",
+    "!! the network unencrypted, readable and changeable by anyone on the path.",
+    "!! For development on a trusted network only; never for real users.",
+)
+
 
 def banner(settings: OAuthSettings) -> str:
     """The start-up text; the demo password appears only when it was generated for this run."""
@@ -36,4 +44,6 @@ def banner(settings: OAuthSettings) -> str:
         lines.append(f"  extra CA certificates for documents: {settings.cimd_ca_file}")
     if settings.cimd_allow_insecure:
         lines += ["", "!" * 78, *INSECURE_WARNING, "!" * 78]
+    if settings.allow_insecure_http:
+        lines += ["", "!" * 78, *INSECURE_HTTP_WARNING, "!" * 78]
     return "\n".join(lines)

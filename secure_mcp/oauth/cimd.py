@@ -99,6 +99,9 @@ def _check_document(url: str, body: bytes) -> None:
         raise InvalidClientDocument("the metadata document is not a JSON object")
     if doc.get("client_id") != url:  # CIMD 4.1: must equal the URL exactly
         raise InvalidClientDocument("the document's client_id does not equal its URL")
+    name = doc.get("client_name")
+    if not isinstance(name, str) or not name.strip():  # MCP client ID metadata documents
+        raise InvalidClientDocument("the metadata document must have a client_name")
     if "client_secret" in doc or "client_secret_expires_at" in doc:
         raise InvalidClientDocument("a metadata document must not contain a client secret")
     method = doc.get("token_endpoint_auth_method", PUBLIC)

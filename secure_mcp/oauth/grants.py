@@ -10,11 +10,10 @@ from secure_mcp.oauth import rfc7636, tokens
 from secure_mcp.oauth.errors import (
     InvalidGrant,
     InvalidRequest,
-    InvalidTarget,
     UnauthorizedClient,
 )
 from secure_mcp.oauth.models import AuthorizationCode, Client, Token
-from secure_mcp.oauth.scopes import narrowed_scope
+from secure_mcp.oauth.scopes import check_same_resource, narrowed_scope
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database, now, token_hash
 
@@ -37,9 +36,7 @@ def _check_code(code: AuthorizationCode, client: Client, form: dict[str, str]) -
     if sent is not None and sent != code.redirect_uri:
         raise InvalidGrant("redirect_uri differs from the authorization request")
     rfc7636.verify(form.get("code_verifier"), code.code_challenge)
-    resource = form.get("resource")
-    if resource is not None and resource != code.resource:
-        raise InvalidTarget("resource differs from the one authorized")
+    check_same_resource(form.get("resource"), code.resource)
 
 
 async def _redeem_code(
@@ -94,10 +91,8 @@ async def _rotate_refresh(
         )
         if tokens.rowcount(result) != 1:
             raise ReplayedGrant("the refresh token was already used", old.family_id)
-        scope = narrowed_scope(old.scope, form.get("scope"))
-        resource = form.get("resource")
-        if resource is not None and resource != old.resource:
-            raise InvalidTarget("resource differs from the one authorized")
+        scope = narrowed_scope(old.scope, form.get("scope"), settings.scopes)
+        check_same_resource(form.get("resource"), old.resource)
         grant = tokens.Grant(client.client_id, old.subject, old.scope, old.resource, old.family_id)
         return tokens.issue(session, settings, grant, access_scope=scope, with_refresh=True)
 

@@ -14,6 +14,7 @@ from secure_mcp.oauth import redirect_uris
 from secure_mcp.oauth.errors import NO_STORE, InvalidClientMetadata, OAuthError
 from secure_mcp.oauth.forms import BodyTooLarge, read_body
 from secure_mcp.oauth.models import Client
+from secure_mcp.oauth.scopes import without_conventional
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database, now, token_hash
 
@@ -75,9 +76,14 @@ def parse(body: bytes, settings: OAuthSettings) -> ClientMetadata:
     for uri in meta.redirect_uris:
         redirect_uris.check_registrable(uri)
     if meta.scope is not None:
-        unknown = [s for s in meta.scope.split() if s not in settings.scopes]
-        if unknown or not meta.scope.split():
-            raise InvalidClientMetadata(f"unknown scope: {' '.join(unknown) or '(empty)'}")
+        if not meta.scope.split():
+            raise InvalidClientMetadata("unknown scope: (empty)")
+        kept = without_conventional(meta.scope.split(), settings.scopes)
+        unknown = [s for s in kept if s not in settings.scopes]
+        if unknown:
+            raise InvalidClientMetadata(f"unknown scope: {' '.join(unknown)}")
+        # only conventional scopes left: as if no scope was registered
+        meta = meta.model_copy(update={"scope": " ".join(kept) or None})
     return meta
 
 

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from secure_mcp.common.uris import canonical_resource
 from secure_mcp.oauth.errors import InvalidScope, InvalidTarget
 from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.settings import OAuthSettings
+
+# Scopes clients send by convention (refresh tokens, OpenID sign-in), and shared client metadata
+# documents carry: ignored when this server does not offer them, never an error.
+CONVENTIONAL_SCOPES = frozenset({"offline_access", "openid"})
+
+
+def without_conventional(scopes: list[str], offered: Sequence[str]) -> list[str]:
+    """`scopes` minus the conventional ones this server does not offer."""
+    return [s for s in scopes if s in offered or s not in CONVENTIONAL_SCOPES]
 
 
 def allowed_scopes(settings: OAuthSettings, client: Client) -> list[str]:
@@ -20,22 +31,22 @@ def allowed_scopes(settings: OAuthSettings, client: Client) -> list[str]:
 def requested_scope(settings: OAuthSettings, client: Client, scope: str | None) -> str:
     """The granted scope string; no scope means the resource's default scopes (RFC 6749 3.3)."""
     allowed = allowed_scopes(settings, client)
-    if not scope:
+    asked = without_conventional((scope or "").split(), settings.scopes)
+    if not asked:
         if not allowed:
             raise InvalidScope("the client is not allowed any scope")
         return " ".join(allowed)
-    asked = scope.split()
     unknown = [s for s in asked if s not in allowed]
     if unknown:
         raise InvalidScope(f"unknown or not allowed scope: {' '.join(unknown)}")
     return " ".join(dict.fromkeys(asked))
 
 
-def narrowed_scope(granted: str, scope: str | None) -> str:
+def narrowed_scope(granted: str, scope: str | None, offered: Sequence[str]) -> str:
     """Refresh scope: a subset of what was granted, never wider (RFC 6749 6)."""
-    if not scope:
+    asked = without_conventional((scope or "").split(), offered)
+    if not asked:
         return granted
-    asked = scope.split()
     if not set(asked) <= set(granted.split()):
         raise InvalidScope("refresh may narrow the scope, never widen it")
     return " ".join(dict.fromkeys(asked))
@@ -50,6 +61,21 @@ def requested_resource(settings: OAuthSettings, resource: str | None) -> str:
     parts = urlsplit(resource)
     if not parts.scheme or not parts.netloc or "#" in resource:
         raise InvalidTarget("resource must be an absolute URI without a fragment")
-    if resource not in settings.resources:
+    canonical = same_resource(resource)
+    if canonical not in settings.resources:  # configured resources are canonical
         raise InvalidTarget(f"unknown resource: {resource}")
-    return resource
+    return canonical
+
+
+def same_resource(resource: str) -> str:
+    """`resource` in canonical form (MCP canonical server URI); a malformed one is InvalidTarget."""
+    try:
+        return canonical_resource(resource)
+    except ValueError:
+        raise InvalidTarget("resource has a malformed port") from None
+
+
+def check_same_resource(resource: str | None, granted: str) -> None:
+    """RFC 8707 2.2: a resource sent at /token must be the one authorized (canonical forms)."""
+    if resource is not None and same_resource(resource) != granted:
+        raise InvalidTarget("resource differs from the one authorized")

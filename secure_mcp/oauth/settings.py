@@ -16,6 +16,7 @@ from secure_mcp.common.resource_credentials import (
     ResourceCredentials,
     credentials_from_env,
 )
+from secure_mcp.common.uris import canonical_resource, insecure_http
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8003
@@ -25,6 +26,7 @@ DEFAULT_SCOPES = ("weather:read",)
 DEFAULT_ACCESS_TOKEN_TTL = 3600
 DEFAULT_DEMO_USERNAME = "demo"
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 3.3 scope-token
+INSECURE_FLAG = "--allow-insecure-http (OAUTH_ALLOW_INSECURE_HTTP=1)"
 
 
 class SettingsError(ValueError):
@@ -56,6 +58,7 @@ class OAuthSettings:
     cimd_timeout: float = 5.0  # seconds for a whole metadata document fetch
     cimd_max_bytes: int = 5 * 1024
     cimd_ca_file: Path | None = None  # extra trusted CAs (PEM) for document fetches; still verified
+    allow_insecure_http: bool = False  # development only: plain-http issuer/resources off loopback
 
     def __post_init__(self) -> None:
         check_issuer(self.issuer)
@@ -63,8 +66,13 @@ class OAuthSettings:
             raise SettingsError("configure at least one resource")
         for resource in self.resources:
             check_resource(resource)
+        # MCP canonical server URI: kept, compared and issued as `aud` in one form
+        canonical = tuple(canonical_resource(r) for r in self.resources)
+        object.__setattr__(self, "resources", canonical)
         if len(set(self.resources)) != len(self.resources):
             raise SettingsError("a resource is configured twice")
+        if not self.allow_insecure_http:
+            check_https(self.issuer, self.resources)
         if not self.scopes or not all(SCOPE_TOKEN.match(s) for s in self.scopes):
             raise SettingsError(f"scopes must be RFC 6749 scope tokens: {self.scopes!r}")
         if min(self.access_token_ttl, self.refresh_token_ttl, self.code_ttl) <= 0:
@@ -103,9 +111,28 @@ def check_issuer(issuer: str) -> None:
 
 def check_resource(resource: str) -> None:
     """RFC 8707 2: a resource is an absolute URI without a fragment."""
-    parts = urlsplit(resource)
+    try:
+        parts = urlsplit(resource)
+        _ = parts.port
+    except ValueError:
+        parts = urlsplit("")
     if parts.scheme not in {"http", "https"} or not parts.hostname or "#" in resource:
         raise SettingsError(f"resource must be an absolute http(s) URL, no fragment: {resource!r}")
+
+
+def check_https(issuer: str, resources: Sequence[str]) -> None:
+    """RFC 8414 2 and RFC 9728 2: https, except on a loopback host (one line naming the flag)."""
+    if insecure_http(issuer):
+        raise SettingsError(
+            f"--issuer {issuer} must be https: plain http is only for loopback hosts "
+            f"(RFC 8414 section 2); for development only, {INSECURE_FLAG} allows it"
+        )
+    for resource in resources:
+        if insecure_http(resource):
+            raise SettingsError(
+                f"resource {resource} must be https: plain http is only for loopback hosts "
+                f"(RFC 9728 section 2); for development only, {INSECURE_FLAG} allows it"
+            )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="PEM file of extra CA certificates trusted, besides the system ones, when fetching "
         "client ID metadata documents (a private or test CA); TLS is still verified "
         "(OAUTH_CIMD_CA_FILE)",
+    )
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        default=None,
+        help="DEVELOPMENT ONLY: allow a plain-http issuer or resource on a host other than "
+        "loopback; codes, tokens and passwords then cross the network unencrypted "
+        "(OAUTH_ALLOW_INSECURE_HTTP)",
     )
     return parser
 
@@ -203,4 +238,6 @@ def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
         cimd_allow_insecure=bool(args.cimd_allow_insecure)
         or _flag(env.get("OAUTH_CIMD_ALLOW_INSECURE"), "OAUTH_CIMD_ALLOW_INSECURE"),
         cimd_ca_file=_optional_path(args.cimd_ca_file or env.get("OAUTH_CIMD_CA_FILE")),
+        allow_insecure_http=bool(args.allow_insecure_http)
+        or _flag(env.get("OAUTH_ALLOW_INSECURE_HTTP"), "OAUTH_ALLOW_INSECURE_HTTP"),
     )

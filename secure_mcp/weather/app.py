@@ -28,6 +28,11 @@ from secure_mcp.weather.settings import WILDCARD_HOSTS, StartupError, WeatherSet
 from secure_mcp.weather.tools import register_tools
 
 HEALTH_PATH = "/health"
+INSECURE_HTTP_WARNING = (
+    "weather: WARNING: --allow-insecure-http / WEATHER_ALLOW_INSECURE_HTTP is on: the resource",
+    "weather: URL or the authorization server may be plain http off loopback, so bearer tokens",
+    "weather: and introspection credentials cross the network unencrypted. Development only.",
+)
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -190,6 +195,8 @@ def startup_banner(settings: WeatherSettings) -> list[str]:
             f"weather: introspecting as {settings.credentials.client_id} "
             f"(credentials from {settings.credentials_source})"
         )
+    if settings.allow_insecure_http:
+        lines += ["weather: " + "!" * 60, *INSECURE_HTTP_WARNING, "weather: " + "!" * 60]
     if settings.nws_replay:
         lines += ["weather: " + "!" * 60, f"weather: {SUMMARY}", "weather: " + "!" * 60]
     else:

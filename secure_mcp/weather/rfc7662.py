@@ -13,12 +13,13 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import httpx2
 from mcp.server.auth.provider import AccessToken
 
 from secure_mcp.common.resource_credentials import ResourceCredentials
+from secure_mcp.common.uris import canonical_resource
 from secure_mcp.weather.errors import AuthServerUnavailableError, InvalidTokenError
 
 logger = logging.getLogger(__name__)
@@ -104,6 +105,22 @@ def _string_list(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
+def _canonical_audiences(value: Any) -> set[str]:
+    """The `aud` values in canonical form (MCP canonical server URI); malformed ones dropped."""
+    found: set[str] = set()
+    for audience in _string_list(value):
+        with contextlib.suppress(ValueError):
+            found.add(canonical_resource(audience))
+    return found
+
+
+def basic_auth(credentials: ResourceCredentials) -> httpx2.BasicAuth:
+    """HTTP Basic with client_id and secret form-urlencoded first (RFC 6749 2.3.1, RFC 7662 2.1)."""
+    return httpx2.BasicAuth(
+        quote_plus(credentials.client_id, safe=""), quote_plus(credentials.client_secret, safe="")
+    )
+
+
 # The verdict of the current request, so the SDK's second check needs no second lookup.
 _verified: ContextVar[tuple[str, AccessToken] | None] = ContextVar("weather_verified", default=None)
 
@@ -123,8 +140,9 @@ class IntrospectionVerifier:
         timeout: float = 5.0,
         clock: Clock = time.time,
     ) -> None:
-        self.issuer, self.resource = issuer, resource
-        self._auth = httpx2.BasicAuth(credentials.client_id, credentials.client_secret)
+        self.issuer = issuer
+        self.resource = canonical_resource(resource)
+        self._auth = basic_auth(credentials)
         self._http = httpx2.AsyncClient(transport=transport, timeout=timeout)
         self.cache = GrantCache(cache_ttl, cache_size, clock)
         self._clock = clock
@@ -235,7 +253,7 @@ class IntrospectionVerifier:
         issuer = claims.get("iss")
         if issuer is not None and issuer != self.issuer:
             raise InvalidTokenError
-        if self.resource not in _string_list(claims.get("aud")):
+        if self.resource not in _canonical_audiences(claims.get("aud")):
             # RFC 8707 / MCP authorization "Token Audience Binding": only tokens for this server.
             raise InvalidTokenError
         exp, nbf = claims.get("exp"), claims.get("nbf")

@@ -18,6 +18,7 @@ from secure_mcp.common.resource_credentials import (
     credentials_path,
     load_all,
 )
+from secure_mcp.common.uris import canonical_resource, insecure_http
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -29,6 +30,7 @@ DEFAULT_CACHE_TTL = 30.0
 DEFAULT_CACHE_SIZE = 10_000
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})  # noqa: S104 - recognised, never chosen
+INSECURE_FLAG = "--allow-insecure-http (WEATHER_ALLOW_INSECURE_HTTP=1)"
 
 
 class StartupError(Exception):
@@ -52,6 +54,7 @@ class WeatherSettings:
     oauth_data_dir: Path = Path()
     credentials: ResourceCredentials | None = field(default=None, repr=False)
     credentials_source: str = ""
+    allow_insecure_http: bool = False  # development only: plain http off loopback
 
     @property
     def mcp_path(self) -> str:
@@ -89,6 +92,14 @@ def _parser() -> argparse.ArgumentParser:
         "(WEATHER_INTROSPECTION_CACHE_TTL, default 30)",
     )
     p.add_argument("--oauth-data-dir", help="oauth.py data folder (OAUTH_DATA_DIR)")
+    p.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        default=None,
+        help="DEVELOPMENT ONLY: allow a plain-http resource URL or authorization server on a "
+        "host other than loopback; tokens then cross the network unencrypted "
+        "(WEATHER_ALLOW_INSECURE_HTTP=1)",
+    )
     return p
 
 
@@ -115,7 +126,23 @@ def _resource(raw: str) -> str:
         raise StartupError(f"--resource-url must be an absolute http(s) URL, got {raw!r}")
     if parts.fragment or parts.query or parts.path in {"", "/"}:
         raise StartupError(f"--resource-url needs a path and no query or fragment, got {raw!r}")
-    return raw
+    try:
+        return canonical_resource(raw)  # MCP canonical server URI, as oauth.py keeps it
+    except ValueError:
+        raise StartupError(f"--resource-url has a malformed port, got {raw!r}") from None
+
+
+def _check_https(auth_server: str, resource: str) -> None:
+    """RFC 8414 2 and RFC 9728 2: https, except on loopback hosts (one line naming the flag)."""
+    for flag, url, rfc in (
+        ("--auth-server", auth_server, "RFC 8414 section 2"),
+        ("--resource-url", resource, "RFC 9728 section 2"),
+    ):
+        if insecure_http(url):
+            raise StartupError(
+                f"{flag} {url} must be https: plain http is only for loopback hosts ({rfc}); "
+                f"for development only, {INSECURE_FLAG} allows it"
+            )
 
 
 def _cache_ttl(flag: float | None, env: Mapping[str, str]) -> float:
@@ -142,11 +169,17 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettin
     replay = args.nws_replay or env.get("NWS_REPLAY", "").lower() in TRUE_WORDS
     data_dir = oauth_data_dir(env, args.oauth_data_dir)
     resource = _resource(args.resource_url or env.get("WEATHER_RESOURCE_URL") or default_resource)
+    auth_server = _issuer(args.auth_server or env.get("AUTH_SERVER_URL") or DEFAULT_AUTH_SERVER)
+    insecure = bool(args.allow_insecure_http) or (
+        env.get("WEATHER_ALLOW_INSECURE_HTTP", "").lower() in TRUE_WORDS
+    )
+    if not insecure:
+        _check_https(auth_server, resource)
     credentials, source = load_credentials(env, data_dir, resource)
     return WeatherSettings(
         host=host,
         port=port,
-        auth_server=_issuer(args.auth_server or env.get("AUTH_SERVER_URL") or DEFAULT_AUTH_SERVER),
+        auth_server=auth_server,
         resource_url=resource,
         nws_base=(args.nws_base or env.get("NWS_API_BASE") or DEFAULT_NWS_BASE).rstrip("/"),
         nws_replay=bool(replay),
@@ -156,6 +189,7 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettin
         oauth_data_dir=data_dir,
         credentials=credentials,
         credentials_source=source,
+        allow_insecure_http=insecure,
     )
 
 

@@ -166,7 +166,20 @@ BAD_DOCUMENTS = [
     pytest.param({"scope": "admin"}, "unknown scope: admin", id="unknown-scope"),
     pytest.param({"grant_types": ["client_credentials"]}, "grant_types", id="bad-grant"),
     pytest.param({"client_name": "x" * 500}, "client_name", id="long-name"),
+    # MCP client ID metadata documents: client_name is required
+    pytest.param({"client_name": None}, "must have a client_name", id="no-name"),
+    pytest.param({"client_name": " "}, "must have a client_name", id="blank-name"),
+    pytest.param({"client_name": 7}, "must have a client_name", id="name-not-text"),
+    pytest.param({"scope": "offline_access admin"}, "unknown scope: admin", id="scope-admin"),
 ]
+
+
+async def test_conventional_scopes_in_a_document_are_ignored(cimd: Cimd) -> None:
+    # a document is shared across servers: offline_access / openid there are not errors here
+    flow = cimd.flow(cimd.publish(scope="weather:read offline_access openid"))
+    location = await cimd.oauth.authorize(flow, scope="weather:read offline_access")
+    assert "code=" in location, location
+    assert (await cimd.oauth.redeem(flow)).json()["scope"] == "weather:read"
 
 
 @pytest.mark.parametrize(("fields", "message"), BAD_DOCUMENTS)

@@ -295,3 +295,141 @@ async def test_form_encoded_basic_credentials_are_decoded(awkward: Harness) -> N
         headers={"Authorization": _basic(AWKWARD_ID, AWKWARD_SECRET, encode=False)},
     )
     assert raw.status_code == 401
+
+
+# --- well-known scopes sent by convention are ignored when not offered ------------------------
+
+
+@pytest.mark.parametrize(
+    ("scope", "granted"),
+    [
+        pytest.param("weather:read offline_access", "weather:read", id="with-offline-access"),
+        pytest.param("openid weather:read", "weather:read", id="with-openid"),
+        pytest.param("offline_access openid", "weather:read", id="only-ignored"),
+    ],
+)
+async def test_offline_access_and_openid_are_ignored_at_authorize(
+    oauth: Harness, scope: str, granted: str
+) -> None:
+    flow = Flow(await oauth.register(), *pkce())
+    location = await oauth.authorize(flow, scope=scope)
+    assert "code=" in location, location
+    body = (await oauth.redeem(flow)).json()
+    assert body["scope"] == granted
+    assert "refresh_token" in body  # from the registered grant type, not from offline_access
+
+
+async def test_other_unknown_scopes_stay_invalid_scope(oauth: Harness) -> None:
+    flow = Flow(await oauth.register(), *pkce())
+    location = await oauth.authorize(flow, scope="offline_access admin")
+    assert query_of(location)["error"] == "invalid_scope"
+
+
+async def test_offline_access_and_openid_are_ignored_at_registration(oauth: Harness) -> None:
+    client = await oauth.register(scope="weather:read offline_access openid")
+    assert client["scope"] == "weather:read"
+    only = await oauth.register(scope="openid offline_access")
+    assert "scope" not in only  # as if no scope was sent: every scope the server offers
+    bad = await oauth.http.post(
+        "/register", json={"redirect_uris": [REDIRECT], "scope": "offline_access admin"}
+    )
+    assert bad.status_code == 400
+    assert bad.json()["error"] == "invalid_client_metadata"
+
+
+async def test_ignored_scopes_at_refresh(oauth: Harness) -> None:
+    flow = await oauth.new_flow()
+    tokens = (await oauth.redeem(flow)).json()
+    response = await oauth.token(
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": tokens["refresh_token"],
+            "client_id": flow.client["client_id"],
+            "scope": "weather:read offline_access",
+        }
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "weather:read"
+
+
+async def test_offline_access_is_kept_when_the_server_offers_it(tmp_path: Path) -> None:
+    scopes = ("weather:read", "offline_access")
+    async with running_oauth_app(tmp_path, scopes=scopes) as (app, settings):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as client:
+            oauth = Harness(app, settings, client)
+            flow = Flow(await oauth.register(), *pkce())
+            await oauth.authorize(flow, scope="weather:read offline_access")
+            assert (await oauth.redeem(flow)).json()["scope"] == "weather:read offline_access"
+
+
+# --- MCP: resource URIs differing only in scheme/host case or default port are one resource ---
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param("HTTP://localhost:8000/mcp", id="scheme-case"),
+        pytest.param("http://LOCALHOST:8000/mcp", id="host-case"),
+    ],
+)
+async def test_resource_case_variants_are_the_same_resource(tmp_path: Path, sent: str) -> None:
+    configured = "http://localhost:8000/mcp"
+    async with running_oauth_app(tmp_path, resources=(configured,)) as (app, settings):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as client:
+            oauth = Harness(app, settings, client)
+            flow = Flow(await oauth.register(), *pkce())
+            location = await oauth.authorize(flow, resource=sent)
+            assert "code=" in location, location
+            body = await oauth.token(_code_form(flow, resource=sent.swapcase()[:4] + sent[4:]))
+            assert body.status_code == 200, body.text
+            token = body.json()["access_token"]
+            claims = await oauth.introspect(token, configured)
+            assert claims["aud"] == configured  # issued in canonical form
+
+
+async def test_configured_resources_are_canonical(tmp_path: Path) -> None:
+    configured = ("HTTPS://MCP.Example.COM:443/Weather", "http://127.0.0.1:80/mcp")
+    async with running_oauth_app(tmp_path, resources=configured) as (app, settings):
+        assert settings.resources == ("https://mcp.example.com/Weather", "http://127.0.0.1/mcp")
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as client:
+            oauth = Harness(app, settings, client)
+            flow = Flow(await oauth.register(), *pkce())
+            # default port spelled out, and the path's case kept (it is case-sensitive)
+            await oauth.authorize(flow, resource="https://mcp.example.com:443/Weather")
+            body = (await oauth.token(_code_form(flow, resource=None))).json()
+            aud = (await oauth.introspect(body["access_token"], settings.resources[0]))["aud"]
+            assert aud == "https://mcp.example.com/Weather"
+            other = Flow(flow.client, *pkce())
+            location = await oauth.authorize(other, resource="https://mcp.example.com/weather")
+            assert query_of(location)["error"] == "invalid_target"
+
+
+# --- the session cookie is Secure whenever the issuer is https --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("issuer", "secure"),
+    [
+        pytest.param("https://auth.example", True, id="https"),
+        pytest.param("HTTPS://auth.example", True, id="https-upper-case"),
+        pytest.param("http://127.0.0.1:8003", False, id="loopback-http"),
+    ],
+)
+async def test_session_cookie_is_secure_with_an_https_issuer(
+    tmp_path: Path, issuer: str, secure: bool
+) -> None:
+    async with running_oauth_app(tmp_path, issuer=issuer) as (app, settings):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=issuer) as client:
+            oauth = Harness(app, settings, client)
+            flow = Flow(await oauth.register(), *pkce())
+            page = await client.get(oauth.authorization_url(flow).replace(issuer, ""))
+            assert page.status_code == 200, page.text
+            cookie = page.headers["set-cookie"].lower()
+            assert cookie.startswith("oauth_session=")
+            assert ("; secure" in cookie) is secure
+            assert "httponly" in cookie
+            assert "samesite=lax" in cookie

@@ -116,3 +116,68 @@ def test_banner_prints_generated_password_only(tmp_path: Path) -> None:
     given = settings_from([], {"OAUTH_DATA_DIR": str(tmp_path), "OAUTH_DEMO_PASSWORD": "pw1"})
     assert "pw1" not in banner(given)
     assert "from OAUTH_DEMO_PASSWORD" in banner(given)
+
+
+INSECURE = [
+    pytest.param(["--issuer", "http://as.example"], "--issuer http://as.example", id="issuer"),
+    pytest.param(
+        ["--issuer", "http://10.0.0.5:8003/t"], "--issuer http://10.0.0.5:8003/t", id="issuer-ip"
+    ),
+    pytest.param(
+        ["--resource", "http://mcp.example/mcp"], "resource http://mcp.example/mcp", id="resource"
+    ),
+]
+
+
+@pytest.mark.parametrize(("argv", "named"), INSECURE)
+def test_plain_http_off_loopback_is_refused(tmp_path: Path, argv: list[str], named: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        settings_from(argv, {"OAUTH_DATA_DIR": str(tmp_path)})
+    message = str(caught.value)
+    assert "\n" not in message
+    assert named in message
+    assert "must be https" in message
+    assert "--allow-insecure-http" in message  # the flag that would allow it, named
+
+
+@pytest.mark.parametrize(
+    "issuer",
+    ["http://localhost:8003", "http://127.0.0.1:8003", "http://127.0.0.2", "http://[::1]:8003"],
+)
+def test_plain_http_on_loopback_is_fine(tmp_path: Path, issuer: str) -> None:
+    settings = settings_from(["--issuer", issuer], {"OAUTH_DATA_DIR": str(tmp_path)})
+    assert settings.issuer == issuer
+    assert not settings.allow_insecure_http
+    assert "INSECURE" not in banner(settings)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env"),
+    [
+        pytest.param(["--allow-insecure-http"], {}, id="flag"),
+        pytest.param([], {"OAUTH_ALLOW_INSECURE_HTTP": "1"}, id="env"),
+    ],
+)
+def test_development_flag_allows_plain_http_with_a_loud_banner(
+    tmp_path: Path, argv: list[str], env: dict[str, str]
+) -> None:
+    argv = [*argv, "--issuer", "http://as.example", "--resource", "http://mcp.example/mcp"]
+    settings = settings_from(argv, {"OAUTH_DATA_DIR": str(tmp_path), **env})
+    assert settings.allow_insecure_http
+    text = banner(settings)
+    assert "!" * 78 in text
+    assert "--allow-insecure-http / OAUTH_ALLOW_INSECURE_HTTP" in text
+    assert "plain http" in text
+
+
+def test_resources_are_kept_in_canonical_form(tmp_path: Path) -> None:
+    argv = ["--resource", "HTTPS://MCP.Example:443/Mcp", "--resource", "http://LOCALHOST:8000/mcp"]
+    settings = settings_from(argv, {"OAUTH_DATA_DIR": str(tmp_path)})
+    assert settings.resources == ("https://mcp.example/Mcp", "http://localhost:8000/mcp")
+    with pytest.raises(SettingsError, match="twice"):
+        settings_from(
+            ["--resource", "https://a.example/mcp", "--resource", "https://A.example:443/mcp"],
+            {"OAUTH_DATA_DIR": str(tmp_path)},
+        )
+    with pytest.raises(SettingsError, match="absolute"):
+        settings_from(["--resource", "https://a.example:x/mcp"], {"OAUTH_DATA_DIR": "/tmp/x"})

@@ -57,15 +57,15 @@ def test_environment_values() -> None:
 
 
 def test_flags_override_environment() -> None:
-    env = {**ENV_CREDS, "WEATHER_PORT": "9001", "AUTH_SERVER_URL": "http://env:1"}
+    env = {**ENV_CREDS, "WEATHER_PORT": "9001", "AUTH_SERVER_URL": "https://env:1"}
     argv = [
-        "--port", "9002", "--auth-server", "http://flag:2", "--nws-replay",
+        "--port", "9002", "--auth-server", "https://flag:2", "--nws-replay",
         "--resource-url", "https://weather.example/mcp", "--required-scope", "a b",
         "--introspection-cache-ttl", "5", "--oauth-data-dir", "/tmp/x", "--host", "localhost",
     ]  # fmt: skip
     settings = parse_settings(argv, env)
     assert (settings.port, settings.host) == (9002, "localhost")
-    assert settings.auth_server == "http://flag:2"
+    assert settings.auth_server == "https://flag:2"
     assert settings.resource_url == "https://weather.example/mcp"
     assert settings.required_scopes == ("a", "b")
     assert settings.introspection_cache_ttl == 5
