@@ -101,6 +101,7 @@ REDIRECT_ERRORS = [
     ),
     pytest.param({"resource": "http://127.0.0.1:8000/mcp#x"}, "invalid_target", id="fragment"),
     pytest.param({"resource": "/mcp"}, "invalid_target", id="relative-resource"),
+    pytest.param({"resource": "http://127.0.0.1:x/mcp"}, "invalid_target", id="resource-port"),
     pytest.param({"state": "s" * 2000}, "invalid_request", id="state-too-long"),
 ]
 

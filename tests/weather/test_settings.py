@@ -85,6 +85,7 @@ def test_flags_override_environment() -> None:
         pytest.param(["--resource-url", "/mcp"], {}, "absolute", id="resource-relative"),
         pytest.param(["--resource-url", "http://h:1"], {}, "needs a path", id="resource-no-path"),
         pytest.param(["--resource-url", "http://h/mcp#f"], {}, "needs a path", id="fragment"),
+        pytest.param(["--resource-url", "http://h:x/mcp"], {}, "malformed port", id="bad-port"),
     ],
 )
 def test_bad_values_are_startup_errors(argv: list[str], env: dict[str, str], message: str) -> None:
