@@ -127,3 +127,23 @@ def test_loopback_http_needs_no_flag() -> None:
     settings = parse_settings(["--auth-server", "http://[::1]:8003"], ENV_CREDS)
     assert not settings.allow_insecure_http
     assert not any("insecure" in line.lower() for line in startup_banner(settings))
+
+
+async def test_protected_resource_metadata_is_open_to_browser_clients(
+    weather: httpx2.AsyncClient,
+) -> None:
+    path = "/.well-known/oauth-protected-resource/mcp"
+    preflight = await weather.options(
+        path,
+        headers={
+            "Origin": "https://inspector.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "mcp-protocol-version",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "mcp-protocol-version" in preflight.headers["access-control-allow-headers"].lower()
+    answer = await weather.get(path, headers={"Origin": "https://inspector.example"})
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-credentials" not in answer.headers
