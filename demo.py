@@ -5,10 +5,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from dotenv import load_dotenv
 
 from secure_mcp.client import cli, demo
+
+# Only the `.env` next to this script: python-dotenv would otherwise search every parent folder.
+ENV_FILE = Path(__file__).with_name(".env")
 
 
 def run_client(argv: Sequence[str]) -> int:
@@ -17,5 +21,5 @@ def run_client(argv: Sequence[str]) -> int:
 
 
 if __name__ == "__main__":
-    load_dotenv()  # `.env` fills in what the environment does not set (children inherit it)
+    load_dotenv(ENV_FILE)  # `.env` fills in what the environment does not set (children inherit it)
     sys.exit(demo.main(sys.argv[1:], os.environ, run_client))

@@ -4,26 +4,38 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import uvicorn
 from dotenv import load_dotenv
 
+from secure_mcp.common.listeners import Listeners, loopback_listeners
 from secure_mcp.oauth.app import build_app
 from secure_mcp.oauth.banner import banner
 from secure_mcp.oauth.settings import SettingsError, settings_from
 
+# Only the `.env` next to this script: python-dotenv would otherwise search every parent folder.
+ENV_FILE = Path(__file__).with_name(".env")
+
 
 def main(argv: list[str]) -> int:
     """Read flags and environment, print where to find the server, serve until Ctrl-C."""
-    load_dotenv()
+    load_dotenv(ENV_FILE)
+    listeners: Listeners | None = None
     try:
         settings = settings_from(argv, os.environ)
         app = build_app(settings)
+        if settings.host.lower() == "localhost":  # both 127.0.0.1 and ::1, or no start
+            listeners = loopback_listeners(settings.port)
     except (SettingsError, OSError) as exc:
         print(f"oauth.py: {exc}", file=sys.stderr)
         return 2
     print(banner(settings), flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    if listeners is None:
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        return 0
+    print(f"  listening:   {listeners.where}", flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=listeners.sockets)
     return 0
 
 

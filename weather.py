@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import uvicorn
 from dotenv import load_dotenv
@@ -11,10 +12,13 @@ from dotenv import load_dotenv
 from secure_mcp.weather.app import build_app, startup_banner
 from secure_mcp.weather.settings import StartupError, parse_settings
 
+# Only the `.env` next to this script: python-dotenv would otherwise search every parent folder.
+ENV_FILE = Path(__file__).with_name(".env")
+
 
 def main(argv: list[str]) -> int:
     """Flags and environment (plus `.env`) -> settings -> app -> uvicorn on the chosen port."""
-    load_dotenv()
+    load_dotenv(ENV_FILE)
     try:
         settings = parse_settings(argv, os.environ)
         app = build_app(settings)

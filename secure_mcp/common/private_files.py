@@ -1,18 +1,67 @@
-"""Private (mode 0600) files written atomically: nothing is ever half-written."""
+"""Private (mode 0600) files written atomically: nothing is ever half-written.
+
+Also the trust check for state folders and the files read from them: a folder another user can
+write to (or owns) may hold files planted by that user, so it is refused, never silently used.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
+
+SHARED_WRITE = stat.S_IWGRP | stat.S_IWOTH
+
+
+class UnsafePathError(OSError):
+    """A folder or file is owned by another user or writable by others; the message says which."""
 
 
 def ensure_private_dir(path: Path) -> None:
     """Create `path` (and parents) with mode 0700 when missing."""
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _check_owned_and_unshared(path: Path, st: os.stat_result, what: str) -> None:
+    """UnsafePathError unless `st` belongs to this user and no one else may write to it."""
+    if st.st_uid != os.geteuid():
+        raise UnsafePathError(
+            f"{what} {path} belongs to another user (uid {st.st_uid}), not to you "
+            f"(uid {os.geteuid()}): it could hold files planted by that user; use your own"
+        )
+    mode = stat.S_IMODE(st.st_mode)
+    if mode & SHARED_WRITE:
+        raise UnsafePathError(
+            f"{what} {path} is writable by other users (mode {mode:04o}): they could plant "
+            f"files there; check its contents, then run `chmod go-w {path}`, or use another one"
+        )
+
+
+def check_private_dir(path: Path, *, create: bool = True) -> None:
+    """`path` is a folder of ours that no one else may write to; created 0700 when missing.
+
+    Raises UnsafePathError (an OSError) with one line naming the folder and the fix, or
+    FileNotFoundError when it is missing and `create` is False.
+    """
+    if create:
+        ensure_private_dir(path)
+    st = path.stat()  # a symlink is judged by the folder it points to
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafePathError(f"{path} is not a folder")
+    _check_owned_and_unshared(path, st, "the folder")
+
+
+def check_private_file(path: Path) -> None:
+    """When `path` exists: a file of ours that no one else may write to (UnsafePathError)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return
+    _check_owned_and_unshared(path, st, "the file")
 
 
 def write_private_text(path: Path, text: str) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,3 +80,43 @@ class MemoryLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A limit written `N/S`: at most N units at once, refilled at N per S seconds."""
+
+    count: int
+    seconds: float
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 0 < self.seconds < math.inf:
+            raise ValueError(f"a rate needs a positive count and period: {self}")
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.seconds:g}"
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """`"20/60"` -> Rate(20, 60.0); ValueError for anything else."""
+        count, sep, seconds = text.strip().partition("/")
+        if not sep:
+            raise ValueError(f"a rate is written N/SECONDS, e.g. 20/60: {text!r}")
+        return cls(int(count), float(seconds))
+
+    def limiter(self, *, max_keys: int = 10_000, clock: Clock = time.monotonic) -> MemoryLimiter:
+        """A memory limiter enforcing this rate per key."""
+        return MemoryLimiter(self.count / self.seconds, self.count, max_keys=max_keys, clock=clock)
+
+
+def source_key(host: str | None) -> str:
+    """The rate-limit key of a client address: IPv4 as is, IPv6 by its /64 (one site's block)."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return host or "unknown"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)

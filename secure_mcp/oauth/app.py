@@ -7,17 +7,19 @@ import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from secure_mcp.common.private_files import ensure_private_dir, write_private_text
-from secure_mcp.common.resource_credentials import CredentialsError
+from secure_mcp.common.private_files import (
+    check_private_dir,
+    check_private_file,
+    write_private_text,
+)
+from secure_mcp.common.resource_credentials import CREDENTIALS_FILE, CredentialsError
 from secure_mcp.oauth import resource_servers, rfc8414
 from secure_mcp.oauth.authorize import AuthorizationEndpoint
 from secure_mcp.oauth.cimd import Documents
@@ -29,26 +31,29 @@ from secure_mcp.oauth.cors import (
     cors_route,
 )
 from secure_mcp.oauth.headers import SecurityHeadersMiddleware
+from secure_mcp.oauth.hosts import HostCheckMiddleware
+from secure_mcp.oauth.limits import Limits
 from secure_mcp.oauth.rfc7009 import RevocationEndpoint
 from secure_mcp.oauth.rfc7591 import RegistrationEndpoint
 from secure_mcp.oauth.rfc7662 import IntrospectionEndpoint
-from secure_mcp.oauth.settings import OAuthSettings, SettingsError
+from secure_mcp.oauth.settings import OAuthSettings, SettingsError, check_session_secret
 from secure_mcp.oauth.storage import DB_FILE, Database
 from secure_mcp.oauth.token import TokenEndpoint
 
 SESSION_SECRET_FILE = "session-secret"  # noqa: S105 - a file name
-SESSION_COOKIE = "oauth_session"
 logger = logging.getLogger(__name__)
 
 
 def session_secret(settings: OAuthSettings) -> str:
-    """OAUTH_SESSION_SECRET, else the data folder's generated secret (created 0600 if missing)."""
+    """The key of the sign-in forms' CSRF tokens: OAUTH_SESSION_SECRET, else the data folder's
+    generated one (created 0600 if missing). SettingsError when shorter than 32 bytes."""
     if settings.session_secret:
         return settings.session_secret
     path = settings.data_dir / SESSION_SECRET_FILE
     if path.exists():
         stored = path.read_text(encoding="utf-8").strip()
         if stored:
+            check_session_secret(stored, f"the key in {path} (delete the file for a new one)")
             return stored
     generated = secrets.token_urlsafe(48)
     write_private_text(path, generated + "\n")
@@ -60,25 +65,29 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
-def routes(settings: OAuthSettings, db: Database, documents: Documents) -> list[BaseRoute]:
+def routes(
+    settings: OAuthSettings, db: Database, documents: Documents, key: bytes
+) -> list[BaseRoute]:
     """Every endpoint; under the issuer's path when it has one, metadata at the root.
 
     One route per path, so a 405 lists every allowed method in `Allow` (RFC 9110 15.5.6); CORS
     only where browser-based clients call (`cors.py`).
     """
-    authorize = AuthorizationEndpoint(settings, db, documents)
+    limits = Limits.from_settings(settings)
+    authorize = AuthorizationEndpoint(settings, db, documents, limits, key)
+    register = RegistrationEndpoint(settings, db, limits.register)
 
     async def authorization(request: Request) -> Response:
         return await (authorize.post if request.method == "POST" else authorize.get)(request)
 
     endpoints: list[BaseRoute] = [
         Route("/authorize", authorization, methods=["GET", "POST"]),
+        Route("/authorize/consent", authorize.consent, methods=["GET"]),
+        Route("/authorize/signout", authorize.signout, methods=["POST"]),
         cors_route(
             "/token", TokenEndpoint(settings, db, documents).handle, ["POST"], CLIENT_AUTH_HEADERS
         ),
-        cors_route(
-            "/register", RegistrationEndpoint(settings, db).handle, ["POST"], REGISTER_HEADERS
-        ),
+        cors_route("/register", register.handle, ["POST"], REGISTER_HEADERS),
         Route("/introspect", IntrospectionEndpoint(settings, db).handle, methods=["POST"]),
         cors_route(
             "/revoke",
@@ -111,7 +120,9 @@ def preflight(settings: OAuthSettings) -> None:
 
     Raises SettingsError or OSError with one readable line (oauth.py exits 2 on either).
     """
-    ensure_private_dir(settings.data_dir)
+    check_private_dir(settings.data_dir)  # ours, and writable by no one else (UnsafePathError)
+    for name in (DB_FILE, SESSION_SECRET_FILE, CREDENTIALS_FILE):
+        check_private_file(settings.data_dir / name)
     db_file = settings.data_dir / DB_FILE
     db_file.touch(mode=0o600, exist_ok=True)
     with db_file.open("r+b"):  # PermissionError here, not a database traceback later
@@ -128,8 +139,8 @@ def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
     `seams` replace the metadata document fetcher's resolver, transport and clock in tests.
     """
     preflight(settings)
-    db = Database(settings.data_dir)
-    secret = session_secret(settings)
+    db = Database(settings.data_dir, settings.unused_client_ttl)
+    key = session_secret(settings).encode("utf-8")
     documents = Documents(settings, seams)
 
     @contextlib.asynccontextmanager
@@ -148,14 +159,7 @@ def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
 
     middleware = [
         Middleware(SecurityHeadersMiddleware),
-        Middleware(
-            SessionMiddleware,
-            secret_key=secret,
-            session_cookie=SESSION_COOKIE,
-            max_age=settings.session_ttl,
-            same_site="lax",
-            https_only=urlsplit(settings.issuer).scheme == "https",  # lower-cased by urlsplit
-        ),
+        Middleware(HostCheckMiddleware, allowed=settings.allowed_hosts, issuer=settings.issuer),
     ]
-    app_routes = routes(settings, db, documents)
+    app_routes = routes(settings, db, documents, key)
     return Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan)

@@ -1,18 +1,23 @@
-"""The authorization endpoint: validate, sign in, consent, then redirect with code, state, iss."""
+"""The authorization endpoint: validate, sign in, consent, then redirect with code, state, iss.
+
+Every authorization is signed in on its own (`signin.SignIns`): no browser stays signed in
+between authorizations, so nothing a copied cookie holds yields a code without the password.
+"""
 
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from secure_mcp.oauth import cimd, users
+from secure_mcp.oauth import cimd, consents, redirect_uris, users
 from secure_mcp.oauth.authorize_request import (
     PageError,
     Pending,
@@ -23,16 +28,30 @@ from secure_mcp.oauth.authorize_request import (
 )
 from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.clients import find_client
+from secure_mcp.oauth.display import shown_host, shown_text
 from secure_mcp.oauth.errors import NO_STORE, AccessDenied, OAuthError
 from secure_mcp.oauth.forms import read_form
-from secure_mcp.oauth.models import AuthorizationCode, Client, Consent, PendingRequest
+from secure_mcp.oauth.limits import (
+    UNKNOWN_ACCOUNT,
+    Limits,
+    ServerBusy,
+    retry_after,
+    source,
+    too_many_page,
+)
+from secure_mcp.oauth.models import AuthorizationCode, Client
 from secure_mcp.oauth.pages import error_page, render
 from secure_mcp.oauth.redirect_uris import LOOPBACK_HOSTS
 from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.signin import Forged, SignIns, Transaction
 from secure_mcp.oauth.storage import Database, now, token_hash
 
-MAX_PENDING = 5  # authorization requests kept per browser session
+FORGED = (
+    "The form has expired or was forged. Signing in works only in the browser that started it, "
+    "with cookies on."
+)
 FORM_FIELDS = frozenset({"csrf_token", "tx", "username", "password", "decision"})
+logger = logging.getLogger(__name__)
 
 
 def _redirect(url: str, status_code: int) -> RedirectResponse:
@@ -40,70 +59,30 @@ def _redirect(url: str, status_code: int) -> RedirectResponse:
     return RedirectResponse(url, status_code, headers=NO_STORE)
 
 
-def _session_value(request: Request, key: str) -> str:
-    """A random per-session value (browser session id, CSRF token), created on first use."""
-    value = request.session.get(key)
-    if not isinstance(value, str) or not value:
-        value = request.session[key] = secrets.token_urlsafe(32)
-    return value
-
-
 class AuthorizationEndpoint:
-    """GET /authorize (the request) and POST /authorize (login and consent forms)."""
+    """GET /authorize (the request), POST /authorize (sign-in and consent forms),
+    GET /authorize/consent (the consent page after sign-in), POST /authorize/signout."""
 
     def __init__(
-        self, settings: OAuthSettings, db: Database, documents: Documents | None = None
+        self,
+        settings: OAuthSettings,
+        db: Database,
+        documents: Documents | None,
+        limits: Limits,
+        key: bytes,
     ) -> None:
         self.settings = settings
         self.db = db
         self.documents = documents
-
-    async def _remember(self, request: Request, pending: Pending) -> str:
-        """Store `pending` under a new transaction id; keep the newest few per browser session."""
-        tx = secrets.token_urlsafe(32)
-        browser = token_hash(_session_value(request, "sid"))
-        async with self.db.write() as session:
-            session.add(
-                PendingRequest(
-                    tx_hash=token_hash(tx),
-                    browser_session=browser,
-                    request=pending.to_dict(),
-                    expires_at=now() + self.settings.code_ttl,
-                )
-            )
-            await session.flush()
-            older = (
-                select(PendingRequest.id)
-                .where(PendingRequest.browser_session == browser)
-                .order_by(PendingRequest.id.desc())
-                .offset(MAX_PENDING)
-            )
-            await session.execute(delete(PendingRequest).where(PendingRequest.id.in_(older)))
-        return tx
-
-    async def _pop_pending(self, request: Request, tx: str) -> Pending:
-        """The pending request `tx` of this browser session, used up; PageError when unknown."""
-        browser = token_hash(_session_value(request, "sid"))
-        async with self.db.write() as session:
-            row = await session.scalar(
-                select(PendingRequest).where(
-                    PendingRequest.tx_hash == token_hash(tx),
-                    PendingRequest.browser_session == browser,
-                )
-            )
-            if row is not None:
-                await session.delete(row)
-        if row is None or row.expires_at <= now():
-            raise PageError("This sign-in request has expired. Return to the application.")
-        return Pending(**row.request)
-
-    def _user(self, request: Request) -> str | None:
-        """The signed-in subject of this browser session, if any."""
-        user = request.session.get("user")
-        return user if user == self.settings.demo_username else None
+        self.limits = limits
+        self.signins = SignIns(settings, db, key)
+        self.action = settings.issuer_path + "/authorize"
 
     async def get(self, request: Request) -> Response:
-        """Validate the request, then show login or consent, or redirect when already consented."""
+        """Validate the request, then start its own sign-in: the login page."""
+        wait = await self.limits.pages.hit(source(request))
+        if wait:
+            return too_many_page(wait)
         try:
             client, pending = await validate(
                 self.settings, self.db, request.url.query, self.documents
@@ -111,112 +90,179 @@ class AuthorizationEndpoint:
         except PageError as exc:
             return error_page(str(exc))
         except RedirectError as exc:
-            return _redirect(error_redirect(exc, self.settings.issuer), 302)
-        user = self._user(request)
-        # A remembered consent skips the page, except where the page carries the impersonation
-        # warning (MCP security best practices): that must be seen at every authorization.
-        warn = _document_context(client, pending.redirect_uri)["loopback_warning"]
-        if user is not None and not warn and await self._consented(request, pending):
-            return _redirect(await self._issue_code(client, pending, user), 302)
-        return await self._page(request, client, pending, user)
+            if await self._redirect_trusted(exc.client, exc.redirect_uri):
+                return _redirect(error_redirect(exc, self.settings.issuer), 302)
+            # RFC 9700 4.11.2: a fresh client's redirect URI is not trusted with errors
+            return error_page(f"This authorization request is invalid: {exc}.")
+        try:
+            transaction, cookie = await self.signins.begin(pending)
+        except ServerBusy as exc:
+            page = error_page("Too many sign-ins are in progress. Try again in a minute.", 503)
+            page.headers.update(retry_after(exc.wait))
+            return page
+        return self.signins.apply(self._login_page(client, transaction), [cookie])
 
-    async def _page(
-        self, request: Request, client: Client, pending: Pending, user: str | None, error: str = ""
-    ) -> Response:
-        """The login page (not signed in) or the consent page, for a new transaction."""
-        context: dict[str, Any] = {
-            "action": self.settings.issuer_path + "/authorize",
-            "csrf_token": _session_value(request, "csrf"),
-            "tx": await self._remember(request, pending),
-            "client_name": client.client_name or "An unnamed application",
-            "client_id": client.client_id,
-            "resource": pending.resource,
-        }
-        if user is None:
-            return render("login.html", error=error, **context)
-        host = urlsplit(pending.redirect_uri).netloc
-        scopes = pending.scope.split()
-        context.update(_document_context(client, pending.redirect_uri))
-        return render("consent.html", user=user, redirect_host=host, scopes=scopes, **context)
+    async def consent(self, request: Request) -> Response:
+        """The consent page of a signed-in authorization (the login page when not signed in)."""
+        wait = await self.limits.pages.hit(source(request))
+        if wait:
+            return too_many_page(wait)
+        try:
+            transaction = await self.signins.resume(request, request.query_params.get("tx", ""))
+            client = await self._client(transaction.pending)
+        except Forged:
+            return error_page(FORGED, 403)
+        except (PageError, OAuthError) as exc:
+            return error_page(str(exc))
+        if transaction.row.subject is None:
+            return self._login_page(client, transaction)
+        return self._consent_page(client, transaction)
 
     async def post(self, request: Request) -> Response:
-        """Handle the login or consent form; every success answers 303 (RFC 9700 4.12)."""
+        """The login or consent form; every redirect after it is a 303 (RFC 9700 4.12)."""
+        wait = await self.limits.pages.hit(source(request))
+        if wait:
+            return too_many_page(wait)
         try:
             form = await read_form(request, self.settings.max_body_bytes, FORM_FIELDS)
-            expected = _session_value(request, "csrf")
-            if not hmac.compare_digest(form.get("csrf_token", "").encode(), expected.encode()):
-                return error_page("The form has expired or was forged. Start again.", 403)
-            pending = await self._pop_pending(request, form.get("tx", ""))
-            client = await find_client(self.db, pending.client_id, self.documents)
-            if client is None:
-                raise PageError("The application is no longer registered.")
+            transaction = await self.signins.resume(request, form.get("tx", ""))
+            if not self.signins.csrf_ok(transaction, form.get("csrf_token", "")):
+                raise Forged
+            client = await self._client(transaction.pending)
+        except Forged:
+            return error_page(FORGED, 403)
         except (PageError, OAuthError) as exc:
             return error_page(str(exc))
         if "password" in form or "username" in form:
-            return await self._login(request, form, client, pending)
-        return await self._decide(request, form.get("decision", ""), client, pending)
+            return await self._login(request, form, client, transaction)
+        return await self._decide(form.get("decision", ""), client, transaction)
+
+    async def signout(self, request: Request) -> Response:
+        """End every sign-in of this browser (the form's one must be genuine): 'Signed out'."""
+        wait = await self.limits.pages.hit(source(request))
+        if wait:
+            return too_many_page(wait)
+        try:
+            form = await read_form(request, self.settings.max_body_bytes, FORM_FIELDS)
+            transaction = await self.signins.resume(request, form.get("tx", ""))
+            if not self.signins.csrf_ok(transaction, form.get("csrf_token", "")):
+                raise Forged
+        except Forged:
+            return error_page(FORGED, 403)
+        except (PageError, OAuthError) as exc:
+            return error_page(str(exc))
+        ended = await self.signins.end_browser(request)
+        name = await self._client_name(transaction.pending)
+        return self.signins.apply(render("signed_out.html", client_name=name), ended)
+
+    async def _client(self, pending: Pending) -> Client:
+        """The request's client, looked up again (it may be gone); PageError when unusable."""
+        client = await find_client(self.db, pending.client_id, self.documents)
+        if client is None:
+            raise PageError("The application is no longer registered.")
+        return client
+
+    async def _client_name(self, pending: Pending) -> str:
+        """The client's name for a page, or a neutral one when it cannot be looked up."""
+        try:
+            return _name(await self._client(pending))
+        except (PageError, OAuthError):
+            return "the application"
 
     async def _login(
-        self, request: Request, form: dict[str, str], client: Client, pending: Pending
+        self, request: Request, form: dict[str, str], client: Client, transaction: Transaction
     ) -> Response:
-        """Check the credentials; on success start a fresh session and resume the request."""
-        subject = users.authenticate(
-            self.settings, form.get("username", ""), form.get("password", "")
-        )
+        """Check the password (throttled per account and source); then consent, or the code."""
+        username, where = form.get("username", ""), source(request)
+        known = hmac.compare_digest(username.encode(), self.settings.demo_username.encode())
+        account = username if known else UNKNOWN_ACCOUNT  # never log what might be a password
+        wait = await self.limits.sign_in_wait(account, where)
+        if wait:
+            return too_many_page(wait, "failed sign-ins")
+        subject = users.authenticate(self.settings, username, form.get("password", ""))
         if subject is None:
-            return await self._page(request, client, pending, None, "Wrong username or password.")
-        request.session.clear()  # no session fixation: new id and CSRF token after login
-        request.session["user"] = subject
-        url = f"{self.settings.issuer_path}/authorize?{pending.query()}"
-        return _redirect(url, 303)
+            await self.limits.sign_in_failed(account, where)
+            logger.warning(
+                "sign-in failed: account %s, source %s, client %s",
+                account,
+                where,
+                transaction.pending.client_id,
+            )
+            return self._login_page(client, transaction, "Wrong username or password.")
+        transaction, cookie = await self.signins.sign_in(transaction, subject)
+        if await consents.remembered(self.db, client, transaction.pending, subject):
+            return await self._allow(client, transaction, subject)
+        url = f"{self.action}/consent?{urlencode({'tx': transaction.tx})}"
+        return self.signins.apply(_redirect(url, 303), [cookie])
 
-    async def _decide(
-        self, request: Request, decision: str, client: Client, pending: Pending
-    ) -> Response:
-        """Allow (remember consent, issue a code) or deny; both redirect to the client with 303."""
-        user = self._user(request)
-        if user is None:
+    async def _decide(self, decision: str, client: Client, transaction: Transaction) -> Response:
+        """Allow (remember consent where allowed, issue a code) or deny; both end the sign-in."""
+        pending, subject = transaction.pending, transaction.row.subject
+        if subject is None:
             return error_page("Sign in first. Return to the application and start again.")
         if decision == "deny":
+            cookie = await self.signins.finish(transaction)
             denied = RedirectError(
                 AccessDenied("the user denied access"), pending.redirect_uri, pending.state
             )
-            return _redirect(error_redirect(denied, self.settings.issuer), 303)
+            redirect = _redirect(error_redirect(denied, self.settings.issuer), 303)
+            return self.signins.apply(redirect, [cookie])
         if decision != "allow":
             return error_page("Choose Allow or Deny.")
-        await self._save_consent(request, pending)
-        return _redirect(await self._issue_code(client, pending, user), 303)
+        if consents.may_remember(client, pending):
+            await consents.save(self.db, pending, subject, self.settings.consent_ttl)
+        return await self._allow(client, transaction, subject)
 
-    async def _consented(self, request: Request, pending: Pending) -> bool:
-        """True when this browser session already allowed the same client, scopes and resource."""
-        browser = token_hash(_session_value(request, "sid"))
-        async with self.db.read() as session:
-            found = await session.scalar(
-                select(Consent.id).where(
-                    Consent.browser_session == browser,
-                    Consent.client_id == pending.client_id,
-                    Consent.scope == pending.scope,
-                    Consent.resource == pending.resource,
-                    Consent.expires_at > now(),
-                )
-            )
-        return found is not None
+    async def _allow(self, client: Client, transaction: Transaction, subject: str) -> Response:
+        """End the sign-in (once), issue the code, send the browser back with 303."""
+        try:
+            cookie = await self.signins.finish(transaction)
+        except PageError as exc:  # a second submission of the same form
+            return error_page(str(exc))
+        location = await self._issue_code(client, transaction.pending, subject)
+        return self.signins.apply(_redirect(location, 303), [cookie])
 
-    async def _save_consent(self, request: Request, pending: Pending) -> None:
-        """Remember the consent for this browser session."""
-        if await self._consented(request, pending):
-            return
-        browser = token_hash(_session_value(request, "sid"))
-        async with self.db.write() as session:
-            session.add(
-                Consent(
-                    browser_session=browser,
-                    client_id=pending.client_id,
-                    scope=pending.scope,
-                    resource=pending.resource,
-                    expires_at=now() + self.settings.session_ttl,
-                )
-            )
+    def _login_page(self, client: Client, transaction: Transaction, error: str = "") -> Response:
+        """The login page of this authorization."""
+        return render("login.html", error=error, **self._context(client, transaction))
+
+    def _consent_page(self, client: Client, transaction: Transaction) -> Response:
+        """The consent page: who asks, for whom, where the browser goes back, what for."""
+        pending = transaction.pending
+        context = self._context(client, transaction)
+        context.update(_document_context(client, pending.redirect_uri))
+        return render(
+            "consent.html",
+            user=transaction.row.subject,
+            redirect_host=shown_host(urlsplit(pending.redirect_uri).netloc),
+            scopes=pending.scope.split(),
+            signout_action=self.action + "/signout",
+            **context,
+        )
+
+    def _context(self, client: Client, transaction: Transaction) -> dict[str, Any]:
+        """What both pages show and post."""
+        return {
+            "action": self.action,
+            "csrf_token": transaction.csrf,
+            "tx": transaction.tx,
+            "client_name": _name(client),
+            "client_id": client.client_id,
+            "resource": transaction.pending.resource,
+        }
+
+    async def _redirect_trusted(self, client: Client | None, redirect_uri: str) -> bool:
+        """Errors may go to this redirect URI: a loopback one (RFC 8252 7.3, RFC 6749 4.1.2.1),
+        or one of a client a user has already allowed (not freshly registered)."""
+        if redirect_uris.is_loopback(redirect_uri):
+            return True
+        if client is None:
+            return False
+        row: Client | None = client
+        if cimd.is_document_url(client.client_id):  # a document client's row is its record
+            async with self.db.read() as session:
+                row = await session.get(Client, client.client_id)
+        return row is not None and row.authorized_at is not None
 
     async def _issue_code(self, client: Client, pending: Pending, subject: str) -> str:
         """Store a new single-use code (10 minutes at most) and return the success redirect."""
@@ -224,6 +270,12 @@ class AuthorizationEndpoint:
         async with self.db.write() as session:
             if cimd.is_document_url(client.client_id):
                 await _record_document_client(session, client)
+            else:  # a user allowed it: no longer freshly registered
+                await session.execute(
+                    update(Client)
+                    .where(Client.client_id == client.client_id, Client.authorized_at.is_(None))
+                    .values(authorized_at=now())
+                )
             session.add(
                 AuthorizationCode(
                     code_hash=token_hash(code),
@@ -242,6 +294,11 @@ class AuthorizationEndpoint:
         return redirect_to(pending.redirect_uri, self.settings.issuer, pending.state, code=code)
 
 
+def _name(client: Client) -> str:
+    """The client's self-asserted name as shown: nothing invisible (display.shown_text)."""
+    return shown_text(client.client_name or "") or "An unnamed application"
+
+
 async def _record_document_client(session: AsyncSession, client: Client) -> None:
     """A CIMD client's first authorization stores its row: the document as last authorized.
 
@@ -249,13 +306,16 @@ async def _record_document_client(session: AsyncSession, client: Client) -> None
     """
     row = await session.get(Client, client.client_id)
     if row is None:
-        session.add(cimd.snapshot(client))
+        row = cimd.snapshot(client)
+        session.add(row)
     else:
         row.registered = dict(client.registered)
         row.redirect_uris = list(client.redirect_uris)
         row.grant_types = list(client.grant_types)
         row.scope = client.scope
         row.client_name = client.client_name
+    if row.authorized_at is None:
+        row.authorized_at = now()
 
 
 def _document_context(client: Client, redirect_uri: str) -> dict[str, Any]:
@@ -269,4 +329,4 @@ def _document_context(client: Client, redirect_uri: str) -> dict[str, Any]:
     client_host = urlsplit(client.client_id).hostname or ""
     redirect_host = urlsplit(redirect_uri).hostname or ""
     loopback_warning = redirect_host in LOOPBACK_HOSTS and client_host not in LOOPBACK_HOSTS
-    return {"client_host": client_host, "loopback_warning": loopback_warning}
+    return {"client_host": shown_host(client_host), "loopback_warning": loopback_warning}

@@ -46,7 +46,7 @@ class Pending:
     state: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-able form for the session cookie."""
+        """A JSON-able form, kept in the pending authorization's row."""
         return asdict(self)
 
     def query(self) -> str:
@@ -68,11 +68,18 @@ class Pending:
 class RedirectError(Exception):
     """An error to send back to the client's validated redirect URI (OAuth 2.1 4.1.2.1)."""
 
-    def __init__(self, error: OAuthError, redirect_uri: str, state: str | None) -> None:
+    def __init__(
+        self,
+        error: OAuthError,
+        redirect_uri: str,
+        state: str | None,
+        client: Client | None = None,
+    ) -> None:
         super().__init__(error.description)
         self.error = error
         self.redirect_uri = redirect_uri
         self.state = state
+        self.client = client  # who registered the redirect URI (trusted with errors or not)
 
 
 def redirect_to(redirect_uri: str, issuer: str, state: str | None, **params: str) -> str:
@@ -180,4 +187,4 @@ async def validate(
     try:
         return client, _check_rest(settings, client, params, counts, redirect_uri)
     except OAuthError as exc:
-        raise RedirectError(exc, redirect_uri, state) from None
+        raise RedirectError(exc, redirect_uri, state, client) from None

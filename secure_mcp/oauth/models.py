@@ -26,6 +26,9 @@ class Client(Base):
     client_name: Mapped[str | None] = mapped_column(String(256))
     registered: Mapped[dict[str, Any]] = mapped_column(JSON)  # the metadata as answered
     issued_at: Mapped[int] = mapped_column(Integer)
+    # When a user first allowed it (a code was issued). None: freshly registered, never used:
+    # its redirect URIs are not trusted with errors (RFC 9700 4.11.2) and it expires unused.
+    authorized_at: Mapped[int | None] = mapped_column(Integer, index=True, default=None)
 
 
 class AuthorizationCode(Base):
@@ -64,13 +67,14 @@ class Token(Base):
 
 
 class Consent(Base):
-    """A user's consent, remembered for one browser session (hash of its random id)."""
+    """A user's consent to a client, scopes and resource; it spares the consent page, never the
+    password, and never for a public client with a loopback redirect (RFC 8252 8.6)."""
 
-    __tablename__ = "consents"
-    __table_args__ = (UniqueConstraint("browser_session", "client_id", "scope", "resource"),)
+    __tablename__ = "user_consents"
+    __table_args__ = (UniqueConstraint("subject", "client_id", "scope", "resource"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    browser_session: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(256))
     client_id: Mapped[str] = mapped_column(String(2048))  # or a CIMD URL
     scope: Mapped[str] = mapped_column(String(1024))
     resource: Mapped[str] = mapped_column(String(2048))
@@ -87,13 +91,20 @@ class ResourceServer(Base):
     secret_hash: Mapped[str] = mapped_column(String(64))
 
 
-class PendingRequest(Base):
-    """A validated authorization request waiting for login and consent, for one browser session."""
+class PendingAuthorization(Base):
+    """A validated authorization request and its sign-in, bound to one browser by a cookie.
 
-    __tablename__ = "pending_requests"
+    The sign-in lives here, not in the cookie: the cookie holds only a random value (kept as
+    its hash), the row ends when the authorization does, and so does anything a copy of the
+    cookie could do (RFC 6265 8.5: every port of a host shares its cookies).
+    """
+
+    __tablename__ = "pending_authorizations"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    tx_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    browser_session: Mapped[str] = mapped_column(String(64), index=True)
-    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    tx_hash: Mapped[str] = mapped_column(String(64), unique=True)  # the forms' `tx`, hashed
+    cookie_name: Mapped[str] = mapped_column(String(64), index=True)
+    binding_hash: Mapped[str] = mapped_column(String(64))  # the cookie's value, hashed
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)  # the validated parameters
+    subject: Mapped[str | None] = mapped_column(String(256), default=None)  # once signed in
     expires_at: Mapped[int] = mapped_column(Integer, index=True)

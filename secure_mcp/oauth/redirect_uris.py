@@ -36,9 +36,15 @@ def check_registrable(uri: str) -> None:
         raise InvalidRedirectUri(f"redirect URI must not contain a wildcard: {uri}")
     if any(ch.isspace() or ord(ch) < 0x20 for ch in uri):
         raise InvalidRedirectUri("redirect URI must not contain whitespace or control characters")
+    if not uri.isascii():  # RFC 3986: a URI is ASCII; a look-alike host must show as xn--
+        raise InvalidRedirectUri(
+            "redirect URI must be ASCII: write an international host name in its xn-- form"
+        )
     parts = _split(uri)
     if parts is None or not parts.hostname or "@" in parts.netloc:
         raise InvalidRedirectUri(f"redirect URI must be an absolute URL with a host: {uri}")
+    if "%" in parts.netloc:  # browsers decode %-escapes in a host, then apply IDNA
+        raise InvalidRedirectUri(f"redirect URI host must not be percent-encoded: {uri}")
     if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
         return
     raise InvalidRedirectUri(f"redirect URI must be https, or http on a loopback host: {uri}")

@@ -7,12 +7,16 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from secure_mcp.common.ratelimit import Limiter
 from secure_mcp.oauth import redirect_uris
+from secure_mcp.oauth.display import invisible_characters
 from secure_mcp.oauth.errors import NO_STORE, InvalidClientMetadata, OAuthError
 from secure_mcp.oauth.forms import BodyTooLarge, read_body
+from secure_mcp.oauth.limits import ServerBusy, TooManyRequests, source
 from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.scopes import without_conventional
 from secure_mcp.oauth.settings import OAuthSettings
@@ -21,6 +25,11 @@ from secure_mcp.oauth.storage import Database, now, token_hash
 AuthMethod = Literal["none", "client_secret_basic", "client_secret_post"]
 GrantType = Literal["authorization_code", "refresh_token"]
 ShortText = Field(default=None, max_length=200)
+# Every text field but redirect_uris (which must be ASCII: redirect_uris.check_registrable).
+TEXT_FIELDS = (
+    "client_name", "scope", "client_uri", "logo_uri", "tos_uri", "policy_uri", "contacts",
+    "software_id", "software_version",
+)  # fmt: skip
 
 
 class ClientMetadata(BaseModel):
@@ -58,6 +67,17 @@ class ClientMetadata(BaseModel):
         if "authorization_code" not in value:
             raise ValueError("authorization_code is required")
         return list(dict.fromkeys(value))
+
+    @field_validator(*TEXT_FIELDS)
+    @classmethod
+    def _nothing_invisible(cls, value: Any) -> Any:
+        """No field hides or reorders text: the consent page shows them (name spoofing)."""
+        items = value if isinstance(value, list) else [value]
+        found = [c for item in items if isinstance(item, str) for c in invisible_characters(item)]
+        if found:
+            names = ", ".join(dict.fromkeys(found))
+            raise ValueError(f"invisible or text-direction characters are not allowed ({names})")
+        return value
 
 
 def _describe(exc: ValidationError) -> str:
@@ -113,23 +133,36 @@ def new_client(meta: ClientMetadata) -> tuple[Client, dict[str, Any]]:
 
 
 class RegistrationEndpoint:
-    """POST /register."""
+    """POST /register: open, but rate-limited per source, and unused registrations are bounded."""
 
-    def __init__(self, settings: OAuthSettings, db: Database) -> None:
+    def __init__(self, settings: OAuthSettings, db: Database, limiter: Limiter) -> None:
         self.settings = settings
         self.db = db
+        self.limiter = limiter
 
     async def handle(self, request: Request) -> Response:
         """Register a client; 201 with its client_id (and secret for confidential clients)."""
         try:
+            wait = await self.limiter.hit(source(request))
+            if wait:
+                raise TooManyRequests("too many registrations from this address", wait)
             try:
                 body = await read_body(request, self.settings.max_body_bytes)
             except BodyTooLarge:
                 raise InvalidClientMetadata("the registration request is too large") from None
             meta = parse(body, self.settings)
+            client, response = new_client(meta)
+            await self._store(client)
         except OAuthError as exc:
             return exc.response()
-        client, response = new_client(meta)
-        async with self.db.write() as session:
-            session.add(client)
         return JSONResponse(response, status_code=201, headers=NO_STORE)
+
+    async def _store(self, client: Client) -> None:
+        """Add the client, unless too many registrations wait for a first use (ServerBusy)."""
+        async with self.db.write() as session:
+            unused = await session.scalar(
+                select(func.count()).where(Client.authorized_at.is_(None))
+            )
+            if (unused or 0) >= self.settings.max_unused_clients:
+                raise ServerBusy("too many registrations are waiting for a first use", 3600)
+            session.add(client)

@@ -8,9 +8,11 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from secure_mcp.common.paths import oauth_data_dir
+from secure_mcp.common.ratelimit import Rate
 from secure_mcp.common.resource_credentials import (
     CredentialsError,
     ResourceCredentials,
@@ -25,6 +27,15 @@ DEFAULT_RESOURCE = "http://127.0.0.1:8000/mcp"
 DEFAULT_SCOPES = ("weather:read",)
 DEFAULT_ACCESS_TOKEN_TTL = 3600
 DEFAULT_DEMO_USERNAME = "demo"
+MIN_PASSWORD_LENGTH = 12  # characters; a generated one is 16
+MIN_SESSION_SECRET_BYTES = 32
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+WILDCARD_HOSTS = ("0.0.0.0", "::")  # noqa: S104 - recognised, never chosen
+# Per-source and per-account limits (N per S seconds, bursts of N); the environment names them.
+DEFAULT_REGISTER_RATE = Rate(20, 60)
+DEFAULT_AUTHORIZE_RATE = Rate(60, 60)
+DEFAULT_LOGIN_FAILURES_PER_ACCOUNT = Rate(5, 300)
+DEFAULT_LOGIN_FAILURES_PER_SOURCE = Rate(20, 300)
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 3.3 scope-token
 INSECURE_FLAG = "--allow-insecure-http (OAUTH_ALLOW_INSECURE_HTTP=1)"
 
@@ -46,8 +57,8 @@ class OAuthSettings:
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL
     refresh_token_ttl: int = 30 * 24 * 3600
-    code_ttl: int = 600  # OAuth 2.1 4.1.2: at most 10 minutes
-    session_ttl: int = 12 * 3600  # browser session and remembered consent
+    code_ttl: int = 600  # OAuth 2.1 4.1.2: at most 10 minutes; also a pending sign-in's life
+    consent_ttl: int = 12 * 3600  # remembered consent (never for public loopback clients)
     demo_username: str = DEFAULT_DEMO_USERNAME
     demo_password_generated: bool = False
     session_secret: str | None = field(default=None, repr=False)
@@ -59,6 +70,13 @@ class OAuthSettings:
     cimd_max_bytes: int = 5 * 1024
     cimd_ca_file: Path | None = None  # extra trusted CAs (PEM) for document fetches; still verified
     allow_insecure_http: bool = False  # development only: plain-http issuer/resources off loopback
+    register_rate: Rate = DEFAULT_REGISTER_RATE  # POST /register per source
+    authorize_rate: Rate = DEFAULT_AUTHORIZE_RATE  # the sign-in and consent pages per source
+    login_failures_per_account: Rate = DEFAULT_LOGIN_FAILURES_PER_ACCOUNT
+    login_failures_per_source: Rate = DEFAULT_LOGIN_FAILURES_PER_SOURCE
+    max_pending: int = 1000  # authorizations waiting for sign-in or consent, all browsers
+    unused_client_ttl: int = 24 * 3600  # a registration no user ever allowed is deleted after
+    max_unused_clients: int = 10_000  # registrations no user has allowed yet, all sources
 
     def __post_init__(self) -> None:
         check_issuer(self.issuer)
@@ -81,6 +99,24 @@ class OAuthSettings:
             raise SettingsError("the metadata document limits must be positive")
         if not self.demo_username or not self.demo_password:
             raise SettingsError("the demo username and password must not be empty")
+        if len(self.demo_password) < MIN_PASSWORD_LENGTH:
+            raise SettingsError(
+                f"OAUTH_DEMO_PASSWORD must be at least {MIN_PASSWORD_LENGTH} characters "
+                "(unset it to get a generated one)"
+            )
+        if self.session_secret is not None:
+            check_session_secret(self.session_secret, "OAUTH_SESSION_SECRET")
+        if urlsplit(self.issuer).hostname == "localhost" and self.host.lower() != "localhost":
+            # clients may reach `localhost` over ::1 or 127.0.0.1: this server must hold both
+            raise SettingsError(
+                f"the issuer {self.issuer} is on localhost, so bind --host localhost (both "
+                f"127.0.0.1 and ::1), not {self.host}; or use an issuer on the address you bind, "
+                f"e.g. http://127.0.0.1:{self.port}"
+            )
+        if min(self.max_pending, self.unused_client_ttl, self.max_unused_clients) <= 0:
+            raise SettingsError(
+                "the pending-authorization and registration limits must be positive"
+            )
 
     @property
     def issuer_path(self) -> str:
@@ -96,6 +132,43 @@ class OAuthSettings:
     def endpoint(self, path: str) -> str:
         """The absolute URL of one of the server's endpoints."""
         return self.issuer + path
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        """`Host` values this server answers: the issuer's, the bound interface's, loopback names.
+
+        Anything else is a request meant for another server, or a DNS-rebinding attempt.
+        """
+        parts = urlsplit(self.issuer)
+        default_port = 443 if parts.scheme == "https" else 80
+        issuer_host = _host_port(parts.hostname or "", parts.port or default_port)
+        hosts = {issuer_host}
+        if (parts.port or default_port) == default_port:
+            hosts.add(_bracketed(parts.hostname or ""))
+        names = list(LOOPBACK_NAMES) if self.host.lower() in LOOPBACK_NAMES + WILDCARD_HOSTS else []
+        if self.host not in WILDCARD_HOSTS:
+            names.append(self.host)
+        hosts.update(_host_port(name, self.port) for name in names)
+        return frozenset(host.lower() for host in hosts)
+
+
+def _bracketed(host: str) -> str:
+    """An IPv6 literal in brackets, as it appears in a Host header."""
+    return f"[{host}]" if ":" in host else host
+
+
+def _host_port(host: str, port: int) -> str:
+    """`host:port` as in a Host header."""
+    return f"{_bracketed(host)}:{port}"
+
+
+def check_session_secret(secret: str, source: str) -> None:
+    """SettingsError unless the session key has at least 32 bytes."""
+    if len(secret.encode("utf-8")) < MIN_SESSION_SECRET_BYTES:
+        raise SettingsError(
+            f"{source} must be at least {MIN_SESSION_SECRET_BYTES} bytes long "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+        )
 
 
 def check_issuer(issuer: str) -> None:
@@ -202,6 +275,19 @@ def _flag(value: str | None, name: str) -> bool:
     raise SettingsError(f"{name} must be 1 or 0: {value!r}")
 
 
+def _rate(env: Mapping[str, str], name: str, default: Rate) -> Rate:
+    """A rate setting written N/SECONDS, or SettingsError naming the variable."""
+    value = env.get(name, "")
+    if not value:
+        return default
+    try:
+        return Rate.parse(value)
+    except ValueError:
+        raise SettingsError(
+            f"{name} must be N/SECONDS with N and SECONDS positive: {value!r}"
+        ) from None
+
+
 def _optional_path(value: str | None) -> Path | None:
     """A path setting, None when unset or empty."""
     return Path(value).expanduser() if value else None
@@ -240,4 +326,26 @@ def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
         cimd_ca_file=_optional_path(args.cimd_ca_file or env.get("OAUTH_CIMD_CA_FILE")),
         allow_insecure_http=bool(args.allow_insecure_http)
         or _flag(env.get("OAUTH_ALLOW_INSECURE_HTTP"), "OAUTH_ALLOW_INSECURE_HTTP"),
+        **_limits(env),
     )
+
+
+def _limits(env: Mapping[str, str]) -> dict[str, Any]:
+    """The flood and password-guessing limits from the environment (the defaults otherwise)."""
+    return {
+        "register_rate": _rate(env, "OAUTH_REGISTER_RATE", DEFAULT_REGISTER_RATE),
+        "authorize_rate": _rate(env, "OAUTH_AUTHORIZE_RATE", DEFAULT_AUTHORIZE_RATE),
+        "login_failures_per_account": _rate(
+            env, "OAUTH_LOGIN_FAILURES_PER_ACCOUNT", DEFAULT_LOGIN_FAILURES_PER_ACCOUNT
+        ),
+        "login_failures_per_source": _rate(
+            env, "OAUTH_LOGIN_FAILURES_PER_SOURCE", DEFAULT_LOGIN_FAILURES_PER_SOURCE
+        ),
+        "max_pending": _int(env.get("OAUTH_MAX_PENDING"), "OAUTH_MAX_PENDING", 1000),
+        "unused_client_ttl": _int(
+            env.get("OAUTH_UNUSED_CLIENT_TTL"), "OAUTH_UNUSED_CLIENT_TTL", 24 * 3600
+        ),
+        "max_unused_clients": _int(
+            env.get("OAUTH_MAX_UNUSED_CLIENTS"), "OAUTH_MAX_UNUSED_CLIENTS", 10_000
+        ),
+    }

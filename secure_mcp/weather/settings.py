@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from secure_mcp.common.paths import oauth_data_dir
+from secure_mcp.common.private_files import UnsafePathError, check_private_dir, check_private_file
 from secure_mcp.common.resource_credentials import (
     ENV_CLIENT_ID,
     ENV_CLIENT_SECRET,
@@ -201,9 +202,14 @@ def load_credentials(
         from_env = credentials_from_env(env)
         if from_env is not None:
             return from_env, f"{ENV_CLIENT_ID}/{ENV_CLIENT_SECRET}"
+        if data_dir.exists():  # never trust a file another user could have written
+            check_private_dir(data_dir, create=False)
+            check_private_file(credentials_path(data_dir))
         found = load_all(data_dir).get(resource)
     except CredentialsError as exc:
         raise StartupError(f"cannot load introspection credentials: {exc}") from exc
+    except UnsafePathError as exc:
+        raise StartupError(f"will not read introspection credentials: {exc}") from None
     if found is None:
         raise StartupError(
             f"no introspection credentials for {resource}. Either set {ENV_CLIENT_ID} and "

@@ -105,8 +105,12 @@ async def test_unknown_paths_need_a_token_too(stack: Stack) -> None:
 
 async def test_host_header_does_not_steer_the_metadata(stack: Stack) -> None:
     # Host-header injection: published URLs come from configuration, never from the request.
+    # (oauth.py refuses a foreign Host outright: tests/attacks/test_local_attacker.py)
     async with httpx2.AsyncClient() as http:
-        as_meta = await http.get(stack.oauth.metadata_url, headers={"host": "evil.example"})
+        as_meta = await http.get(
+            stack.oauth.metadata_url,
+            headers={"host": f"localhost:{stack.oauth.port}", "x-forwarded-host": "evil.example"},
+        )
         prm = await http.get(
             f"{stack.weather.origin}/.well-known/oauth-protected-resource/mcp",
             headers={"host": "evil.example", "x-forwarded-host": "evil.example"},

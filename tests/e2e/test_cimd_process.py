@@ -121,7 +121,7 @@ def test_malformed_credentials_file_exits_2_with_one_line(tmp_path: Path) -> Non
     data = tmp_path / "data"
     data.mkdir()
     (data / "resource-servers.json").write_text("{oops", encoding="utf-8")
-    env = {**os.environ, "OAUTH_DATA_DIR": str(data), "OAUTH_DEMO_PASSWORD": "x"}
+    env = {**os.environ, "OAUTH_DATA_DIR": str(data), "OAUTH_DEMO_PASSWORD": "x" * 12}
     done = subprocess.run(
         [sys.executable, str(ROOT / "oauth.py"), "--port", "0"],
         cwd=ROOT,

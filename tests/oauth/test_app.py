@@ -8,11 +8,12 @@ import stat
 from pathlib import Path
 
 import httpx2
+import pytest
 from sqlalchemy import delete, func, select, update
 
 from secure_mcp.oauth.app import session_secret
 from secure_mcp.oauth.models import Client, Token
-from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.settings import OAuthSettings, SettingsError
 from secure_mcp.oauth.storage import Database
 from tests.oauth.helpers import Flow, Harness, pkce
 from tests.support.oauth_server import running_oauth_app
@@ -79,15 +80,18 @@ async def test_issuer_with_path(tmp_path: Path) -> None:
 
 
 def test_session_secret_generated_once_and_private(tmp_path: Path) -> None:
-    settings = OAuthSettings(data_dir=tmp_path / "d", demo_password="x")
+    settings = OAuthSettings(data_dir=tmp_path / "d", demo_password="x" * 12)
     first = session_secret(settings)
     path = tmp_path / "d" / "session-secret"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert session_secret(settings) == first
     path.write_text("\n")
     assert session_secret(settings) not in {first, ""}
-    given = OAuthSettings(data_dir=tmp_path / "d", demo_password="x", session_secret="given")
-    assert session_secret(given) == "given"
+    given = OAuthSettings(data_dir=tmp_path / "d", demo_password="x" * 12, session_secret="g" * 32)
+    assert session_secret(given) == "g" * 32
+    path.write_text("short-stored-key\n")  # an edited file must not weaken the key
+    with pytest.raises(SettingsError, match=r"session-secret .*32 bytes"):
+        session_secret(settings)
 
 
 async def test_data_survives_restart_and_tokens_are_hashed(tmp_path: Path) -> None:

@@ -241,8 +241,8 @@ async def test_loopback_redirect_matches_any_port(cimd: Cimd) -> None:
     assert location.startswith("http://127.0.0.1:45678/callback?code=")
 
 
-async def _consent_page(cimd: Cimd, flow: Flow) -> str:
-    """Sign in, then return the consent page's HTML."""
+async def _sign_in(cimd: Cimd, flow: Flow) -> httpx2.Response:
+    """Open the login page (always shown first) and sign in; the 303 that follows."""
     oauth = cimd.oauth
     login = await oauth.http.get(oauth.authorization_url(flow))
     assert "Sign in" in login.text
@@ -251,7 +251,13 @@ async def _consent_page(cimd: Cimd, flow: Flow) -> str:
     form = {"csrf_token": csrf, "tx": tx, "username": TEST_USERNAME, "password": TEST_PASSWORD}
     resumed = await oauth.http.post("/authorize", data=form)
     assert resumed.status_code == 303
-    page = await oauth.http.get(resumed.headers["location"])
+    return resumed
+
+
+async def _consent_page(cimd: Cimd, flow: Flow) -> str:
+    """Sign in, then return the consent page's HTML."""
+    resumed = await _sign_in(cimd, flow)
+    page = await cimd.oauth.http.get(resumed.headers["location"])
     assert "Allow access?" in page.text
     return page.text
 
@@ -275,17 +281,15 @@ async def test_consent_page_no_warning_for_https_redirect(cimd: Cimd) -> None:
 async def test_remembered_consent_still_shows_the_impersonation_warning(cimd: Cimd) -> None:
     flow = cimd.flow(cimd.publish())  # redirect to loopback, document hosted elsewhere
     assert (await cimd.oauth.authorize(flow)).startswith("http://127.0.0.1:33333/callback?code=")
-    again = await cimd.oauth.http.get(cimd.oauth.authorization_url(flow))
-    assert again.status_code == 200  # asked again, not a silent redirect
-    assert "Warning:" in again.text
+    again = await _consent_page(cimd, flow)  # signed in again, then asked again
+    assert "Warning:" in again
 
 
 async def test_remembered_consent_skips_the_page_without_a_warning(cimd: Cimd) -> None:
     url = cimd.publish(redirect_uris=["https://app.example/cb"])
     flow = cimd.flow(url, redirect_uri="https://app.example/cb")
     await cimd.oauth.authorize(flow)
-    again = await cimd.oauth.http.get(cimd.oauth.authorization_url(flow))
-    assert again.status_code == 302
+    again = await _sign_in(cimd, flow)  # the password is asked every time; the consent page not
     assert again.headers["location"].startswith("https://app.example/cb?code=")
 
 

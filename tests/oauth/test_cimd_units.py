@@ -54,7 +54,7 @@ def test_cache_ttl(headers: dict[str, str] | dict[bytes, bytes], ttl: float) -> 
 
 
 def _documents(tmp_path: Path, host: DocumentHost, clock: FakeClock) -> cimd.Documents:
-    settings = OAuthSettings(data_dir=tmp_path, demo_password="x")
+    settings = OAuthSettings(data_dir=tmp_path, demo_password="x" * 12)
     resolver = FakeResolver({"app.example": ["93.184.215.14"]})
     return cimd.Documents(
         settings, Seams(resolver=resolver, transport=host.transport(), clock=clock)
@@ -107,7 +107,7 @@ def test_flag_and_environment(tmp_path: Path) -> None:
 
 
 def test_limits_must_be_positive(tmp_path: Path) -> None:
-    settings = OAuthSettings(data_dir=tmp_path, demo_password="x")
+    settings = OAuthSettings(data_dir=tmp_path, demo_password="x" * 12)
     with pytest.raises(SettingsError, match="limits must be positive"):
         dataclasses.replace(settings, cimd_timeout=0)
     with pytest.raises(SettingsError, match="limits must be positive"):
@@ -115,7 +115,7 @@ def test_limits_must_be_positive(tmp_path: Path) -> None:
 
 
 def test_banner_announces_insecure_mode_loudly(tmp_path: Path) -> None:
-    settings = OAuthSettings(data_dir=tmp_path, demo_password="x")
+    settings = OAuthSettings(data_dir=tmp_path, demo_password="x" * 12)
     assert "https, public hosts" in banner(settings)
     assert "WARNING" not in banner(settings)
     loud = banner(dataclasses.replace(settings, cimd_allow_insecure=True))

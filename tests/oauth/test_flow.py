@@ -60,16 +60,12 @@ async def test_success_redirect_carries_code_state_iss(oauth: Harness) -> None:
     assert len(params["code"]) >= 43
 
 
-async def test_consent_remembered_in_same_browser_session(oauth: Harness) -> None:
+async def test_every_authorization_asks_for_the_password(oauth: Harness) -> None:
     flow = await oauth.new_flow()
-    again = await oauth.http.get(oauth.authorization_url(flow))
-    assert again.status_code == 302
-    assert query_of(again.headers["location"])["code"]
-    # a different scope set or another browser asks again
-    oauth.http.cookies.clear()
-    fresh = await oauth.http.get(oauth.authorization_url(flow))
-    assert fresh.status_code == 200
-    assert "Sign in" in fresh.text
+    again = await oauth.http.get(oauth.authorization_url(flow))  # same browser, same client
+    assert again.status_code == 200
+    assert 'name="password"' in again.text
+    assert not oauth.http.cookies.get("oauth_session")
 
 
 async def test_loopback_redirect_any_port(oauth: Harness) -> None:

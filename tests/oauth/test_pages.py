@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx2
 from sqlalchemy import update
 
-from secure_mcp.oauth.models import PendingRequest
+from secure_mcp.oauth.models import PendingAuthorization
 from secure_mcp.oauth.storage import Database
 from tests.oauth.helpers import Flow, Harness, pkce, query_of
-from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
+from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME, running_oauth_app
 
 
 def _hidden(html: str, name: str) -> str:
@@ -47,7 +48,8 @@ async def test_login_page_form_and_headers(oauth: Harness) -> None:
     assert page.headers["cache-control"] == "no-store"
     cookie = page.headers["set-cookie"].lower()
     assert "httponly" in cookie
-    assert "samesite=lax" in cookie
+    assert "samesite=strict" in cookie
+    assert "path=/authorize" in cookie
 
 
 async def test_html_in_client_name_is_inert(oauth: Harness) -> None:
@@ -109,8 +111,13 @@ async def test_forged_csrf_token(oauth: Harness) -> None:
     assert "location" not in response.headers
     missing = await oauth.http.post("/authorize", data={"tx": _hidden(page.text, "tx")})
     assert missing.status_code == 403
-    non_ascii = await oauth.http.post("/authorize", data={"csrf_token": "\u00e9t\u00e9"})
+    non_ascii = await oauth.http.post(
+        "/authorize", data={"tx": _hidden(page.text, "tx"), "csrf_token": "\u00e9t\u00e9"}
+    )
     assert non_ascii.status_code == 403
+    # CSRF tokens belong to one authorization: without a live `tx` the form has expired
+    orphan = await oauth.http.post("/authorize", data={"csrf_token": "\u00e9t\u00e9"})
+    assert orphan.status_code == 400
 
 
 async def test_unknown_transaction_and_bad_decision(oauth: Harness) -> None:
@@ -124,7 +131,6 @@ async def test_unknown_transaction_and_bad_decision(oauth: Harness) -> None:
     )
     assert not_signed_in.status_code == 400
     assert "Sign in first" in not_signed_in.text
-    _, page = await _login_page(oauth)  # the attempt above used up its transaction
     consent = await oauth.http.get((await _sign_in(oauth, page, TEST_PASSWORD)).headers["location"])
     odd = await oauth.http.post(
         "/authorize",
@@ -144,19 +150,37 @@ async def test_form_post_must_be_form_encoded(oauth: Harness) -> None:
     assert "location" not in response.headers
 
 
-async def test_pending_requests_are_bounded(oauth: Harness) -> None:
-    flow, first = await _login_page(oauth)
-    for _ in range(6):
-        await oauth.http.get(oauth.authorization_url(flow))
-    response = await _sign_in(oauth, first, TEST_PASSWORD)
-    assert response.status_code == 400  # the oldest transaction was dropped
+async def test_pending_authorizations_are_bounded_globally(tmp_path: Path) -> None:
+    async with running_oauth_app(tmp_path, max_pending=3) as (app, settings):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
+            oauth = Harness(app, settings, http)
+            flow, first = await _login_page(oauth)
+            for _ in range(2):
+                assert (await oauth.http.get(oauth.authorization_url(flow))).status_code == 200
+            http.cookies.clear()  # another browser: the bound is global, not per browser
+            full = await oauth.http.get(oauth.authorization_url(flow))
+            assert full.status_code == 503
+            assert 1 <= int(full.headers["retry-after"]) <= settings.code_ttl
+            assert "Too many sign-ins are in progress" in full.text
+            assert "set-cookie" not in full.headers
+            db = Database(settings.data_dir)
+            async with db.write() as session:  # the oldest ones expire: room again
+                await session.execute(update(PendingAuthorization).values(expires_at=1))
+            await db.close()
+            assert (await oauth.http.get(oauth.authorization_url(flow))).status_code == 200
+            assert (await _sign_in(oauth, first, TEST_PASSWORD)).status_code == 400  # expired
 
 
-async def test_two_consent_tabs_both_allowed(oauth: Harness) -> None:
-    flow, page = await _login_page(oauth)
-    await _sign_in(oauth, page, TEST_PASSWORD)
-    tabs = [await oauth.http.get(oauth.authorization_url(flow)) for _ in range(2)]
-    for tab in tabs:
+async def test_two_tabs_sign_in_and_allow_separately(oauth: Harness) -> None:
+    flow = Flow(await oauth.register(), *pkce())
+    logins = [await oauth.http.get(oauth.authorization_url(flow)) for _ in range(2)]
+    consents = []
+    for login in logins:  # each tab has its own sign-in (and cookie)
+        signed_in = await _sign_in(oauth, login, TEST_PASSWORD)
+        assert signed_in.status_code == 303
+        consents.append(await oauth.http.get(signed_in.headers["location"]))
+    for tab in consents:
         decided = await oauth.http.post(
             "/authorize",
             data={
@@ -188,14 +212,14 @@ async def test_expired_pending_request(oauth: Harness) -> None:
     _, page = await _login_page(oauth)
     db = Database(oauth.settings.data_dir)
     async with db.write() as session:
-        await session.execute(update(PendingRequest).values(expires_at=1))
+        await session.execute(update(PendingAuthorization).values(expires_at=1))
     await db.close()
     response = await _sign_in(oauth, page, TEST_PASSWORD)
     assert response.status_code == 400
     assert "expired" in response.text
 
 
-async def test_session_cookie_stays_small(oauth: Harness) -> None:
+async def test_sign_in_cookies_stay_small(oauth: Harness) -> None:
     flow = Flow(await oauth.register(), *pkce())
     for _ in range(8):
         response = await oauth.http.get(oauth.authorization_url(flow, state="s" * 1000))

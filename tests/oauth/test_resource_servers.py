@@ -21,7 +21,7 @@ OTHER = "http://127.0.0.1:8001/mcp"
 
 
 def test_generated_once_then_reused(tmp_path: Path) -> None:
-    settings = OAuthSettings(data_dir=tmp_path, demo_password="x", resources=(RESOURCE, OTHER))
+    settings = OAuthSettings(data_dir=tmp_path, demo_password="x" * 12, resources=(RESOURCE, OTHER))
     first = resolve_credentials(settings)
     assert set(first) == {RESOURCE, OTHER}
     assert first[RESOURCE].client_id != first[OTHER].client_id
@@ -35,7 +35,7 @@ def test_environment_applies_to_the_first_resource(tmp_path: Path) -> None:
     env_creds = rc.ResourceCredentials("env-id", "env-secret")
     settings = OAuthSettings(
         data_dir=tmp_path,
-        demo_password="x",
+        demo_password="x" * 12,
         resources=(RESOURCE, OTHER),
         introspection_credentials=env_creds,
     )

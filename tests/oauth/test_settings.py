@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from secure_mcp.common.ratelimit import Rate
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.oauth.banner import banner
 from secure_mcp.oauth.settings import OAuthSettings, SettingsError, settings_from
@@ -30,29 +31,41 @@ def test_defaults(tmp_path: Path) -> None:
 
 def test_environment(tmp_path: Path) -> None:
     env = {
-        "OAUTH_HOST": "127.0.0.1",
+        "OAUTH_HOST": "LocalHost",
         "OAUTH_PORT": "9003",
         "OAUTH_DATA_DIR": str(tmp_path),
         "OAUTH_RESOURCES": "http://127.0.0.1:8000/mcp, https://rs.example/mcp",
         "OAUTH_SCOPES": "weather:read,weather:alerts",
         "OAUTH_ACCESS_TOKEN_TTL": "60",
         "OAUTH_DEMO_USERNAME": "alice",
-        "OAUTH_DEMO_PASSWORD": "pw",
-        "OAUTH_SESSION_SECRET": "session-secret-value",
+        "OAUTH_DEMO_PASSWORD": "twelve-chars",
+        "OAUTH_SESSION_SECRET": "session-secret-value-of-32-bytes",
+        "OAUTH_REGISTER_RATE": "5/10",
+        "OAUTH_AUTHORIZE_RATE": "7/1.5",
+        "OAUTH_LOGIN_FAILURES_PER_ACCOUNT": "2/60",
+        "OAUTH_LOGIN_FAILURES_PER_SOURCE": "3/60",
+        "OAUTH_MAX_PENDING": "9",
+        "OAUTH_UNUSED_CLIENT_TTL": "3600",
+        "OAUTH_MAX_UNUSED_CLIENTS": "11",
         "INTROSPECTION_CLIENT_ID": "rs",
         "INTROSPECTION_CLIENT_SECRET": "rs-secret",
     }
     settings = settings_from([], env)
     assert settings.issuer == "http://localhost:9003"  # follows the port when not given
     assert settings.port == 9003
-    assert settings.host == "127.0.0.1"
+    assert settings.host == "LocalHost"
     assert settings.resources == ("http://127.0.0.1:8000/mcp", "https://rs.example/mcp")
     assert settings.scopes == ("weather:read", "weather:alerts")
     assert settings.access_token_ttl == 60
-    assert (settings.demo_username, settings.demo_password) == ("alice", "pw")
+    assert (settings.demo_username, settings.demo_password) == ("alice", "twelve-chars")
     assert not settings.demo_password_generated
-    assert settings.session_secret == "session-secret-value"
+    assert settings.session_secret == "session-secret-value-of-32-bytes"
     assert settings.introspection_credentials == ResourceCredentials("rs", "rs-secret")
+    assert (settings.register_rate, settings.authorize_rate) == (Rate(5, 10), Rate(7, 1.5))
+    assert settings.login_failures_per_account == Rate(2, 60)
+    assert settings.login_failures_per_source == Rate(3, 60)
+    assert (settings.max_pending, settings.unused_client_ttl) == (9, 3600)
+    assert settings.max_unused_clients == 11
     assert "session-secret-value" not in repr(settings)
     assert "rs-secret" not in repr(settings)
 
@@ -92,6 +105,22 @@ def test_flags_win(tmp_path: Path) -> None:
         pytest.param(["--access-token-ttl", "0"], {}, "positive", id="ttl-zero"),
         pytest.param([], {"OAUTH_PORT": "eighty"}, "OAUTH_PORT", id="port-not-int"),
         pytest.param([], {"INTROSPECTION_CLIENT_ID": "x"}, "both", id="half-credentials"),
+        pytest.param(
+            [], {"OAUTH_DEMO_PASSWORD": "eleven-char"}, "at least 12 char", id="short-password"
+        ),
+        pytest.param(
+            [], {"OAUTH_SESSION_SECRET": "s" * 31}, "at least 32 bytes", id="short-secret"
+        ),
+        pytest.param([], {"OAUTH_REGISTER_RATE": "20"}, "OAUTH_REGISTER_RATE", id="rate-form"),
+        pytest.param([], {"OAUTH_AUTHORIZE_RATE": "0/60"}, "OAUTH_AUTHORIZE_RATE", id="rate-zero"),
+        pytest.param([], {"OAUTH_LOGIN_FAILURES_PER_SOURCE": "5/nan"}, "PER_SOURCE", id="rate-nan"),
+        pytest.param(
+            [], {"OAUTH_LOGIN_FAILURES_PER_ACCOUNT": "x/1"}, "PER_ACCOUNT", id="rate-count"
+        ),
+        pytest.param([], {"OAUTH_MAX_PENDING": "0"}, "positive", id="max-pending-zero"),
+        pytest.param(
+            ["--host", "127.0.0.1"], {}, "bind --host localhost", id="localhost-issuer-v4-only"
+        ),
     ],
 )
 def test_bad_settings(argv: list[str], env: dict[str, str], message: str) -> None:
@@ -101,9 +130,66 @@ def test_bad_settings(argv: list[str], env: dict[str, str], message: str) -> Non
 
 def test_constructor_validation(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="at least one"):
-        OAuthSettings(data_dir=tmp_path, demo_password="x", resources=())
+        OAuthSettings(data_dir=tmp_path, demo_password="x" * 12, resources=())
     with pytest.raises(SettingsError, match="empty"):
         OAuthSettings(data_dir=tmp_path, demo_password="")
+
+
+def test_generated_passwords_are_long_enough(tmp_path: Path) -> None:
+    for _ in range(20):
+        settings = settings_from([], {"OAUTH_DATA_DIR": str(tmp_path)})
+        assert len(settings.demo_password) >= 12
+
+
+def test_default_limits(tmp_path: Path) -> None:
+    settings = settings_from([], {"OAUTH_DATA_DIR": str(tmp_path)})
+    assert str(settings.register_rate) == "20/60"
+    assert str(settings.authorize_rate) == "60/60"
+    assert str(settings.login_failures_per_account) == "5/300"
+    assert str(settings.login_failures_per_source) == "20/300"
+    assert (settings.max_pending, settings.max_unused_clients) == (1000, 10_000)
+    assert settings.unused_client_ttl == 24 * 3600
+
+
+@pytest.mark.parametrize(
+    ("host", "issuer", "allowed", "refused"),
+    [
+        pytest.param(
+            "localhost",
+            "http://localhost:8003",
+            {"localhost:8003", "127.0.0.1:8003", "[::1]:8003"},
+            {"evil.example:8003", "localhost:8004", "localhost", "127.0.0.2:8003"},
+            id="loopback",
+        ),
+        pytest.param(
+            "127.0.0.1",
+            "https://as.example",
+            {"as.example", "as.example:443", "127.0.0.1:8003", "localhost:8003"},
+            {"as.example:8003", "evil.example"},
+            id="behind-a-proxy",
+        ),
+        pytest.param(
+            "192.0.2.7",
+            "http://as.example:8003",
+            {"as.example:8003", "192.0.2.7:8003"},
+            {"localhost:8003", "127.0.0.1:8003", "as.example"},
+            id="one-interface",
+        ),
+        pytest.param(
+            "::",
+            "http://AS.example:8003",
+            {"as.example:8003", "localhost:8003", "[::1]:8003"},
+            {"[::]:8003", "evil.example:8003"},
+            id="wildcard",
+        ),
+    ],
+)
+def test_allowed_hosts(
+    tmp_path: Path, host: str, issuer: str, allowed: set[str], refused: set[str]
+) -> None:
+    settings = OAuthSettings(data_dir=tmp_path, demo_password="x" * 12, host=host, issuer=issuer)
+    assert allowed <= settings.allowed_hosts
+    assert not refused & settings.allowed_hosts
 
 
 def test_banner_prints_generated_password_only(tmp_path: Path) -> None:
@@ -113,8 +199,9 @@ def test_banner_prints_generated_password_only(tmp_path: Path) -> None:
     assert "http://localhost:8003/.well-known/oauth-authorization-server" in text
     assert "username demo" in text
     assert generated.demo_password in text
-    given = settings_from([], {"OAUTH_DATA_DIR": str(tmp_path), "OAUTH_DEMO_PASSWORD": "pw1"})
-    assert "pw1" not in banner(given)
+    env = {"OAUTH_DATA_DIR": str(tmp_path), "OAUTH_DEMO_PASSWORD": "pw1-long-enough"}
+    given = settings_from([], env)
+    assert "pw1-long-enough" not in banner(given)
     assert "from OAUTH_DEMO_PASSWORD" in banner(given)
 
 

@@ -20,6 +20,15 @@ DEFAULT_RESOURCE = "http://127.0.0.1:8000/mcp"
 TEST_USERNAME = "demo"
 TEST_PASSWORD = "test-password-not-a-secret"
 IN_PROCESS_ISSUER = "http://127.0.0.1:8003"
+# Every test client comes from 127.0.0.1: the suite raises the per-source limits far above what
+# it sends, and the tests of the limits themselves set their own (strict) rates.
+GENEROUS_RATE = "100000/1"
+LIMITS_ENV = {
+    "OAUTH_REGISTER_RATE": GENEROUS_RATE,
+    "OAUTH_AUTHORIZE_RATE": GENEROUS_RATE,
+    "OAUTH_LOGIN_FAILURES_PER_ACCOUNT": GENEROUS_RATE,
+    "OAUTH_LOGIN_FAILURES_PER_SOURCE": GENEROUS_RATE,
+}
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,7 @@ def _child_env(resources: Sequence[str], extra_env: Mapping[str, str] | None) ->
         "OAUTH_SESSION_SECRET": "",
         "INTROSPECTION_CLIENT_ID": "",
         "INTROSPECTION_CLIENT_SECRET": "",
+        **LIMITS_ENV,
         **(extra_env or {}),
     }
 
@@ -61,16 +71,18 @@ def run_oauth_server(
     resources: Sequence[str] = (DEFAULT_RESOURCE,),
     extra_env: Mapping[str, str] | None = None,
     port: int | None = None,
+    host: str = "127.0.0.1",
 ) -> Iterator[OAuthServer]:
-    """Start the real oauth.py on 127.0.0.1 (data in tmp_path/oauth-data); stop it at block end.
+    """Start the real oauth.py on `host` (data in tmp_path/oauth-data); stop it at block end.
 
-    Pass the same `port` and `tmp_path` again to restart a server over the same data.
+    The issuer is `http://<host>:<port>`. Pass the same `port` and `tmp_path` again to restart
+    a server over the same data.
     """
     port = port or free_port()
-    issuer = f"http://127.0.0.1:{port}"
+    issuer = f"http://{host}:{port}"
     data_dir = tmp_path / "oauth-data"
     env = _child_env(resources, extra_env)
-    args = ["--host", "127.0.0.1", "--port", str(port), "--issuer", issuer]
+    args = ["--host", host, "--port", str(port), "--issuer", issuer]
     args += ["--data-dir", str(data_dir)]
     with run_program(
         "oauth.py", args, ready_url=f"{issuer}/health", log_dir=tmp_path, env=env
@@ -91,14 +103,20 @@ def make_oauth_app(tmp_path: Path, **overrides: Any) -> tuple[Starlette, OAuthSe
     Its lifespan must run before requests: `async with app.router.lifespan_context(app): ...`
     (or use `running_oauth_app`). `overrides` replace OAuthSettings fields.
     """
+    from secure_mcp.common.ratelimit import Rate
     from secure_mcp.oauth.app import build_app
     from secure_mcp.oauth.settings import OAuthSettings
 
+    generous = Rate.parse(GENEROUS_RATE)
     settings = OAuthSettings(
         data_dir=tmp_path / "oauth-data",
         demo_username=TEST_USERNAME,
         demo_password=TEST_PASSWORD,
         issuer=IN_PROCESS_ISSUER,
+        register_rate=generous,
+        authorize_rate=generous,
+        login_failures_per_account=generous,
+        login_failures_per_source=generous,
     )
     settings = dataclasses.replace(settings, **overrides)
     return build_app(settings), settings
