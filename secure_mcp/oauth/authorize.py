@@ -203,7 +203,7 @@ class AuthorizationEndpoint:
         if decision == "deny":
             cookie = await self.signins.finish(transaction)
             denied = RedirectError(
-                AccessDenied("the user denied access"), pending.redirect_uri, pending.state
+                AccessDenied("the user denied access"), pending.redirect_uri, pending.state, client
             )
             redirect = _redirect(error_redirect(denied, self.settings.issuer), 303)
             return self.signins.apply(redirect, [cookie])
@@ -251,13 +251,11 @@ class AuthorizationEndpoint:
             "resource": transaction.pending.resource,
         }
 
-    async def _redirect_trusted(self, client: Client | None, redirect_uri: str) -> bool:
+    async def _redirect_trusted(self, client: Client, redirect_uri: str) -> bool:
         """Errors may go to this redirect URI: a loopback one (RFC 8252 7.3, RFC 6749 4.1.2.1),
         or one of a client a user has already allowed (not freshly registered)."""
         if redirect_uris.is_loopback(redirect_uri):
             return True
-        if client is None:
-            return False
         row: Client | None = client
         if cimd.is_document_url(client.client_id):  # a document client's row is its record
             async with self.db.read() as session:

@@ -49,21 +49,6 @@ class Pending:
         """A JSON-able form, kept in the pending authorization's row."""
         return asdict(self)
 
-    def query(self) -> str:
-        """The authorization request again, as a query string (to resume after login)."""
-        params = {
-            "response_type": "code",
-            "client_id": self.client_id,
-            "redirect_uri": self.redirect_uri,
-            "scope": self.scope,
-            "resource": self.resource,
-            "code_challenge": self.code_challenge,
-            "code_challenge_method": "S256",
-        }
-        if self.state is not None:
-            params["state"] = self.state
-        return urlencode(params)
-
 
 class RedirectError(Exception):
     """An error to send back to the client's validated redirect URI (OAuth 2.1 4.1.2.1)."""
@@ -73,7 +58,7 @@ class RedirectError(Exception):
         error: OAuthError,
         redirect_uri: str,
         state: str | None,
-        client: Client | None = None,
+        client: Client,
     ) -> None:
         super().__init__(error.description)
         self.error = error

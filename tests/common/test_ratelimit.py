@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from secure_mcp.common.ratelimit import MemoryLimiter
+from secure_mcp.common.ratelimit import MemoryLimiter, Rate, source_key
 
 
 class Clock:
@@ -55,3 +55,40 @@ async def test_memory_is_bounded_by_max_keys() -> None:
 def test_nonsense_limits_are_refused(rate: float, burst: int, max_keys: int) -> None:
     with pytest.raises(ValueError, match="positive"):
         MemoryLimiter(rate=rate, burst=burst, max_keys=max_keys)
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [("20/60", Rate(20, 60)), (" 7/1.5 ", Rate(7, 1.5)), ("1/0.001", Rate(1, 0.001))],
+)
+def test_rates_are_written_n_per_seconds(text: str, rate: Rate) -> None:
+    assert Rate.parse(text) == rate
+    assert Rate.parse(str(rate)) == rate
+
+
+@pytest.mark.parametrize("text", ["20", "x/60", "0/60", "5/0", "5/-1", "5/nan", "5/inf", "/"])
+def test_bad_rates_are_refused(text: str) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - several messages
+        Rate.parse(text)
+
+
+async def test_a_rate_makes_a_limiter_with_that_burst_and_refill() -> None:
+    clock = Clock()
+    limiter = Rate(2, 10).limiter(clock=clock)
+    assert [await limiter.hit("k") for _ in range(2)] == [0.0, 0.0]
+    assert await limiter.hit("k") == pytest.approx(5.0)  # one unit back every 5 s
+
+
+@pytest.mark.parametrize(
+    ("host", "key"),
+    [
+        ("127.0.0.1", "127.0.0.1"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),  # the same site: one key
+        ("::ffff:192.0.2.9", "192.0.2.9"),  # an IPv4 peer on a dual-stack socket
+        ("testclient", "testclient"),
+        (None, "unknown"),
+    ],
+)
+def test_source_keys(host: str | None, key: str) -> None:
+    assert source_key(host) == key

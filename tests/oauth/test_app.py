@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -11,12 +12,13 @@ import httpx2
 import pytest
 from sqlalchemy import delete, func, select, update
 
+from secure_mcp.common.private_files import UnsafePathError
 from secure_mcp.oauth.app import session_secret
 from secure_mcp.oauth.models import Client, Token
 from secure_mcp.oauth.settings import OAuthSettings, SettingsError
 from secure_mcp.oauth.storage import Database
 from tests.oauth.helpers import Flow, Harness, pkce
-from tests.support.oauth_server import running_oauth_app
+from tests.support.oauth_server import make_oauth_app, running_oauth_app
 
 
 async def test_metadata(oauth: Harness) -> None:
@@ -165,3 +167,44 @@ async def test_security_headers_on_json_too(oauth: Harness) -> None:
     response = await oauth.http.post("/token", data={})
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_a_database_of_the_earlier_version_is_upgraded(tmp_path: Path) -> None:
+    data = tmp_path / "oauth-data"
+    data.mkdir(mode=0o700)
+    with sqlite3.connect(data / "oauth.sqlite3") as conn:  # the tables as version 0.1 made them
+        conn.executescript(
+            """
+            CREATE TABLE clients (client_id VARCHAR(2048) PRIMARY KEY, secret_hash VARCHAR(64),
+              token_endpoint_auth_method VARCHAR(32), redirect_uris JSON, grant_types JSON,
+              scope VARCHAR(1024), client_name VARCHAR(256), registered JSON, issued_at INTEGER);
+            INSERT INTO clients VALUES ('old', NULL, 'none', '["http://127.0.0.1/cb"]',
+              '["authorization_code"]', NULL, 'Old', '{}', 1000);
+            CREATE TABLE consents (id INTEGER PRIMARY KEY, browser_session VARCHAR(64));
+            CREATE TABLE pending_requests (id INTEGER PRIMARY KEY, tx_hash VARCHAR(64));
+            """
+        )
+    async with running_oauth_app(tmp_path, unused_client_ttl=60) as (_, settings):
+        db = Database(settings.data_dir)
+        async with db.read() as session:
+            old = await session.get(Client, "old")
+        await db.close()
+    assert old is not None
+    assert old.authorized_at == 1000  # kept: a client from before is not judged unused
+    with sqlite3.connect(data / "oauth.sqlite3") as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert not tables & {"consents", "pending_requests"}
+    assert {"user_consents", "pending_authorizations"} <= tables
+
+
+def test_an_unsafe_data_folder_stops_the_start(tmp_path: Path) -> None:
+    data = tmp_path / "shared"
+    data.mkdir()
+    data.chmod(0o777)
+    with pytest.raises(UnsafePathError, match="writable by other users"):
+        make_oauth_app(tmp_path, data_dir=data)
+    data.chmod(0o700)
+    (data / "session-secret").write_text("x" * 64)
+    (data / "session-secret").chmod(0o646)
+    with pytest.raises(UnsafePathError, match="session-secret is writable by other users"):
+        make_oauth_app(tmp_path, data_dir=data)

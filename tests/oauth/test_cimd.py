@@ -393,3 +393,24 @@ async def test_sdk_client_provider_uses_the_document(cimd: Cimd) -> None:
     assert storage.tokens is not None
     assert (await oauth.introspect(storage.tokens.access_token))["client_id"] == url
     assert len(cimd.host.requests) == 1
+
+
+async def test_a_document_with_a_spoofed_name_is_refused(cimd: Cimd) -> None:
+    flow = cimd.flow(cimd.publish(client_name="Claude\u202eedualC"))
+    page = await cimd.oauth.http.get(cimd.oauth.authorization_url(flow))
+    assert page.status_code == 400
+    assert "client_name: Value error, invisible or text-direction characters" in page.text
+    assert "(U+202E)" in page.text
+
+
+async def test_a_fresh_document_client_gets_no_errors_at_its_https_redirect(cimd: Cimd) -> None:
+    url = cimd.publish(redirect_uris=["https://app.example/cb"])
+    flow = cimd.flow(url, redirect_uri="https://app.example/cb")
+    bad = cimd.oauth.authorization_url(flow, code_challenge=None)
+    page = await cimd.oauth.http.get(bad)
+    assert page.status_code == 400  # RFC 9700 4.11.2: nobody allowed it yet
+    assert "location" not in page.headers
+    await cimd.oauth.authorize(flow)
+    redirected = await cimd.oauth.http.get(bad)
+    assert redirected.status_code == 302
+    assert redirected.headers["location"].startswith("https://app.example/cb?error=")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,42 @@ def test_unusable_credentials_are_startup_errors(
         (tmp_path / "resource-servers.json").write_text(content)
     with pytest.raises(StartupError, match="cannot load introspection credentials"):
         parse_settings(["--oauth-data-dir", str(tmp_path)], env)
+
+
+def test_a_missing_folder_means_no_credentials(tmp_path: Path) -> None:
+    with pytest.raises(StartupError, match="no introspection credentials"):
+        parse_settings(["--oauth-data-dir", str(tmp_path / "missing")], {})
+    assert not (tmp_path / "missing").exists()  # weather.py never creates it
+
+
+def test_a_folder_others_can_write_is_not_trusted(tmp_path: Path) -> None:
+    data = tmp_path / "oauth"
+    save_all(data, {"http://127.0.0.1:8000/mcp": ResourceCredentials("planted", "x")})
+    data.chmod(0o777)
+    with pytest.raises(StartupError) as caught:
+        parse_settings(["--oauth-data-dir", str(data)], {})
+    message = str(caught.value)
+    assert message.startswith("will not read introspection credentials: the folder ")
+    assert "is writable by other users (mode 0777)" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("change", ["writable", "foreign"])
+def test_a_credentials_file_someone_else_could_write_is_not_trusted(
+    tmp_path: Path, change: str
+) -> None:
+    save_all(tmp_path, {"http://127.0.0.1:8000/mcp": ResourceCredentials("planted", "x")})
+    path = tmp_path / "resource-servers.json"
+    if change == "writable":
+        path.chmod(0o622)
+    elif os.geteuid() == 0:
+        os.chown(path, 65534, -1)
+    else:
+        pytest.skip("only root can give a file to another user")
+    with pytest.raises(StartupError, match=r"will not read .*resource-servers\.json"):
+        parse_settings(["--oauth-data-dir", str(tmp_path)], {})
+    env = {"INTROSPECTION_CLIENT_ID": "rs", "INTROSPECTION_CLIENT_SECRET": "s"}
+    assert parse_settings(["--oauth-data-dir", str(tmp_path)], env).credentials  # not read
 
 
 def test_settings_object_is_frozen() -> None:

@@ -1,0 +1,87 @@
+"""A localhost server holds both loopback addresses, or does not start."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import pytest
+
+from secure_mcp.common.listeners import ListenError, loopback_listeners
+from tests.support.processes import free_port
+
+
+def _taken(family: int, address: str, port: int) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.bind((address, port))
+    sock.listen()
+    return sock
+
+
+def _bindable(family: int, address: str, port: int) -> bool:
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def test_both_loopback_addresses_are_held() -> None:
+    port = free_port()
+    listeners = loopback_listeners(port)
+    try:
+        assert listeners.where == f"127.0.0.1:{port} and [::1]:{port}"
+        for sock in listeners.sockets:
+            sock.listen()
+        assert not _bindable(socket.AF_INET6, "::1", port)  # no one can take the other family
+        assert not _bindable(socket.AF_INET, "127.0.0.1", port)
+        v6 = next(s for s in listeners.sockets if s.family == socket.AF_INET6)
+        assert v6.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+    finally:
+        listeners.close()
+
+
+def test_port_zero_gives_both_the_same_port() -> None:
+    listeners = loopback_listeners(0)
+    try:
+        ports = {sock.getsockname()[1] for sock in listeners.sockets}
+        assert len(ports) == 1
+    finally:
+        listeners.close()
+
+
+@pytest.mark.parametrize(
+    ("family", "address", "shown"),
+    [(socket.AF_INET6, "::1", "[::1]"), (socket.AF_INET, "127.0.0.1", "127.0.0.1")],
+    ids=["ipv6-taken", "ipv4-taken"],
+)
+def test_a_taken_address_stops_the_start(family: int, address: str, shown: str) -> None:
+    port = free_port()
+    squatter = _taken(family, address, port)
+    try:
+        with pytest.raises(ListenError) as caught:
+            loopback_listeners(port)
+        message = str(caught.value)
+        assert message.startswith(f"cannot listen on {shown}:{port}: ")
+        assert "Another program holds it" in message
+        assert "\n" not in message
+        if family == socket.AF_INET6:  # the IPv4 socket bound first was closed again
+            assert _bindable(socket.AF_INET, "127.0.0.1", port)
+    finally:
+        squatter.close()
+
+
+def test_a_machine_without_ipv6_listens_on_ipv4_and_says_so() -> None:
+    def no_ipv6(family: int) -> socket.socket:
+        if family == socket.AF_INET6:
+            raise OSError(errno.EAFNOSUPPORT, "Address family not supported by protocol")
+        return socket.socket(family, socket.SOCK_STREAM)
+
+    port = free_port()
+    listeners = loopback_listeners(port, factory=no_ipv6)
+    try:
+        assert listeners.where == f"127.0.0.1:{port} (this machine has no IPv6 loopback)"
+        assert len(listeners.sockets) == 1
+    finally:
+        listeners.close()
