@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import quote_plus, urlencode
@@ -12,7 +13,8 @@ import pytest
 
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from tests.oauth.helpers import REDIRECT, RESOURCE, Flow, Harness, pkce, query_of
-from tests.support.oauth_server import running_oauth_app
+from tests.support.headless import authorize_headlessly
+from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME, running_oauth_app
 
 APP_REDIRECT = "https://app.example/callback"
 
@@ -76,11 +78,10 @@ async def test_known_token_parameters_still_must_not_repeat(oauth: Harness) -> N
 async def test_unknown_authorize_parameters_are_ignored_even_repeated(oauth: Harness) -> None:
     flow = Flow(await oauth.register(), *pkce())
     url = oauth.authorization_url(flow) + "&prompt=consent&prompt=login&ui_locales=en"
-    location = await oauth.authorize(flow)  # signed in, consent remembered
-    assert "code=" in location
-    response = await oauth.http.get(url)
-    assert response.status_code == 302, response.text
-    assert "code" in query_of(response.headers["location"])
+    location = await authorize_headlessly(
+        oauth.http, url, username=TEST_USERNAME, password=TEST_PASSWORD
+    )
+    assert "code" in query_of(location)
 
 
 async def test_unknown_revoke_and_introspect_parameters_are_ignored(oauth: Harness) -> None:
@@ -164,6 +165,9 @@ async def test_redirect_uri_may_be_omitted_with_one_https_redirect(oauth: Harnes
 
 async def test_omitted_redirect_uri_error_goes_to_the_registered_one(oauth: Harness) -> None:
     flow = Flow(await oauth.register(redirect_uris=[APP_REDIRECT]), *pkce())
+    # allowed once first: a fresh client's https redirect gets no errors (RFC 9700 4.11.2,
+    # tests/oauth/test_open_redirect.py)
+    await oauth.authorize(Flow(flow.client, *pkce(), redirect_uri=APP_REDIRECT))
     response = await oauth.http.get(
         oauth.authorization_url(flow, redirect_uri=None, code_challenge=None)
     )
@@ -226,11 +230,16 @@ async def test_405_lists_every_allowed_method(
 
 
 async def test_code_redirect_is_not_cacheable(oauth: Harness) -> None:
-    flow = Flow(await oauth.register(), *pkce())
-    await oauth.authorize(flow)  # the consent is remembered for this browser session
-    again = Flow(flow.client, *pkce())
-    response = await oauth.http.get(oauth.authorization_url(again))
-    assert response.status_code == 302
+    flow = Flow(await oauth.register(redirect_uris=[APP_REDIRECT]), *pkce())
+    flow.redirect_uri = APP_REDIRECT
+    await oauth.authorize(flow)  # the consent is remembered for this user
+    again = Flow(flow.client, *pkce(), redirect_uri=APP_REDIRECT)
+    page = await oauth.http.get(oauth.authorization_url(again))
+    fields = dict(re.findall(r'name="(csrf_token|tx)" value="([^"]*)"', page.text))
+    response = await oauth.http.post(  # signed in: the code at once, without the consent page
+        "/authorize", data={**fields, "username": TEST_USERNAME, "password": TEST_PASSWORD}
+    )
+    assert response.status_code == 303
     assert "code" in query_of(response.headers["location"])
     assert response.headers["cache-control"] == "no-store"
 
@@ -407,7 +416,7 @@ async def test_configured_resources_are_canonical(tmp_path: Path) -> None:
             assert query_of(location)["error"] == "invalid_target"
 
 
-# --- the session cookie is Secure whenever the issuer is https --------------------------------
+# --- the sign-in cookie is Secure whenever the issuer is https - --------------------------------
 
 
 @pytest.mark.parametrize(
@@ -429,7 +438,7 @@ async def test_session_cookie_is_secure_with_an_https_issuer(
             page = await client.get(oauth.authorization_url(flow).replace(issuer, ""))
             assert page.status_code == 200, page.text
             cookie = page.headers["set-cookie"].lower()
-            assert cookie.startswith("oauth_session=")
+            assert cookie.startswith("signin-")  # one per sign-in (tests/oauth/test_signin.py)
             assert ("; secure" in cookie) is secure
             assert "httponly" in cookie
-            assert "samesite=lax" in cookie
+            assert "samesite=strict" in cookie

@@ -170,14 +170,14 @@ def test_default_limits(tmp_path: Path) -> None:
         ),
         pytest.param(
             "192.0.2.7",
-            "http://as.example:8003",
+            "https://as.example:8003",
             {"as.example:8003", "192.0.2.7:8003"},
             {"localhost:8003", "127.0.0.1:8003", "as.example"},
             id="one-interface",
         ),
         pytest.param(
             "::",
-            "http://AS.example:8003",
+            "https://AS.example:8003",
             {"as.example:8003", "localhost:8003", "[::1]:8003"},
             {"[::]:8003", "evil.example:8003"},
             id="wildcard",
