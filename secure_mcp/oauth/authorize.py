@@ -80,9 +80,8 @@ class AuthorizationEndpoint:
 
     async def get(self, request: Request) -> Response:
         """Validate the request, then start its own sign-in: the login page."""
-        wait = await self.limits.pages.hit(source(request))
-        if wait:
-            return too_many_page(wait)
+        if (refused := await self._limited(request)) is not None:
+            return refused
         try:
             client, pending = await validate(
                 self.settings, self.db, request.url.query, self.documents
@@ -104,56 +103,54 @@ class AuthorizationEndpoint:
 
     async def consent(self, request: Request) -> Response:
         """The consent page of a signed-in authorization (the login page when not signed in)."""
-        wait = await self.limits.pages.hit(source(request))
-        if wait:
-            return too_many_page(wait)
+        if (refused := await self._limited(request)) is not None:
+            return refused
         try:
             transaction = await self.signins.resume(request, request.query_params.get("tx", ""))
             client = await self._client(transaction.pending)
-        except Forged:
-            return error_page(FORGED, 403)
-        except (PageError, OAuthError) as exc:
-            return error_page(str(exc))
+        except (Forged, PageError, OAuthError) as exc:
+            return _refusal(exc)
         if transaction.row.subject is None:
             return self._login_page(client, transaction)
         return self._consent_page(client, transaction)
 
     async def post(self, request: Request) -> Response:
         """The login or consent form; every redirect after it is a 303 (RFC 9700 4.12)."""
-        wait = await self.limits.pages.hit(source(request))
-        if wait:
-            return too_many_page(wait)
+        if (refused := await self._limited(request)) is not None:
+            return refused
         try:
-            form = await read_form(request, self.settings.max_body_bytes, FORM_FIELDS)
-            transaction = await self.signins.resume(request, form.get("tx", ""))
-            if not self.signins.csrf_ok(transaction, form.get("csrf_token", "")):
-                raise Forged
+            form, transaction = await self._form(request)
             client = await self._client(transaction.pending)
-        except Forged:
-            return error_page(FORGED, 403)
-        except (PageError, OAuthError) as exc:
-            return error_page(str(exc))
+        except (Forged, PageError, OAuthError) as exc:
+            return _refusal(exc)
         if "password" in form or "username" in form:
             return await self._login(request, form, client, transaction)
         return await self._decide(form.get("decision", ""), client, transaction)
 
     async def signout(self, request: Request) -> Response:
         """End every sign-in of this browser (the form's one must be genuine): 'Signed out'."""
-        wait = await self.limits.pages.hit(source(request))
-        if wait:
-            return too_many_page(wait)
+        if (refused := await self._limited(request)) is not None:
+            return refused
         try:
-            form = await read_form(request, self.settings.max_body_bytes, FORM_FIELDS)
-            transaction = await self.signins.resume(request, form.get("tx", ""))
-            if not self.signins.csrf_ok(transaction, form.get("csrf_token", "")):
-                raise Forged
-        except Forged:
-            return error_page(FORGED, 403)
-        except (PageError, OAuthError) as exc:
-            return error_page(str(exc))
+            _, transaction = await self._form(request)
+        except (Forged, PageError, OAuthError) as exc:
+            return _refusal(exc)
         ended = await self.signins.end_browser(request)
         name = await self._client_name(transaction.pending)
         return self.signins.apply(render("signed_out.html", client_name=name), ended)
+
+    async def _limited(self, request: Request) -> Response | None:
+        """The 429 page when this source has used up its allowance of authorization pages."""
+        wait = await self.limits.pages.hit(source(request))
+        return too_many_page(wait) if wait else None
+
+    async def _form(self, request: Request) -> tuple[dict[str, str], Transaction]:
+        """The posted form of a live sign-in of this browser, its CSRF token checked (Forged)."""
+        form = await read_form(request, self.settings.max_body_bytes, FORM_FIELDS)
+        transaction = await self.signins.resume(request, form.get("tx", ""))
+        if not self.signins.csrf_ok(transaction, form.get("csrf_token", "")):
+            raise Forged
+        return form, transaction
 
     async def _client(self, pending: Pending) -> Client:
         """The request's client, looked up again (it may be gone); PageError when unusable."""
@@ -290,6 +287,11 @@ class AuthorizationEndpoint:
             )
         # RFC 9207 2: iss on every authorization response
         return redirect_to(pending.redirect_uri, self.settings.issuer, pending.state, code=code)
+
+
+def _refusal(exc: Exception) -> Response:
+    """The page for a form or sign-in that cannot go on: 403 when forged, else 400."""
+    return error_page(FORGED, 403) if isinstance(exc, Forged) else error_page(str(exc))
 
 
 def _name(client: Client) -> str:
