@@ -9,6 +9,7 @@ from pathlib import Path
 import uvicorn
 from dotenv import load_dotenv
 
+from secure_mcp.common.h11_guard import uvicorn_options
 from secure_mcp.common.listeners import Listeners, loopback_listeners
 from secure_mcp.oauth.app import build_app
 from secure_mcp.oauth.banner import banner
@@ -31,11 +32,13 @@ def main(argv: list[str]) -> int:
         print(f"oauth.py: {exc}", file=sys.stderr)
         return 2
     print(banner(settings), flush=True)
+    options = uvicorn_options(settings.connection_limits)  # slow clients, connection caps
     if listeners is None:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", **options)
         return 0
     print(f"  listening:   {listeners.where}", flush=True)
-    uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=listeners.sockets)
+    config = uvicorn.Config(app, log_level="info", **options)
+    uvicorn.Server(config).run(sockets=listeners.sockets)
     return 0
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import uvicorn
 from dotenv import load_dotenv
 
+from secure_mcp.common.h11_guard import uvicorn_options
 from secure_mcp.weather.app import build_app, startup_banner
 from secure_mcp.weather.settings import StartupError, parse_settings
 
@@ -28,7 +29,13 @@ def main(argv: list[str]) -> int:
     for line in startup_banner(settings):
         print(line, flush=True)
     # No access log: a refused `?access_token=` URL must not land in a log line.
-    uvicorn.run(app, host=settings.host, port=settings.port, access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=False,
+        **uvicorn_options(settings.connection_limits),  # slow clients, connection caps
+    )
     return 0
 
 

@@ -30,13 +30,23 @@ from pathlib import Path
 
 import httpx2
 
+from secure_mcp.common import token_format
+
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("off", "cached", "nocache")
-# One token per caller, so concurrent callers never share an introspection request.
-TOKEN_PREFIX = "bench-token-"  # noqa: S105 - accepted only by the bench's stub server
+STUB_TOKENS = token_format.ACCESS_PREFIX + "bench"  # the start of every token the stub accepts
 CREDENTIALS = {"INTROSPECTION_CLIENT_ID": "bench-rs", "INTROSPECTION_CLIENT_SECRET": "bench-secret"}
 CALL = {"name": "get_alerts", "arguments": {"state": "CA"}}
 PROTOCOL = "2025-11-25"
+
+
+def bench_token(name: object) -> str:
+    """A well-formed access token (prefix and checksum) that only the stub server accepts.
+
+    One per caller, so concurrent callers never share an introspection request.
+    """
+    body = STUB_TOKENS.removeprefix(token_format.ACCESS_PREFIX) + str(name)
+    return token_format.assemble(token_format.ACCESS_PREFIX, body.ljust(43, "x"))
 
 
 @dataclass
@@ -117,7 +127,7 @@ def serve_stub_as(port: int) -> None:
     async def introspect(request: Request) -> JSONResponse:
         form = await request.form()
         token = str(form.get("token", ""))
-        if not token.startswith(TOKEN_PREFIX) or not request.headers.get("authorization"):
+        if not token.startswith(STUB_TOKENS) or not request.headers.get("authorization"):
             return JSONResponse({"active": False})
         now = int(time.time())
         claims = {"active": True, "aud": audiences, "scope": "weather:read", "iss": issuer}
@@ -171,7 +181,7 @@ def child(args: list[str], env: dict[str, str], ready: str) -> Iterator[subproce
 
 
 async def open_session(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
-    """Initialize an MCP session (legacy handshake) and return the headers to reuse."""
+    """Initialize (legacy handshake; the server is stateless) and return the headers to reuse."""
     body = {
         "jsonrpc": "2.0",
         "id": 0,
@@ -184,8 +194,7 @@ async def open_session(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
     }
     response = await http.post(url, json=body)
     response.raise_for_status()
-    headers = {"mcp-session-id": response.headers["mcp-session-id"]}
-    headers["mcp-protocol-version"] = PROTOCOL
+    headers = {"mcp-protocol-version": PROTOCOL}
     note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
     await http.post(url, json=note, headers=headers)
     return headers
@@ -203,14 +212,13 @@ async def worker(url: str, headers: dict[str, str], stop_at: float) -> int:
             if response.status_code != 200 or '"isError":true' in response.text:
                 raise RuntimeError(f"call failed: {response.status_code} {response.text[:200]}")
             done += 1
-        await http.delete(url, headers=session)  # end the session: no idle sessions pile up
     return done
 
 
 async def burst(mode: str, url: str, pid: int, seconds: float, workers: int) -> Sample:
     """Drive `workers` concurrent callers at one server for `seconds`."""
     headers = [
-        {} if mode == "off" else {"authorization": f"Bearer {TOKEN_PREFIX}{n}"}
+        {} if mode == "off" else {"authorization": f"Bearer {bench_token(n)}"}
         for n in range(workers)
     ]
     cpu_before, started = process_cpu(pid), time.monotonic()
@@ -263,11 +271,13 @@ async def auth_path_cpu_us(n: int = 20_000) -> float:
     from pydantic import AnyHttpUrl
     from starlette.requests import HTTPConnection
 
+    from secure_mcp.common.ratelimit import MemoryLimiter
     from secure_mcp.common.resource_credentials import ResourceCredentials
+    from secure_mcp.weather.app import _well_formed
     from secure_mcp.weather.bearer import BearerAuthMiddleware
     from secure_mcp.weather.rfc7662 import IntrospectionVerifier
 
-    issuer, resource, token = "http://as.test", "http://rs.test/mcp", f"{TOKEN_PREFIX}micro"
+    issuer, resource, token = "http://as.test", "http://rs.test/mcp", bench_token("micro")
     claims = {"active": True, "aud": resource, "scope": "weather:read", "iss": issuer}
     meta = {"issuer": issuer, "introspection_endpoint": f"{issuer}/introspect"}
     transport = httpx2.MockTransport(
@@ -275,7 +285,7 @@ async def auth_path_cpu_us(n: int = 20_000) -> float:
     )
     verifier = IntrospectionVerifier(
         issuer=issuer, resource=resource, credentials=ResourceCredentials("id", "secret"),
-        cache_ttl=3600, cache_size=10, transport=transport,
+        cache_ttl=3600, cache_size=10, transport=transport, well_formed=_well_formed,
     )  # fmt: skip
 
     async def nothing(*_: object) -> None:
@@ -285,7 +295,8 @@ async def auth_path_cpu_us(n: int = 20_000) -> float:
         return {"type": "http.request"}
 
     gate = BearerAuthMiddleware(
-        nothing, verifier=verifier, required_scopes=["weather:read"],
+        nothing, verifier=verifier, failures=MemoryLimiter(rate=0.5, burst=30),
+        required_scopes=["weather:read"],
         resource_metadata="", public_paths=[],
     )  # fmt: skip
     sdk = BearerAuthBackend(verifier, resource_server_url=AnyHttpUrl(resource))

@@ -59,6 +59,14 @@ def _status_error(url: str, response: httpx2.Response) -> ClientConnectError | N
         return ClientConnectError(
             f"There is no MCP server at {url} (HTTP 404); check --server.", "not_found"
         )
+    if status == 429:
+        wait = response.headers.get("retry-after", "")  # the server's text: digits only
+        when = f"in {wait} s" if wait.isdigit() and len(wait) <= 5 else "in a moment"
+        return ClientConnectError(
+            f"The server at {url} is refusing this address for now (HTTP 429: too many "
+            f"invalid tokens from it); try again {when}.",
+            "too_many_requests",
+        )
     if status >= 500:
         return _server_error(url, status)
     return None

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from secure_mcp.common.body_guard import BodyGuardMiddleware
 from secure_mcp.common.private_files import (
     check_private_dir,
     check_private_file,
@@ -160,6 +161,11 @@ def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
     middleware = [
         Middleware(SecurityHeadersMiddleware),
         Middleware(HostCheckMiddleware, allowed=settings.allowed_hosts, issuer=settings.issuer),
+        Middleware(  # the whole body within the deadline before any endpoint runs
+            BodyGuardMiddleware,
+            timeout=settings.connection_limits.body_timeout,
+            limit=settings.max_body_bytes,
+        ),
     ]
     app_routes = routes(settings, db, documents, key)
     return Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan)

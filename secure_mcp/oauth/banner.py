@@ -39,6 +39,7 @@ def banner(settings: OAuthSettings) -> str:
         f"               password {password}",
         "  client ID metadata documents: "
         + ("INSECURE (development)" if settings.cimd_allow_insecure else "https, public hosts"),
+        f"  clients:     {settings.connection_limits.summary()}",
     ]
     if settings.cimd_ca_file is not None:
         lines.append(f"  extra CA certificates for documents: {settings.cimd_ca_file}")

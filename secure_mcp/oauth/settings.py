@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from secure_mcp.common.connection_limits import ConnectionLimits, add_limit_flags, limits_from
 from secure_mcp.common.paths import oauth_data_dir
 from secure_mcp.common.ratelimit import Rate
 from secure_mcp.common.resource_credentials import (
@@ -77,6 +78,7 @@ class OAuthSettings:
     max_pending: int = 1000  # authorizations waiting for sign-in or consent, all browsers
     unused_client_ttl: int = 24 * 3600  # a registration no user ever allowed is deleted after
     max_unused_clients: int = 10_000  # registrations no user has allowed yet, all sources
+    connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
     def __post_init__(self) -> None:
         check_issuer(self.issuer)
@@ -247,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
         "loopback; codes, tokens and passwords then cross the network unencrypted "
         "(OAUTH_ALLOW_INSECURE_HTTP)",
     )
+    add_limit_flags(parser, "OAUTH")
     return parser
 
 
@@ -303,6 +306,10 @@ def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
     except CredentialsError as exc:
         raise SettingsError(str(exc)) from None
     port = _int(args.port, "--port", _int(env.get("OAUTH_PORT"), "OAUTH_PORT", DEFAULT_PORT))
+    try:
+        connection_limits = limits_from(args, env, "OAUTH")
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
     return OAuthSettings(
         data_dir=oauth_data_dir(env, args.data_dir),
         host=args.host or env.get("OAUTH_HOST") or DEFAULT_HOST,
@@ -326,6 +333,7 @@ def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
         cimd_ca_file=_optional_path(args.cimd_ca_file or env.get("OAUTH_CIMD_CA_FILE")),
         allow_insecure_http=bool(args.allow_insecure_http)
         or _flag(env.get("OAUTH_ALLOW_INSECURE_HTTP"), "OAUTH_ALLOW_INSECURE_HTTP"),
+        connection_limits=connection_limits,
         **_limits(env),
     )
 

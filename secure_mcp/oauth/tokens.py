@@ -1,20 +1,26 @@
-"""Opaque access and refresh tokens: issued random, stored hashed, revoked by family."""
+"""Opaque access and refresh tokens: issued random, stored hashed, revoked by family.
+
+Tokens carry a type prefix and a checksum (`secure_mcp.common.token_format`) so that resource
+servers refuse garbage without introspecting it. Lookups stay by hash of the whole string, so
+tokens issued before the format existed still refresh, revoke and introspect as before.
+"""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from secure_mcp.common import token_format
 from secure_mcp.oauth.models import Token
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database, now, token_hash
 
 ACCESS = "access"
 REFRESH = "refresh"
+PREFIXES = {ACCESS: token_format.ACCESS_PREFIX, REFRESH: token_format.REFRESH_PREFIX}
 
 
 @dataclass(frozen=True)
@@ -35,7 +41,7 @@ def rowcount(result: Any) -> int:
 
 def _add(session: AsyncSession, kind: str, grant: Grant, scope: str, ttl: int) -> tuple[str, int]:
     """Create one token row; return the token and its lifetime."""
-    value = secrets.token_urlsafe(32)
+    value = token_format.mint(PREFIXES[kind])
     issued = now()
     session.add(
         Token(

@@ -12,6 +12,7 @@ import httpx2
 from mcp.server.auth.routes import cors_middleware
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
+from mcp.server.streamable_http_manager import DEFAULT_MAX_REQUEST_BODY_SIZE
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.auth import ProtectedResourceMetadata
 from starlette.applications import Starlette
@@ -20,6 +21,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
+from secure_mcp.common import token_format
+from secure_mcp.common.body_guard import BodyGuardMiddleware
+from secure_mcp.common.ratelimit import MemoryLimiter
 from secure_mcp.weather.bearer import BearerAuthMiddleware
 from secure_mcp.weather.nws import NwsClient, Sleep
 from secure_mcp.weather.replay import SUMMARY, replay_transport
@@ -33,6 +37,7 @@ INSECURE_HTTP_WARNING = (
     "weather: URL or the authorization server may be plain http off loopback, so bearer tokens",
     "weather: and introspection credentials cross the network unencrypted. Development only.",
 )
+MAX_BODY = DEFAULT_MAX_REQUEST_BODY_SIZE  # 4 MiB: the SDK's 413 and our body guard agree
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -84,7 +89,13 @@ def _verifier(settings: WeatherSettings, seams: Seams) -> IntrospectionVerifier:
         cache_ttl=settings.introspection_cache_ttl,
         cache_size=settings.introspection_cache_size,
         transport=seams.introspection_transport,
+        well_formed=_well_formed if settings.local_token_check else None,
     )
+
+
+def _well_formed(token: str) -> bool:
+    """oauth.py's access tokens: prefix and checksum right, else refused without introspection."""
+    return token_format.well_formed(token, token_format.ACCESS_PREFIX)
 
 
 def _nws(settings: WeatherSettings, seams: Seams) -> NwsClient:
@@ -124,6 +135,14 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def no_stream(request: Request) -> Response:
+    """405 for GET: stateless MCP has no stream to listen on (MCP transports, "Listening")."""
+    # The SDK would open an SSE stream that never carries anything and holds the connection.
+    error = {"code": -32000, "message": "Method Not Allowed: this server is stateless; POST only"}
+    body = {"jsonrpc": "2.0", "id": None, "error": error}
+    return JSONResponse(body, status_code=405, headers={"allow": "POST"})
+
+
 def _metadata_route(settings: WeatherSettings) -> Route:
     """RFC 9728 section 3.1: metadata at the path-inserted well-known URI (CORS for browsers)."""
     document = protected_resource_metadata(settings)
@@ -136,9 +155,12 @@ def _metadata_route(settings: WeatherSettings) -> Route:
 
 def _bearer_gate(settings: WeatherSettings, verifier: IntrospectionVerifier) -> Middleware:
     """Our RFC 6750 gate: everything but health and the metadata needs a token."""
+    limit = settings.failed_token_limit
+    failures = MemoryLimiter(rate=limit / 60, burst=limit)  # per source, bounded key count
     return Middleware(
         BearerAuthMiddleware,
         verifier=verifier,
+        failures=failures,
         required_scopes=settings.required_scopes,
         resource_metadata=settings.resource_metadata_url,
         public_paths=[HEALTH_PATH, urlsplit(settings.resource_metadata_url).path],
@@ -156,6 +178,10 @@ def build_app(
     register_tools(server, nws)
     inner = server.streamable_http_app(
         streamable_http_path=settings.mcp_path,
+        # No MCP sessions (the 2026-07-28 revision has none; earlier clients keep working): no
+        # per-identity state to pile up, so no identity can take the sessions of others.
+        stateless_http=True,
+        max_request_body_size=MAX_BODY,
         transport_security=transport_security(settings),
         host=settings.host,
     )
@@ -175,7 +201,10 @@ def build_app(
     if verifier is not None:
         routes.append(_metadata_route(settings))
         middleware.append(_bearer_gate(settings, verifier))
-    routes.append(Mount("", app=inner))
+    # After the gate: a stranger's body is never buffered (refused unread, see h11_guard).
+    body_timeout = settings.connection_limits.body_timeout
+    middleware.append(Middleware(BodyGuardMiddleware, timeout=body_timeout, limit=MAX_BODY))
+    routes += [Route(settings.mcp_path, no_stream, methods=["GET"]), Mount("", app=inner)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
@@ -189,6 +218,14 @@ def startup_banner(settings: WeatherSettings) -> list[str]:
         f"weather: protected resource metadata {settings.resource_metadata_url}",
         f"weather: introspection cache {settings.introspection_cache_ttl:g}s"
         + (" (off)" if settings.introspection_cache_ttl == 0 else ""),
+        "weather: bearer tokens "
+        + (
+            "checked for oauth.py's prefix and checksum first"
+            if settings.local_token_check
+            else "of any format introspected"
+        )
+        + f"; {settings.failed_token_limit} invalid per minute per address, then 429",
+        f"weather: clients: {settings.connection_limits.summary()}",
     ]
     if settings.credentials is not None:
         lines.append(

@@ -9,19 +9,21 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from secure_mcp.common.ratelimit import Limiter
+from secure_mcp.common.sources import scope_source
 from secure_mcp.weather.errors import (
     AuthError,
-    AuthServerUnavailableError,
     InsufficientScopeError,
     InvalidRequestError,
+    InvalidTokenError,
     MissingTokenError,
+    TooManyFailedTokensError,
 )
 from secure_mcp.weather.rfc7662 import IntrospectionVerifier
 
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 MAX_TOKEN_LENGTH = 4096
-RETRY_AFTER_SECONDS = 5
 
 
 def bearer_token(scope: Scope) -> str:
@@ -58,10 +60,10 @@ def challenge(exc: AuthError, resource_metadata: str, scopes: Sequence[str]) -> 
 def _response_headers(
     exc: AuthError, resource_metadata: str, scopes: Sequence[str]
 ) -> list[tuple[bytes, bytes]]:
-    """Headers of a refusal: a challenge for 4xx, `Retry-After` for 503."""
+    """Headers of a refusal: `Retry-After` for 429 and 503, else the challenge."""
     headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store")]
-    if isinstance(exc, AuthServerUnavailableError):
-        return [*headers, (b"retry-after", str(RETRY_AFTER_SECONDS).encode())]
+    if exc.retry_after is not None:
+        return [*headers, (b"retry-after", str(exc.retry_after).encode())]
     value = challenge(exc, resource_metadata, scopes)
     return [*headers, (b"www-authenticate", value.encode("latin-1"))]
 
@@ -77,19 +79,27 @@ async def refuse(send: Send, exc: AuthError, resource_metadata: str, scopes: Seq
 
 
 class BearerAuthMiddleware:
-    """Every HTTP path except `public_paths` needs an active token with the required scopes."""
+    """Every HTTP path except `public_paths` needs an active token with the required scopes.
+
+    `failures` counts invalid tokens per source (the TCP peer). Once a source has used up its
+    allowance, a token the verifier does not already know is answered 429 with `Retry-After`,
+    without asking the authorization server, until the allowance refills; tokens verified
+    earlier (cached) keep working, so other clients behind the same address are not locked out.
+    """
 
     def __init__(
         self,
         app: ASGIApp,
         *,
         verifier: IntrospectionVerifier,
+        failures: Limiter,
         required_scopes: Sequence[str],
         resource_metadata: str,
         public_paths: Iterable[str],
     ) -> None:
         self.app = app
         self.verifier = verifier
+        self.failures = failures
         self.required_scopes = tuple(required_scopes)
         self.resource_metadata = resource_metadata
         self.public_paths = frozenset(public_paths)
@@ -112,6 +122,15 @@ class BearerAuthMiddleware:
 
     async def _authorize(self, scope: Scope) -> None:
         """Raise the AuthError that refuses this request, or return to let it through."""
-        access = await self.verifier.check(bearer_token(scope))
+        token, source = bearer_token(scope), scope_source(scope)
+        if not self.verifier.remembers(token):
+            wait = await self.failures.check(source)
+            if wait > 0:
+                raise TooManyFailedTokensError(wait)
+        try:
+            access = await self.verifier.check(token)
+        except InvalidTokenError:
+            await self.failures.hit(source)
+            raise
         if not set(self.required_scopes) <= set(access.scopes):
             raise InsufficientScopeError

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class AuthError(Exception):
     """A refused request; `error` is the RFC 6750 section 3.1 code ("" for none)."""
@@ -9,6 +11,7 @@ class AuthError(Exception):
     error = ""
     status = 401
     description = "This MCP server requires an OAuth 2.1 bearer token in the Authorization header."
+    retry_after: int | None = None  # seconds; set for "come back later" answers (no challenge)
 
     def __init__(self, description: str | None = None) -> None:
         super().__init__(description or self.description)
@@ -48,3 +51,16 @@ class AuthServerUnavailableError(AuthError):
     error = "temporarily_unavailable"
     status = 503
     description = "The authorization server cannot be reached to check the token; retry shortly."
+    retry_after = 5
+
+
+class TooManyFailedTokensError(AuthError):
+    """This source presented too many invalid tokens: 429, and no introspection for a while."""
+
+    error = "too_many_requests"
+    status = 429
+    description = "Too many invalid access tokens from this address; retry later."
+
+    def __init__(self, wait: float) -> None:
+        super().__init__()
+        self.retry_after = max(1, math.ceil(wait))

@@ -139,10 +139,12 @@ class IntrospectionVerifier:
         transport: httpx2.AsyncBaseTransport | None = None,
         timeout: float = 5.0,
         clock: Clock = time.time,
+        well_formed: Callable[[str], bool] | None = None,
     ) -> None:
         self.issuer = issuer
         self.resource = canonical_resource(resource)
         self._auth = basic_auth(credentials)
+        self._well_formed = well_formed
         self._http = httpx2.AsyncClient(transport=transport, timeout=timeout)
         self.cache = GrantCache(cache_ttl, cache_size, clock)
         self._clock = clock
@@ -154,8 +156,14 @@ class IntrospectionVerifier:
         """Close the connection pool to the authorization server."""
         await self._http.aclose()
 
+    def remembers(self, token: str) -> bool:
+        """True when `token` is an active grant in the cache (checking it costs no lookup)."""
+        return self.cache.get(token_key(token)) is not None
+
     async def check(self, token: str) -> AccessToken:
         """The verified token, or InvalidTokenError / AuthServerUnavailableError."""
+        if self._well_formed is not None and not self._well_formed(token):
+            raise InvalidTokenError  # refused locally: garbage costs the authorization server 0
         key = token_key(token)
         grant = self.cache.get(key) or await self._shared_lookup(key, token)
         access = grant.access_token(token, self.resource)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from secure_mcp.common.connection_limits import ConnectionLimits, add_limit_flags, limits_from
 from secure_mcp.common.paths import oauth_data_dir
 from secure_mcp.common.private_files import UnsafePathError, check_private_dir, check_private_file
 from secure_mcp.common.resource_credentials import (
@@ -29,6 +30,8 @@ DEFAULT_USER_AGENT = "secure-mcp-weather/0.1 (+https://github.com/secure-mcp; se
 DEFAULT_SCOPES = ("weather:read",)
 DEFAULT_CACHE_TTL = 30.0
 DEFAULT_CACHE_SIZE = 10_000
+DEFAULT_FAILED_TOKEN_LIMIT = 30  # invalid tokens per minute per source before 429
+TOKEN_FORMATS = ("smcp", "any")  # smcp: oauth.py's prefixed, checksummed tokens (checked locally)
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})  # noqa: S104 - recognised, never chosen
 INSECURE_FLAG = "--allow-insecure-http (WEATHER_ALLOW_INSECURE_HTTP=1)"
@@ -52,6 +55,9 @@ class WeatherSettings:
     required_scopes: tuple[str, ...] = DEFAULT_SCOPES
     introspection_cache_ttl: float = DEFAULT_CACHE_TTL
     introspection_cache_size: int = DEFAULT_CACHE_SIZE
+    local_token_check: bool = True  # --token-format smcp: prefix and checksum before introspecting
+    failed_token_limit: int = DEFAULT_FAILED_TOKEN_LIMIT
+    connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     oauth_data_dir: Path = Path()
     credentials: ResourceCredentials | None = field(default=None, repr=False)
     credentials_source: str = ""
@@ -92,6 +98,19 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds to cache active introspection results, 0 disables "
         "(WEATHER_INTROSPECTION_CACHE_TTL, default 30)",
     )
+    p.add_argument(
+        "--token-format",
+        choices=TOKEN_FORMATS,
+        help="smcp: refuse tokens without oauth.py's prefix and checksum before introspecting; "
+        "any: introspect every bearer token, for another authorization server "
+        "(WEATHER_TOKEN_FORMAT, default smcp)",
+    )
+    p.add_argument(
+        "--failed-token-limit",
+        type=int,
+        help="invalid tokens one address may present per minute before it gets 429 "
+        f"(WEATHER_FAILED_TOKEN_LIMIT, default {DEFAULT_FAILED_TOKEN_LIMIT})",
+    )
     p.add_argument("--oauth-data-dir", help="oauth.py data folder (OAUTH_DATA_DIR)")
     p.add_argument(
         "--allow-insecure-http",
@@ -101,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
         "host other than loopback; tokens then cross the network unencrypted "
         "(WEATHER_ALLOW_INSECURE_HTTP=1)",
     )
+    add_limit_flags(p, "WEATHER")
     return p
 
 
@@ -157,6 +177,24 @@ def _cache_ttl(flag: float | None, env: Mapping[str, str]) -> float:
     return ttl
 
 
+def _local_token_check(flag: str | None, env: Mapping[str, str]) -> bool:
+    """True for `smcp` (oauth.py's token format, checked before introspecting), False for `any`."""
+    value = flag or env.get("WEATHER_TOKEN_FORMAT") or TOKEN_FORMATS[0]
+    if value not in TOKEN_FORMATS:
+        raise StartupError(f"WEATHER_TOKEN_FORMAT must be smcp or any, got {value!r}")
+    return value == TOKEN_FORMATS[0]
+
+
+def _failed_token_limit(flag: int | None, env: Mapping[str, str]) -> int:
+    """Invalid tokens per minute per source (at least 1)."""
+    name = "WEATHER_FAILED_TOKEN_LIMIT"
+    raw = env.get(name) or str(DEFAULT_FAILED_TOKEN_LIMIT)
+    limit = flag if flag is not None else int(_number(raw, name, int))
+    if limit < 1:
+        raise StartupError("the failed-token limit must be at least 1 per minute")
+    return limit
+
+
 def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettings:
     """Flags override environment variables, which override the defaults; loads credentials."""
     args = _parser().parse_args(list(argv))
@@ -177,6 +215,10 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettin
     if not insecure:
         _check_https(auth_server, resource)
     credentials, source = load_credentials(env, data_dir, resource)
+    try:
+        connection_limits = limits_from(args, env, "WEATHER")
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
     return WeatherSettings(
         host=host,
         port=port,
@@ -187,6 +229,9 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettin
         nws_user_agent=env.get("NWS_USER_AGENT") or DEFAULT_USER_AGENT,
         required_scopes=scopes or DEFAULT_SCOPES,
         introspection_cache_ttl=_cache_ttl(args.introspection_cache_ttl, env),
+        local_token_check=_local_token_check(args.token_format, env),
+        failed_token_limit=_failed_token_limit(args.failed_token_limit, env),
+        connection_limits=connection_limits,
         oauth_data_dir=data_dir,
         credentials=credentials,
         credentials_source=source,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from tests.support.flows import LiveAuth, Stack, mcp_post
+from tests.support.flows import INITIALIZE, MCP_ACCEPT, LiveAuth, Stack, mcp_post
 
 pytestmark = pytest.mark.process
 
@@ -132,3 +132,14 @@ async def test_host_header_does_not_steer_the_challenge(stack: Stack) -> None:
     assert response.status_code == 401
     assert "evil.example" not in response.headers["www-authenticate"]
     assert f'resource_metadata="{stack.weather.origin}/' in response.headers["www-authenticate"]
+
+
+async def test_legacy_initialize_opens_no_session(stack: Stack, auth: LiveAuth) -> None:
+    # Stateless MCP: nothing per identity to pile up, so no one can take all sessions.
+    _, tokens = await auth.tokens()
+    headers = {"accept": MCP_ACCEPT, "authorization": f"Bearer {tokens['access_token']}"}
+    async with httpx2.AsyncClient(timeout=10) as http:
+        for _ in range(20):
+            response = await http.post(stack.weather.url, json=INITIALIZE, headers=headers)
+            assert response.status_code == 200
+            assert "mcp-session-id" not in response.headers

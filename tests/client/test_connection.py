@@ -389,6 +389,26 @@ async def test_server_outage_mid_session_is_explained(
     assert not result.is_error
 
 
+@pytest.mark.parametrize(
+    ("retry_after", "when"),
+    [
+        ("20", "in 20 s"),
+        ("soon\x1b[2J", "in a moment"),
+        ("9" * 40, "in a moment"),
+        (None, "in a moment"),
+    ],
+)
+def test_a_rate_limited_address_is_told_when_to_retry(retry_after: str | None, when: str) -> None:
+    headers = {} if retry_after is None else {"retry-after": retry_after}
+    error = _status_error(RS_URL, httpx2.Response(429, headers=headers))
+    assert error is not None
+    assert error.error == "too_many_requests"
+    assert str(error) == (
+        f"The server at {RS_URL} is refusing this address for now (HTTP 429: too many invalid "
+        f"tokens from it); try again {when}."
+    )
+
+
 def test_a_server_failure_status_is_one_line_even_outside_the_hook() -> None:
     error = _status_error(RS_URL, httpx2.Response(502))
     assert error is not None

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from secure_mcp.common.connection_limits import ConnectionLimits
 from secure_mcp.common.ratelimit import Rate
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.oauth.banner import banner
@@ -268,3 +269,19 @@ def test_resources_are_kept_in_canonical_form(tmp_path: Path) -> None:
         )
     with pytest.raises(SettingsError, match="absolute"):
         settings_from(["--resource", "https://a.example:x/mcp"], {"OAUTH_DATA_DIR": "/tmp/x"})
+
+
+def test_connection_limits(tmp_path: Path) -> None:
+    env = {"OAUTH_DATA_DIR": str(tmp_path), "OAUTH_HEADER_TIMEOUT": "3"}
+    assert settings_from([], env).connection_limits == ConnectionLimits(3.0, 30.0, 512, 256)
+    settings = settings_from(["--max-connections", "100", "--body-timeout", "4"], env)
+    assert settings.connection_limits == ConnectionLimits(3.0, 4.0, 100, 50)  # half by default
+    assert "clients:     request head within 3 s, body within 4 s; at most 100" in banner(settings)
+    given = {**env, "OAUTH_MAX_CONNECTIONS_PER_SOURCE": "90"}
+    assert settings_from(["--max-connections", "100"], given).connection_limits == (
+        ConnectionLimits(3.0, 30.0, 100, 90)
+    )
+    with pytest.raises(SettingsError, match="OAUTH_BODY_TIMEOUT must be a number"):
+        settings_from([], {**env, "OAUTH_BODY_TIMEOUT": "later"})
+    with pytest.raises(SettingsError, match="timeouts must be positive"):
+        settings_from(["--header-timeout", "0"], env)

@@ -63,6 +63,7 @@ def run_stack(
     tmp_path: Path,
     *,
     oauth_env: Mapping[str, str] | None = None,
+    weather_env: Mapping[str, str] | None = None,
     cache_ttl: float = 1.0,
     weather_args: tuple[str, ...] = (),
     nws_replay: bool = True,
@@ -81,6 +82,7 @@ def run_stack(
             oauth_data_dir=oauth.data_dir,
             port=port,
             nws_replay=nws_replay,
+            extra_env=weather_env,
             extra_args=("--introspection-cache-ttl", str(cache_ttl), *weather_args),
         ) as weather,
     ):

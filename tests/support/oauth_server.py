@@ -60,6 +60,10 @@ def _child_env(resources: Sequence[str], extra_env: Mapping[str, str] | None) ->
         "INTROSPECTION_CLIENT_ID": "",
         "INTROSPECTION_CLIENT_SECRET": "",
         **LIMITS_ENV,
+        "OAUTH_HEADER_TIMEOUT": "",
+        "OAUTH_BODY_TIMEOUT": "",
+        "OAUTH_MAX_CONNECTIONS": "",
+        "OAUTH_MAX_CONNECTIONS_PER_SOURCE": "",
         **(extra_env or {}),
     }
 

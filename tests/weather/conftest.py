@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from secure_mcp.common import token_format
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.weather.app import Seams, build_app
 from secure_mcp.weather.settings import WeatherSettings
@@ -25,6 +27,12 @@ ISSUER = "http://localhost:8003"
 RESOURCE = "http://127.0.0.1:8000/mcp"
 ORIGIN = "http://127.0.0.1:8000"
 CREDENTIALS = ResourceCredentials("weather-rs", "rs-secret")
+
+
+def access_token(name: str) -> str:
+    """A well-formed access token (oauth.py's prefix and checksum) named after `name`."""
+    body = base64.urlsafe_b64encode(hashlib.sha256(name.encode()).digest()).rstrip(b"=")
+    return token_format.assemble(token_format.ACCESS_PREFIX, body.decode())
 
 
 @dataclass
@@ -42,8 +50,12 @@ class FakeAuthServer:
         }
     )
 
-    def grant(self, token: str, **claims: Any) -> str:
-        """Register an active token for our resource (claims override the defaults)."""
+    def grant(self, name: str, **claims: Any) -> str:
+        """Register an active token for our resource (claims override the defaults); return it.
+
+        `name` is a readable label: the token is the well-formed `access_token(name)`.
+        """
+        token = access_token(name)
         now = int(time.time())
         self.tokens[token] = {
             "active": True,

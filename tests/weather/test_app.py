@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, MutableMapping
-from typing import Any
+from typing import Any, Literal
 
 import httpx2
 import pytest
@@ -17,6 +17,7 @@ from tests.weather.conftest import (
     ORIGIN,
     RESOURCE,
     FakeAuthServer,
+    access_token,
     make_settings,
     serving,
 )
@@ -170,9 +171,9 @@ async def test_active_result_cached_so_one_introspection(
 async def test_inactive_result_not_cached(
     weather: httpx2.AsyncClient, auth_server: FakeAuthServer
 ) -> None:
-    assert (await post_mcp(weather, "later")).status_code == 401
+    assert (await post_mcp(weather, access_token("later"))).status_code == 401
     auth_server.grant("later")
-    assert (await post_mcp(weather, "later")).status_code == 200
+    assert (await post_mcp(weather, access_token("later"))).status_code == 200
     assert auth_server.introspections == 2
 
 
@@ -262,11 +263,14 @@ async def test_dns_rebinding_protection(
     assert response.status_code == status
 
 
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_sdk_client_lists_and_calls_tools(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeAuthServer, mode: Literal["auto", "legacy"]
 ) -> None:
+    # Both the 2026-07-28 revision (auto) and 2025-11-25 (legacy) against the stateless server.
     weather.headers["authorization"] = f"Bearer {auth_server.grant('tok')}"
-    async with Client(streamable_http_client(f"{ORIGIN}/mcp", http_client=weather)) as client:
+    transport = streamable_http_client(f"{ORIGIN}/mcp", http_client=weather)
+    async with Client(transport, mode=mode) as client:
         names = sorted(tool.name for tool in (await client.list_tools()).tools)
         alerts = await client.call_tool("get_alerts", {"state": "fl"})
         forecast = await client.call_tool("get_forecast", {"latitude": 33.8, "longitude": -117.882})
@@ -276,6 +280,23 @@ async def test_sdk_client_lists_and_calls_tools(
     assert alerts.structured_content["count"] == 4
     assert not forecast.is_error
     assert "Forecast for Anaheim, CA" in forecast.content[0].text  # type: ignore[union-attr]
+
+
+async def test_mcp_is_served_without_sessions(
+    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+) -> None:
+    # One identity cannot take the server's sessions: there are none to take.
+    token = auth_server.grant("tok")
+    for _ in range(3):
+        response = await post_mcp(weather, token)
+        assert response.status_code == 200
+        assert "mcp-session-id" not in response.headers
+    headers = {**MCP_HEADERS, "authorization": f"Bearer {token}"}
+    stream = await weather.get("/mcp", headers=headers)
+    assert stream.status_code == 405  # no standalone stream that would be held open for nothing
+    assert stream.headers["allow"] == "POST"
+    assert (await weather.delete("/mcp", headers=headers)).status_code == 405
+    assert (await weather.get("/mcp", headers=MCP_HEADERS)).status_code == 401  # closed first
 
 
 async def test_websocket_scope_is_closed() -> None:
@@ -317,3 +338,17 @@ def test_startup_banner_announces_replay_loudly() -> None:
     live = startup_banner(make_settings(nws_replay=False, credentials=None))
     assert not any("REPLAY" in line for line in live)
     assert any("NWS API https://api.weather.gov" in line for line in live)
+
+
+def test_startup_banner_names_the_token_check_and_client_limits() -> None:
+    lines = startup_banner(make_settings())
+    assert (
+        "weather: bearer tokens checked for oauth.py's prefix and checksum first; "
+        "30 invalid per minute per address, then 429"
+    ) in lines
+    assert (
+        "weather: clients: request head within 10 s, body within 30 s; "
+        "at most 512 connections, 256 per address"
+    ) in lines
+    other = startup_banner(make_settings(local_token_check=False, failed_token_limit=5))
+    assert any("bearer tokens of any format introspected; 5 invalid" in line for line in other)

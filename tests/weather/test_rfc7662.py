@@ -17,9 +17,10 @@ from secure_mcp.weather.rfc7662 import (
     metadata_url,
     token_key,
 )
-from tests.weather.conftest import CREDENTIALS, ISSUER, RESOURCE, FakeAuthServer
+from tests.weather.conftest import CREDENTIALS, ISSUER, RESOURCE, FakeAuthServer, access_token
 
 NOW = 1_000_000.0
+TOK = access_token("tok")
 
 
 class Clock:
@@ -110,7 +111,7 @@ def test_cache_size_is_bounded_least_recently_used_first() -> None:
 async def test_check_returns_access_token_for_resource() -> None:
     server = FakeAuthServer()
     server.grant("tok", scope="weather:read extra", aud=[RESOURCE])
-    access = await verifier(server.transport(), clock=Clock()).check("tok")
+    access = await verifier(server.transport(), clock=Clock()).check(TOK)
     assert access.resource == RESOURCE
     assert access.scopes == ["weather:read", "extra"]
     assert access.client_id == "client-1"
@@ -215,12 +216,12 @@ async def test_connection_failure_forgets_endpoint_and_rediscovers() -> None:
     server = FakeAuthServer()
     server.grant("tok")
     v = verifier(server.transport(), ttl=0, clock=Clock())
-    await v.check("tok")
+    await v.check(TOK)
     server.down = True
     with pytest.raises(AuthServerUnavailableError):
-        await v.check("tok")
+        await v.check(TOK)
     server.down = False
-    await v.check("tok")
+    await v.check(TOK)
     assert server.metadata_fetches == 2
     await v.aclose()
 
@@ -229,8 +230,8 @@ async def test_verify_token_reuses_request_verdict_and_fails_closed() -> None:
     server = FakeAuthServer()
     server.grant("tok")
     v = verifier(server.transport(), ttl=0, clock=Clock())
-    await v.check("tok")
-    assert (await v.verify_token("tok")) is not None
+    await v.check(TOK)
+    assert (await v.verify_token(TOK)) is not None
     assert server.introspections == 1
     assert await v.verify_token("other") is None  # not active at the server
     server.down = True
@@ -245,10 +246,10 @@ async def test_concurrent_checks_share_one_introspection() -> None:
     server = FakeAuthServer()
     server.grant("tok")
     v = verifier(server.transport(), ttl=0, clock=Clock())
-    results = await asyncio.gather(*(v.check("tok") for _ in range(5)))
+    results = await asyncio.gather(*(v.check(TOK) for _ in range(5)))
     assert {r.client_id for r in results} == {"client-1"}
     assert server.introspections == 1
-    await v.check("tok")  # finished lookups are forgotten: with the cache off, ask again
+    await v.check(TOK)  # finished lookups are forgotten: with the cache off, ask again
     assert server.introspections == 2
 
 
@@ -264,8 +265,8 @@ async def test_cancelled_waiter_does_not_cancel_shared_lookup() -> None:
     server = FakeAuthServer()
     server.grant("tok")
     v = verifier(server.transport(), clock=Clock())
-    first = asyncio.ensure_future(v.check("tok"))
-    second = asyncio.ensure_future(v.check("tok"))
+    first = asyncio.ensure_future(v.check(TOK))
+    second = asyncio.ensure_future(v.check(TOK))
     await asyncio.sleep(0)
     first.cancel()
     assert (await second).client_id == "client-1"
@@ -278,6 +279,6 @@ async def test_concurrent_first_requests_fetch_metadata_once() -> None:
     for n in range(4):
         server.grant(f"tok{n}")
     v = verifier(server.transport(), clock=Clock())
-    await asyncio.gather(*(v.check(f"tok{n}") for n in range(4)))
+    await asyncio.gather(*(v.check(access_token(f"tok{n}")) for n in range(4)))
     assert server.metadata_fetches == 1
     assert server.introspections == 4

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from secure_mcp.common.connection_limits import ConnectionLimits
 from secure_mcp.common.resource_credentials import ResourceCredentials, save_all
 from secure_mcp.weather.settings import StartupError, WeatherSettings, parse_settings
 
@@ -169,3 +170,41 @@ def test_settings_object_is_frozen() -> None:
     settings = WeatherSettings()
     with pytest.raises(AttributeError):
         settings.port = 1  # type: ignore[misc]
+
+
+def test_token_and_connection_settings() -> None:
+    defaults = parse_settings([], ENV_CREDS)
+    assert defaults.local_token_check is True
+    assert defaults.failed_token_limit == 30
+    assert defaults.connection_limits == ConnectionLimits()
+    env = {
+        **ENV_CREDS,
+        "WEATHER_TOKEN_FORMAT": "any",
+        "WEATHER_FAILED_TOKEN_LIMIT": "5",
+        "WEATHER_HEADER_TIMEOUT": "2",
+        "WEATHER_MAX_CONNECTIONS_PER_SOURCE": "20",
+    }
+    from_env = parse_settings([], env)
+    assert from_env.local_token_check is False
+    assert from_env.failed_token_limit == 5
+    assert from_env.connection_limits == ConnectionLimits(2.0, 30.0, 512, 20)
+    argv = ["--token-format", "smcp", "--failed-token-limit", "7", "--max-connections", "40"]
+    flags = parse_settings(argv, env)
+    assert (flags.local_token_check, flags.failed_token_limit) == (True, 7)
+    assert flags.connection_limits == ConnectionLimits(2.0, 30.0, 40, 20)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        pytest.param([], {"WEATHER_TOKEN_FORMAT": "jwt"}, "smcp or any", id="format"),
+        pytest.param(["--failed-token-limit", "0"], {}, "at least 1", id="limit-zero"),
+        pytest.param([], {"WEATHER_FAILED_TOKEN_LIMIT": "x"}, "must be a number", id="limit"),
+        pytest.param([], {"WEATHER_MAX_CONNECTIONS": "0"}, "at least 1", id="connections"),
+    ],
+)
+def test_bad_token_and_connection_settings(
+    argv: list[str], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(StartupError, match=message):
+        parse_settings(argv, {**ENV_CREDS, **env})
