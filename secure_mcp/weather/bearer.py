@@ -82,9 +82,9 @@ class BearerAuthMiddleware:
     """Every HTTP path except `public_paths` needs an active token with the required scopes.
 
     `failures` counts invalid tokens per source (the TCP peer). Once a source has used up its
-    allowance, a token the verifier does not already know is answered 429 with `Retry-After`,
-    without asking the authorization server, until the allowance refills; tokens verified
-    earlier (cached) keep working, so other clients behind the same address are not locked out.
+    allowance, a token that would have to be introspected is answered 429 with `Retry-After`
+    instead, until the allowance refills; tokens verified earlier (cached) keep working, so other
+    clients behind the same address are not locked out, and malformed ones still get the 401.
     """
 
     def __init__(
@@ -123,12 +123,15 @@ class BearerAuthMiddleware:
     async def _authorize(self, scope: Scope) -> None:
         """Raise the AuthError that refuses this request, or return to let it through."""
         token, source = bearer_token(scope), scope_source(scope)
-        if not self.verifier.remembers(token):
+
+        async def admit() -> None:
+            """Before an introspection: refuse it while this source is over its allowance."""
             wait = await self.failures.check(source)
             if wait > 0:
                 raise TooManyFailedTokensError(wait)
+
         try:
-            access = await self.verifier.check(token)
+            access = await self.verifier.check(token, admit)
         except InvalidTokenError:
             await self.failures.hit(source)
             raise

@@ -9,7 +9,7 @@ import hmac
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +25,7 @@ from secure_mcp.weather.errors import AuthServerUnavailableError, InvalidTokenEr
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+Admit = Callable[[], Awaitable[None]]
 METADATA_SUFFIX = "/.well-known/oauth-authorization-server"
 
 
@@ -156,16 +157,20 @@ class IntrospectionVerifier:
         """Close the connection pool to the authorization server."""
         await self._http.aclose()
 
-    def remembers(self, token: str) -> bool:
-        """True when `token` is an active grant in the cache (checking it costs no lookup)."""
-        return self.cache.get(token_key(token)) is not None
+    async def check(self, token: str, admit: Admit | None = None) -> AccessToken:
+        """The verified token, or InvalidTokenError / AuthServerUnavailableError.
 
-    async def check(self, token: str) -> AccessToken:
-        """The verified token, or InvalidTokenError / AuthServerUnavailableError."""
+        `admit` runs just before a token would be introspected (not for a malformed or a cached
+        one) and may raise to refuse that instead.
+        """
         if self._well_formed is not None and not self._well_formed(token):
             raise InvalidTokenError  # refused locally: garbage costs the authorization server 0
         key = token_key(token)
-        grant = self.cache.get(key) or await self._shared_lookup(key, token)
+        grant = self.cache.get(key)
+        if grant is None:
+            if admit is not None:
+                await admit()
+            grant = await self._shared_lookup(key, token)
         access = grant.access_token(token, self.resource)
         _verified.set((key, access))
         return access
