@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import time
 from collections.abc import Callable
@@ -107,16 +106,3 @@ class Rate:
     def limiter(self, *, max_keys: int = 10_000, clock: Clock = time.monotonic) -> MemoryLimiter:
         """A memory limiter enforcing this rate per key."""
         return MemoryLimiter(self.count / self.seconds, self.count, max_keys=max_keys, clock=clock)
-
-
-def source_key(host: str | None) -> str:
-    """The rate-limit key of a client address: IPv4 as is, IPv6 by its /64 (one site's block)."""
-    try:
-        address = ipaddress.ip_address(host or "")
-    except ValueError:
-        return host or "unknown"
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
-from secure_mcp.common.ratelimit import Limiter, source_key
+from secure_mcp.common.ratelimit import Limiter
+from secure_mcp.common.sources import source_of
 from secure_mcp.oauth.errors import OAuthError
 from secure_mcp.oauth.pages import error_page
 from secure_mcp.oauth.settings import OAuthSettings
@@ -55,7 +56,7 @@ class Limits:
 
 def source(request: Request) -> str:
     """The rate-limit key of the request's peer address."""
-    return source_key(request.client.host if request.client else None)
+    return source_of(request.client.host if request.client else None)
 
 
 def retry_after(wait: float) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from secure_mcp.common.ratelimit import MemoryLimiter, Rate, source_key
+from secure_mcp.common.ratelimit import MemoryLimiter, Rate
 
 
 class Clock:
@@ -77,18 +77,3 @@ async def test_a_rate_makes_a_limiter_with_that_burst_and_refill() -> None:
     limiter = Rate(2, 10).limiter(clock=clock)
     assert [await limiter.hit("k") for _ in range(2)] == [0.0, 0.0]
     assert await limiter.hit("k") == pytest.approx(5.0)  # one unit back every 5 s
-
-
-@pytest.mark.parametrize(
-    ("host", "key"),
-    [
-        ("127.0.0.1", "127.0.0.1"),
-        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
-        ("2001:db8:1:2:ffff::1", "2001:db8:1:2::/64"),  # the same site: one key
-        ("::ffff:192.0.2.9", "192.0.2.9"),  # an IPv4 peer on a dual-stack socket
-        ("testclient", "testclient"),
-        (None, "unknown"),
-    ],
-)
-def test_source_keys(host: str | None, key: str) -> None:
-    assert source_key(host) == key
