@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from secure_mcp.common.body_guard import BodyGuardMiddleware
+from secure_mcp.common.hosts import HostCheckMiddleware
 from secure_mcp.common.private_files import (
     check_private_dir,
     check_private_file,
@@ -32,7 +33,6 @@ from secure_mcp.oauth.cors import (
     cors_route,
 )
 from secure_mcp.oauth.headers import SecurityHeadersMiddleware
-from secure_mcp.oauth.hosts import HostCheckMiddleware
 from secure_mcp.oauth.limits import Limits
 from secure_mcp.oauth.rfc7009 import RevocationEndpoint
 from secure_mcp.oauth.rfc7591 import RegistrationEndpoint
@@ -160,7 +160,7 @@ def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
 
     middleware = [
         Middleware(SecurityHeadersMiddleware),
-        Middleware(HostCheckMiddleware, allowed=settings.allowed_hosts, issuer=settings.issuer),
+        Middleware(HostCheckMiddleware, allowed=settings.allowed_hosts, url=settings.issuer),
         Middleware(  # the whole body within the deadline before any endpoint runs
             BodyGuardMiddleware,
             timeout=settings.connection_limits.body_timeout,

@@ -23,6 +23,7 @@ from starlette.routing import Mount, Route
 
 from secure_mcp.common import token_format
 from secure_mcp.common.body_guard import BodyGuardMiddleware
+from secure_mcp.common.hosts import HostCheckMiddleware
 from secure_mcp.common.ratelimit import MemoryLimiter
 from secure_mcp.weather.bearer import BearerAuthMiddleware
 from secure_mcp.weather.nws import NwsClient, Sleep
@@ -153,6 +154,18 @@ def _metadata_route(settings: WeatherSettings) -> Route:
     )
 
 
+def _host_check(settings: WeatherSettings) -> Middleware:
+    """DNS rebinding: Host and Origin checked first, before the token (the SDK checks again)."""
+    security = transport_security(settings)
+    return Middleware(
+        HostCheckMiddleware,
+        allowed=frozenset(host.lower() for host in security.allowed_hosts),
+        url=settings.resource_url,
+        origins=frozenset(origin.lower() for origin in security.allowed_origins),
+        open_paths=[HEALTH_PATH, urlsplit(settings.resource_metadata_url).path],  # CORS: any
+    )
+
+
 def _bearer_gate(settings: WeatherSettings, verifier: IntrospectionVerifier) -> Middleware:
     """Our RFC 6750 gate: everything but health and the metadata needs a token."""
     limit = settings.failed_token_limit
@@ -197,7 +210,7 @@ def build_app(
                     await verifier.aclose()
 
     routes: list[Route | Mount] = [Route(HEALTH_PATH, health, methods=["GET"])]
-    middleware: list[Middleware] = []
+    middleware = [_host_check(settings)]
     if verifier is not None:
         routes.append(_metadata_route(settings))
         middleware.append(_bearer_gate(settings, verifier))

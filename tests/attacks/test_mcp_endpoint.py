@@ -31,7 +31,8 @@ async def test_dns_rebinding_host_header_is_refused(stack: Stack, token: str, ho
     headers = {"host": host.format(port=stack.weather.port)}
     response = await mcp_post(stack.weather.url, token, headers=headers)
     assert response.status_code == 421
-    assert response.text == "Invalid Host header"
+    assert response.text.startswith("Misdirected request")
+    assert "jsonrpc" not in response.text
 
 
 @pytest.mark.parametrize(
@@ -60,11 +61,18 @@ async def test_same_origin_and_loopback_names_are_accepted(stack: Stack, token: 
 
 
 async def test_rebinding_without_a_token_learns_nothing(stack: Stack) -> None:
-    # A rebound page has no bearer token: it gets the challenge, no MCP answer.
-    response = await mcp_post(stack.weather.url, None, headers={"host": "evil.example"})
-    assert response.status_code == 401
-    assert "error=" not in response.headers["www-authenticate"]
-    assert "jsonrpc" not in response.text
+    # A rebound page has no bearer token: the Host check comes first, so it does not even get
+    # the challenge (which names the metadata and the scopes), only 421; a foreign Origin 403.
+    port = stack.weather.port
+    for headers, status in (
+        ({"host": "evil.example"}, 421),
+        ({"host": f"evil.example:{port}"}, 421),
+        ({"origin": "http://evil.example"}, 403),
+    ):
+        response = await mcp_post(stack.weather.url, None, headers=headers)
+        assert response.status_code == status, headers
+        assert "www-authenticate" not in response.headers
+        assert "jsonrpc" not in response.text
 
 
 async def test_token_in_query_string_is_refused(stack: Stack, token: str) -> None:
@@ -111,10 +119,13 @@ async def test_host_header_does_not_steer_the_metadata(stack: Stack) -> None:
             stack.oauth.metadata_url,
             headers={"host": f"localhost:{stack.oauth.port}", "x-forwarded-host": "evil.example"},
         )
+        prm_url = f"{stack.weather.origin}/.well-known/oauth-protected-resource/mcp"
         prm = await http.get(
-            f"{stack.weather.origin}/.well-known/oauth-protected-resource/mcp",
-            headers={"host": "evil.example", "x-forwarded-host": "evil.example"},
+            prm_url,
+            headers={"host": f"localhost:{stack.weather.port}", "x-forwarded-host": "evil.example"},
         )
+        foreign = await http.get(prm_url, headers={"host": "evil.example"})
+    assert foreign.status_code == 421  # a foreign Host gets nothing at all
     assert as_meta.status_code == 200
     assert "evil.example" not in as_meta.text
     assert as_meta.json()["issuer"] == stack.oauth.issuer
@@ -126,9 +137,9 @@ async def test_host_header_does_not_steer_the_metadata(stack: Stack) -> None:
 
 
 async def test_host_header_does_not_steer_the_challenge(stack: Stack) -> None:
-    response = await mcp_post(
-        stack.weather.url, None, headers={"host": f"evil.example:{stack.weather.port}"}
-    )
+    # A foreign Host gets no challenge at all (421 above); ours gets one naming our metadata.
+    headers = {"host": f"localhost:{stack.weather.port}", "x-forwarded-host": "evil.example"}
+    response = await mcp_post(stack.weather.url, None, headers=headers)
     assert response.status_code == 401
     assert "evil.example" not in response.headers["www-authenticate"]
     assert f'resource_metadata="{stack.weather.origin}/' in response.headers["www-authenticate"]

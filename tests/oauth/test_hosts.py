@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from secure_mcp.oauth.hosts import HostCheckMiddleware
+from secure_mcp.common.hosts import HostCheckMiddleware
 from tests.oauth.helpers import Harness
 
 FOREIGN = [

@@ -263,6 +263,35 @@ async def test_dns_rebinding_protection(
     assert response.status_code == status
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        pytest.param("POST", "/mcp", {"host": "evil.example:8000"}, 421, id="mcp-foreign-host"),
+        pytest.param("POST", "/mcp", {"origin": "http://evil.example"}, 403, id="mcp-origin"),
+        pytest.param("POST", "/mcp", {"origin": "null"}, 403, id="mcp-null-origin"),
+        pytest.param("GET", "/health", {"host": "evil.example"}, 421, id="health-foreign-host"),
+        pytest.param(
+            "GET",
+            "/.well-known/oauth-protected-resource/mcp",
+            {"origin": "https://inspector.example"},
+            200,
+            id="metadata-any-origin",
+        ),
+        pytest.param("POST", "/mcp", {"origin": "http://127.0.0.1:8000"}, 401, id="own-origin"),
+    ],
+)
+async def test_host_and_origin_are_checked_before_the_token(
+    weather: httpx2.AsyncClient, method: str, path: str, headers: dict[str, str], status: int
+) -> None:
+    # A DNS-rebinding page has no token: it must get 421/403, not the challenge (which would
+    # tell it where the metadata is and which scopes to ask for). Browsers may read the
+    # metadata from any origin (CORS), so Origin is not checked there.
+    response = await weather.request(method, path, headers=headers)
+    assert response.status_code == status
+    if status in (421, 403):
+        assert "www-authenticate" not in response.headers
+
+
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_sdk_client_lists_and_calls_tools(
     weather: httpx2.AsyncClient, auth_server: FakeAuthServer, mode: Literal["auto", "legacy"]
