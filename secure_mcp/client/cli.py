@@ -30,6 +30,7 @@ from secure_mcp.client.chat.repl import (
 from secure_mcp.client.connection import connect, logout_stored
 from secure_mcp.client.session import ToolSession
 from secure_mcp.client.settings import DEFAULT_MODEL, DEFAULT_SERVER_URL, ClientSettings
+from secure_mcp.client.terminal import Terminal, clean_line, color_wanted
 from secure_mcp.common.paths import default_client_state_dir
 
 Connect = Callable[..., AbstractAsyncContextManager[ToolSession]]
@@ -68,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="issuer of the AS the --client-id is registered with (MCP_CLIENT_ISSUER; required)",
     )
     parser.add_argument("--model", help=f"Claude model (ANTHROPIC_MODEL; {DEFAULT_MODEL})")
+    parser.add_argument(
+        "--confirm-tools",
+        action="store_true",
+        help="ask before each tool call Claude makes (also /confirm on|off)",
+    )
     once = parser.add_mutually_exclusive_group()
     once.add_argument("--query", metavar="TEXT", help="answer one question and exit")
     once.add_argument("--call", nargs=2, metavar=("TOOL", "JSON"), help="call one tool, print JSON")
@@ -93,6 +99,8 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> tuple[ClientSettings, 
         anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
         anthropic_model=args.model or env.get("ANTHROPIC_MODEL") or DEFAULT_MODEL,
         anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
+        confirm_tools=args.confirm_tools,
+        color=not env.get("NO_COLOR"),
     )
     if settings.client_id and not settings.client_issuer:
         parser.error(ISSUER_REQUIRED)
@@ -111,14 +119,30 @@ def anthropic_client(settings: ClientSettings) -> AsyncAnthropic:
 
 
 def stdout_write(text: str) -> None:
-    """Write to stdout and flush at once (answers stream)."""
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    """Write to stdout (cleaned: no escape sequence but the client's own) and flush at once."""
+    Terminal()(text)
 
 
 def stderr_line(text: str) -> None:
-    """One line on stderr: sign-in progress and errors stay out of scripted output."""
-    print(text, file=sys.stderr, flush=True)
+    """A message on stderr (cleaned): sign-in progress and errors stay out of scripted output."""
+    Terminal(sys.stderr)(text + "\n")
+
+
+def error_line(exc: BaseException) -> str:
+    """The one line an expected failure is reported with (server text in it made inert)."""
+    return f"Error: {clean_line(str(exc))}"
+
+
+def expected_failure(exc: BaseException) -> BaseException | None:
+    """The expected failure in `exc`, looking inside the task groups the MCP session runs in."""
+    if isinstance(exc, EXPECTED_ERRORS):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = expected_failure(inner)
+            if found is not None:
+                return found
+    return None
 
 
 @dataclass
@@ -126,12 +150,22 @@ class Runner:
     """One run of client.py, with its outside world injectable for tests."""
 
     settings: ClientSettings
-    write: Write = stdout_write
+    write: Write | None = None  # default: stdout, styled when it is a terminal
     note: Callable[[str], None] = stderr_line
     connect: Connect = connect
     logout: Logout = logout_stored
     make_anthropic: AnthropicFactory = anthropic_client
     read_line: ReadLine | None = None
+
+    def __post_init__(self) -> None:
+        if self.write is None:
+            self.write = Terminal(color=self.settings.color and color_wanted(sys.stdout, {}))
+
+    @property
+    def out(self) -> Write:
+        """Where answers and results go."""
+        assert self.write is not None  # set in __post_init__
+        return self.write
 
     async def run(self, action: Action) -> int:
         """Do `action` (or the interactive prompt); returns the exit status."""
@@ -142,38 +176,47 @@ class Runner:
             self.note(CLAUDE_OFF.splitlines()[0])
             return 2
         async with self.connect(self.settings, write=self.note) as session:
-            if action.call is not None:
-                return await self._call(session, *action.call)
-            async with contextlib.AsyncExitStack() as stack:
-                chat = None
-                if self.settings.anthropic_api_key:
-                    client = await stack.enter_async_context(self.make_anthropic(self.settings))
-                    chat = ClaudeChat(client, session, self.settings, self.write)
-                if chat is not None and action.query is not None:
-                    try:
-                        await chat.ask(action.query)
-                    except EXPECTED_ERRORS as exc:  # here, before the MCP task group wraps it
-                        self.note(f"Error: {exc}")
-                        return 1
-                else:
-                    await self._interactive(session, chat)
-            return 0
+            try:
+                return await self._session(session, action)
+            except EXPECTED_ERRORS as exc:  # here, before the MCP task group wraps it
+                self.note(error_line(exc))
+                return 1
+
+    async def _session(self, session: ToolSession, action: Action) -> int:
+        if action.call is not None:
+            return await self._call(session, *action.call)
+        async with contextlib.AsyncExitStack() as stack:
+            chat = None
+            if self.settings.anthropic_api_key:
+                client = await stack.enter_async_context(self.make_anthropic(self.settings))
+                chat = ClaudeChat(client, session, self.settings, self.out, self._reader())
+            if chat is not None and action.query is not None:
+                await chat.ask(action.query)
+            else:
+                await self._interactive(session, chat)
+        return 0
+
+    def _reader(self) -> ReadLine:
+        if self.read_line is None:
+            self.read_line = default_reader(self.settings.state_dir)
+        return self.read_line
 
     async def _call(self, session: ToolSession, name: str, arguments: dict[str, Any]) -> int:
         result = await session.call_tool(name, arguments)
-        show_result_json(self.write, result)
+        show_result_json(self.out, result)
         return 1 if result.is_error else 0
 
     async def _interactive(self, session: ToolSession, chat: ClaudeChat | None) -> None:
         tools = await session.list_tools()
         names = ", ".join(tool.name for tool in tools) or "none: the server offers no tools"
-        self.write(f"Connected to {self.settings.server_url}. Tools: {names}.\n")
+        self.out(f"Connected to {self.settings.server_url}. Tools: {clean_line(names)}.\n")
         if chat is None:
-            self.write(CLAUDE_OFF)
+            self.out(CLAUDE_OFF)
         else:
-            self.write(f"Claude ({self.settings.anthropic_model}) is on. /help lists commands.\n")
-        read_line = self.read_line or default_reader(self.settings.state_dir)
-        await run_chat(read_line, Commands(session, chat, self.write), self.write)
+            self.out(f"Claude ({self.settings.anthropic_model}) is on. /help lists commands.\n")
+            if chat.confirm_tools:
+                self.out("Each tool call Claude makes waits for your yes (/confirm off).\n")
+        await run_chat(self._reader(), Commands(session, chat, self.out), self.out)
 
 
 def main(argv: Sequence[str], env: Mapping[str, str], **overrides: Any) -> int:
@@ -182,9 +225,12 @@ def main(argv: Sequence[str], env: Mapping[str, str], **overrides: Any) -> int:
     runner = Runner(settings, **overrides)
     try:
         return asyncio.run(runner.run(action))
-    except EXPECTED_ERRORS as exc:  # connection, sign-in, MCP or HTTP failures: one line
-        runner.note(f"Error: {exc}")
-        return 1
     except KeyboardInterrupt:
         runner.note("Interrupted.")
         return 130
+    except Exception as exc:  # connection, sign-in, MCP or HTTP failures: one line
+        failure = expected_failure(exc)
+        if failure is None:
+            raise
+        runner.note(error_line(failure))
+        return 1

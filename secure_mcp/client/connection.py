@@ -27,14 +27,19 @@ from secure_mcp.client.auth.paste import InputFn
 from secure_mcp.client.auth.provider import EXPECTED_FAILURES, SecureOAuthProvider
 from secure_mcp.client.auth.revocation import revoke_tokens
 from secure_mcp.client.auth.storage import FileTokenStorage, StorageError
-from secure_mcp.client.auth.transport import ReportingTransport
+from secure_mcp.client.auth.transport import Bounds, ReportingTransport
+from secure_mcp.client.limits import bounded_tools, truncate_result
 from secure_mcp.client.settings import ClientSettings
+from secure_mcp.client.terminal import clean_line
 
 __all__ = ["ClientConnectError", "McpToolSession", "connect", "logout_stored"]
 
 Write = Callable[[str], None]
 T = TypeVar("T")
 _PING = {"jsonrpc": "2.0", "id": "secure-mcp-preflight", "method": "ping"}
+MAX_MESSAGE_CHARS = 300  # of server text quoted in a one-line error
+# Failures of one tool call that Claude and the user are told about as the call's result.
+_RESULT_FAILURES = ("response_too_large", "timeout", "invalid_response")
 
 
 def _quiet_sdk_logs() -> None:
@@ -47,6 +52,15 @@ def _quiet_sdk_logs() -> None:
 def _status_error(url: str, response: httpx2.Response) -> ClientConnectError | None:
     """A one-line error for an MCP server answer that means we cannot go on, else None."""
     status = response.status_code
+    if response.next_request is not None or 300 <= status < 400:
+        location = response.headers.get("location", "(nowhere)")
+        target = httpx2.URL(url).join(location).copy_with(query=None, fragment=None)
+        return ClientConnectError(
+            f"The server at {url} redirects to {clean_line(str(target))} (HTTP {status}); "
+            "the client does not follow redirects of the MCP endpoint. If that is the server "
+            "you mean, connect with --server set to it.",
+            "redirected",
+        )
     if status == 401:
         return ClientConnectError(
             f"The server at {url} still refuses the sign-in (HTTP 401).", "invalid_token"
@@ -88,8 +102,23 @@ def as_connect_error(exc: Exception) -> ClientConnectError:
     if isinstance(exc, ClientConnectError):
         return exc
     if isinstance(exc, OAuthFlowError):
-        return ClientConnectError(f"Sign-in failed: {exc}", "authorization_failed")
+        return ClientConnectError(f"Sign-in failed: {quoted(str(exc))}", "authorization_failed")
     return ClientConnectError(str(exc), "storage_error")
+
+
+def quoted(text: str) -> str:
+    """Server text for a one-line message: inert, on one line, and not too long."""
+    flat = " ".join(clean_line(text).split())
+    return flat if len(flat) <= MAX_MESSAGE_CHARS else flat[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+def malformed_answer(url: str, what: str, exc: Exception) -> ClientConnectError:
+    """One line for an MCP answer that does not follow the protocol."""
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ClientConnectError(
+        f"The server at {url} sent a malformed answer to {what} ({quoted(first)}).",
+        "invalid_response",
+    )
 
 
 async def _checked(provider: SecureOAuthProvider, send: Callable[[], Awaitable[T]]) -> T:
@@ -97,10 +126,12 @@ async def _checked(provider: SecureOAuthProvider, send: Callable[[], Awaitable[T
     provider.take_failure()
     try:
         result = await send()
-    except (*EXPECTED_FAILURES, MCPError) as exc:
+    except (*EXPECTED_FAILURES, MCPError, ValueError) as exc:  # ValidationError is a ValueError
         cause: Exception = provider.take_failure() or exc
         if isinstance(cause, MCPError):
             raise
+        if isinstance(cause, ValueError):
+            raise malformed_answer(provider.context.server_url, "a request", cause) from exc
         raise as_connect_error(cause) from exc
     failure = provider.take_failure()
     if failure is not None:
@@ -122,7 +153,7 @@ async def preflight(http: httpx2.AsyncClient, provider: SecureOAuthProvider) -> 
 
 
 class McpToolSession:
-    """A ToolSession over an authorized mcp.Client."""
+    """A ToolSession over an authorized mcp.Client, bounded in what a server can make it hold."""
 
     def __init__(
         self,
@@ -131,40 +162,71 @@ class McpToolSession:
         provider: SecureOAuthProvider,
         write: Write,
         transport: httpx2.AsyncBaseTransport | None = None,
+        *,
+        settings: ClientSettings | None = None,
+        authorizer: Authorizer | None = None,
     ) -> None:
         self._client = client
         self._http = http
         self._transport = transport
         self._provider = provider
         self._write = write
+        self._settings = settings or provider.settings
+        self._authorizer = authorizer
+        self._url = provider.context.server_url
 
     async def list_tools(self) -> list[Tool]:
-        """Every page of the server's tools."""
+        """The server's tools: at most `max_tool_pages` pages and `max_tools` tools, trimmed."""
         tools: list[Tool] = []
         cursor: str | None = None
-        while True:
+        seen: set[str] = set()
+        for _ in range(self._settings.max_tool_pages):
             try:
                 page = await _checked(
                     self._provider, functools.partial(self._client.list_tools, cursor=cursor)
                 )
             except MCPError as exc:
                 raise ClientConnectError(
-                    f"Could not list the tools: {exc}", "server_error"
+                    f"Could not list the tools: {quoted(str(exc))}", "server_error"
                 ) from exc
             tools.extend(page.tools)
             cursor = page.next_cursor
-            if not cursor:
-                return tools
+            if not cursor or len(tools) > self._settings.max_tools:
+                break
+            if cursor in seen:
+                self._write(f"Note: the server's tool list repeats itself ({self._url}).")
+                break
+            seen.add(cursor)
+        else:
+            self._write(
+                f"Note: the server's tool list did not end after {self._settings.max_tool_pages} "
+                "pages; the client reads no more."
+            )
+        return bounded_tools(tools, self._settings, self._write)
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> CallToolResult:
-        """Call a tool; a JSON-RPC error becomes an `isError` result, a sign-in failure raises."""
+        """Call a tool; protocol errors and oversized or late answers become `isError` results.
+
+        A result over `max_result_chars` is cut, with a note for the user and for Claude; a
+        sign-in failure raises.
+        """
         try:
-            return await _checked(self._provider, lambda: self._client.call_tool(name, arguments))
+            result = await _checked(self._provider, lambda: self._client.call_tool(name, arguments))
         except MCPError as exc:
-            return CallToolResult(content=[TextContent(type="text", text=str(exc))], is_error=True)
+            return error_result(quoted(str(exc)))
+        except ClientConnectError as exc:
+            if exc.error not in _RESULT_FAILURES:
+                raise
+            return error_result(str(exc))
+        trimmed, note = truncate_result(result, self._settings.max_result_chars)
+        if note is not None:
+            self._write(f"Note: {clean_line(name)}: {note}")
+        return trimmed
 
     async def login(self) -> None:
-        """Revoke and forget the stored tokens, then sign in again now."""
+        """Revoke and forget the stored tokens, then sign in again now (a new sign-in budget)."""
+        if self._authorizer is not None:
+            self._authorizer.sign_ins = 0  # the user asked: the limit counts from here
         await self._revoke(lambda line: None)
         await preflight(self._http, self._provider)
 
@@ -177,6 +239,11 @@ class McpToolSession:
         async with httpx2.AsyncClient(transport=self._transport, timeout=30.0) as plain:
             await _revoke_and_delete(self._provider.storage, plain, write)
         self._provider.forget_tokens()
+
+
+def error_result(message: str) -> CallToolResult:
+    """A tool result saying the call failed (what Claude and `--call` see)."""
+    return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
 
 async def _revoke_and_delete(
@@ -224,12 +291,13 @@ async def connect(
         opener=opener,
         input_fn=input_fn,
         timeout=authorization_timeout,
+        max_sign_ins=settings.max_sign_ins,
     )
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(authorizer.close)
         provider = _provider(settings, authorizer, write)
         transport = ReportingTransport(
-            http_transport or httpx2.AsyncHTTPTransport(), provider.report
+            http_transport or httpx2.AsyncHTTPTransport(), provider.report, bounds(settings)
         )
         http = await stack.enter_async_context(
             httpx2.AsyncClient(
@@ -242,7 +310,20 @@ async def connect(
         await preflight(http, provider)
         client = Client(streamable_http_client(settings.server_url, http_client=http))
         await _checked(provider, functools.partial(stack.enter_async_context, client))
-        yield McpToolSession(client, http, provider, write, http_transport)
+        yield McpToolSession(
+            client, http, provider, write, http_transport, settings=settings, authorizer=authorizer
+        )
+
+
+def bounds(settings: ClientSettings) -> Bounds:
+    """How much one answer may cost, in bytes and seconds, by the settings."""
+    return Bounds(
+        mcp_url=settings.server_url,
+        mcp_bytes=settings.max_mcp_response_bytes,
+        mcp_seconds=settings.mcp_deadline,
+        other_bytes=settings.max_oauth_response_bytes,
+        other_seconds=settings.oauth_deadline,
+    )
 
 
 def _server_failure_hook(

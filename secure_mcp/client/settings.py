@@ -30,3 +30,15 @@ class ClientSettings:
     max_tool_rounds: int = 10
     anthropic_max_tokens: int = 4096  # per Claude turn
     max_step_up: int = 2  # re-authorizations on 403 insufficient_scope per request
+    confirm_tools: bool = False  # ask before each tool call Claude makes (--confirm-tools)
+    color: bool = True  # style the client's own lines on a terminal (off with NO_COLOR)
+    # Bounds on what a server can make the client do, hold or wait for (README, "Security"):
+    max_sign_ins: int = 3  # browser sign-ins per session; then the client stops
+    max_oauth_response_bytes: int = 256 * 1024  # metadata, registration, token answers
+    max_mcp_response_bytes: int = 16 * 1024 * 1024  # one MCP answer (a tool list page, a result)
+    max_tool_pages: int = 20  # tools/list pages read at most
+    max_tools: int = 200  # tools given to Claude at most
+    max_description_chars: int = 8 * 1024  # of one tool's description
+    max_result_chars: int = 100_000  # of one tool result's text (for Claude and the display)
+    oauth_deadline: float = 30.0  # seconds for one authorization-server request, body included
+    mcp_deadline: float = 120.0  # seconds for one MCP request, answer included

@@ -169,6 +169,7 @@ async def test_session_logout_then_login_again(
 async def test_sign_in_failure_mid_session_is_one_error_and_the_session_survives(
     settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
 ) -> None:
+    settings = dataclasses.replace(settings, max_sign_ins=4)  # four sign-ins in this session
     async with running(weather_mcp(fake_as), fake_as) as router:
         browser.router = router
         async with connect(

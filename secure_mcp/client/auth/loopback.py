@@ -69,33 +69,62 @@ def bind_loopback_socket() -> socket.socket:
 
 
 class LoopbackListener:
-    """Serves `/callback` on 127.0.0.1 during one authorization, then stops."""
+    """Serves this sign-in's redirect path on 127.0.0.1 during one authorization, then stops.
+
+    Every sign-in listens on 127.0.0.1 on the same port (the one in the redirect URIs): the
+    socket is bound again for each, and if that port has been taken meanwhile the sign-in stops
+    with one line. A socket that failed to bind is never listened on (`listen()` on an unbound
+    socket would pick all interfaces and a random port).
+    """
 
     def __init__(self, sock: socket.socket | None = None) -> None:
-        self._sock = sock or bind_loopback_socket()
+        self._sock: socket.socket | None = sock or bind_loopback_socket()
         self.port: int = self._sock.getsockname()[1]
         self._server: asyncio.Server | None = None
         self._result: asyncio.Future[AuthorizationCodeResult] | None = None
         self._state: str | None = None
+        self._path = CALLBACK_PATH
         self._writers: set[asyncio.StreamWriter] = set()
 
     @property
     def redirect_uri(self) -> str:
-        """The redirect URI this listener answers."""
+        """The redirect URI this listener answers (the base path; see `start`)."""
         return f"http://127.0.0.1:{self.port}{CALLBACK_PATH}"
 
-    async def start(self, state: str | None = None) -> None:
-        """Listen (before the browser opens) for the answer carrying `state`; may be repeated."""
+    def _bound_socket(self) -> socket.socket:
+        """A socket bound to 127.0.0.1 on this listener's port, not yet listening."""
+        sock, self._sock = self._sock, None  # the server owns (and closes) what it listens on
+        if sock is None:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                sock.bind(("127.0.0.1", self.port))
+            except OSError as exc:
+                sock.close()
+                raise ClientConnectError(
+                    f"Cannot listen for the sign-in on 127.0.0.1:{self.port} again "
+                    f"({exc.strerror or exc}); another program took the port. Start the "
+                    "client again.",
+                    "listener_unavailable",
+                ) from None
+        if sock.getsockname() != ("127.0.0.1", self.port):  # RFC 8252 7.3: loopback only
+            sock.close()
+            raise ClientConnectError(
+                "The sign-in listener is not bound to its redirect URI", "listener_unavailable"
+            )
+        return sock
+
+    async def start(self, state: str | None = None, path: str = CALLBACK_PATH) -> None:
+        """Listen (before the browser opens) for the answer carrying `state` at `path`.
+
+        May be repeated: each sign-in listens anew, on 127.0.0.1 and the same port.
+        """
         await self.stop()
         self._state = state
-        if self._sock.fileno() == -1:
-            self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._sock.bind(("127.0.0.1", self.port))
+        self._path = path
+        sock = self._bound_socket()
         self._result = asyncio.get_running_loop().create_future()
-        self._server = await asyncio.start_server(
-            self._handle, sock=self._sock, limit=MAX_REQUEST_BYTES
-        )
+        self._server = await asyncio.start_server(self._handle, sock=sock, limit=MAX_REQUEST_BYTES)
 
     async def wait(self, seconds: float) -> AuthorizationCodeResult:
         """The authorization response, once the browser brings it back."""
@@ -129,7 +158,9 @@ class LoopbackListener:
         if self._server is not None:
             self._server.close()
             self._server = None
-        self._sock.close()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
@@ -155,7 +186,7 @@ class LoopbackListener:
         method, _, rest = head.decode("latin-1").partition(" ")
         target = rest.partition(" ")[0]
         parts = urlsplit(target)
-        if method != "GET" or parts.path != CALLBACK_PATH:
+        if method != "GET" or parts.path != self._path:
             return "404 Not Found", render_page("Not found", "Nothing here.")
         if self._result is None or self._result.done():
             return "409 Conflict", render_page("Already done", "This sign-in is already complete.")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, Callable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 from mcp.client.auth import OAuthClientProvider, OAuthFlowError
@@ -15,6 +16,13 @@ from mcp.client.auth.utils import (
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
 from pydantic import AnyUrl
 
+from secure_mcp.client.auth.binding import (
+    Flow,
+    check_code_exchange,
+    require_https,
+    start_flow,
+    valid_access_token,
+)
 from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.interaction import Authorizer
 from secure_mcp.client.auth.resource import (
@@ -24,8 +32,11 @@ from secure_mcp.client.auth.resource import (
 )
 from secure_mcp.client.auth.storage import FileTokenStorage, StorageError
 from secure_mcp.client.settings import ClientSettings
+from secure_mcp.client.terminal import clean_line
 
 EXPECTED_FAILURES = (ClientConnectError, OAuthFlowError, StorageError)
+# What the SDK raises on an answer it cannot parse (pydantic's ValidationError is a ValueError).
+MALFORMED = (ValueError, KeyError, TypeError)
 MAX_EXPIRY_MARGIN = 30.0  # refresh up to this long before the access token expires
 ISSUER_REQUIRED = (
     "--client-id needs --client-issuer (MCP_CLIENT_ISSUER): the authorization server it is "
@@ -79,6 +90,21 @@ def step_of(request: httpx2.Request) -> str:
     return "registration"
 
 
+def malformed(exc: Exception, url: str) -> ClientConnectError:
+    """One line for an answer the flow could not use."""
+    first = clean_line(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:200]
+    return ClientConnectError(
+        f"The answer from {url} is malformed ({type(exc).__name__}: {first}); sign-in stopped.",
+        "invalid_response",
+    )
+
+
+def _without_token(request: httpx2.Request) -> httpx2.Request:
+    """`request` once more without its token: the caller gets the server's own 401 or 403."""
+    request.headers.pop("Authorization", None)
+    return request
+
+
 def is_step_up(response: httpx2.Response) -> bool:
     """A 403 asking for more scope (RFC 6750 3.1)."""
     error = extract_field_from_www_auth(response, "error")
@@ -111,10 +137,16 @@ class SecureOAuthProvider(OAuthClientProvider):
         self._write = write
         self._tried: list[str] = []
         self._bound: object = None
+        self._flow: Flow | None = None  # the sign-in in progress (RFC 9700 4.4)
         self.failure: Exception | None = None
         self._sign_in_scope: str | None = None  # a 401's challenged scope ("" when none)
         self._challenged_prm: str | None = None  # a 401's resource_metadata URL
         storage.current_issuer = self._current_issuer
+
+    @property
+    def settings(self) -> ClientSettings:
+        """The client's settings."""
+        return self._settings
 
     def _current_issuer(self) -> str | None:
         metadata = self.context.oauth_metadata
@@ -122,7 +154,7 @@ class SecureOAuthProvider(OAuthClientProvider):
 
     def _trace(self, line: str) -> None:
         if self._settings.verbose:
-            self._write(f"[oauth] {line}")
+            self._write(f"[oauth] {clean_line(line)}")
 
     async def _validate_resource(self, server_url: str, resource: str | None) -> None:
         """RFC 9728 3.3 / RFC 8707: PRM `resource` must name the server we connected to."""
@@ -144,6 +176,7 @@ class SecureOAuthProvider(OAuthClientProvider):
                 "discovery_failed",
             )
         self.check_issuer(str(metadata.issuer))
+        require_https(metadata)  # before a code, a verifier, a secret or a token goes there
         # MCP authorization, "Authorization Code Protection": clients MUST refuse to proceed
         # when code_challenge_methods_supported is absent or lacks S256 (RFC 7636 4.2).
         if "S256" not in (metadata.code_challenge_methods_supported or []):
@@ -170,8 +203,44 @@ class SecureOAuthProvider(OAuthClientProvider):
 
     async def _redirect(self, url: str) -> None:
         self.check_metadata()
+        metadata = self.context.oauth_metadata
+        assert metadata is not None  # check_metadata refuses to go on without it
+        self._flow = start_flow(metadata, url)  # RFC 9700 4.4: this sign-in's server
         self._trace("authorization: sending you to the authorization endpoint")
         await self._authorizer.redirect(url, self._current_issuer())
+
+    def _shared_identity(self, client: OAuthClientInformationFull) -> bool:
+        """A pre-registered or metadata-document client: its redirect URI is fixed elsewhere."""
+        client_id = client.client_id or ""
+        return client_id == self._settings.client_id or client_id.startswith(
+            ("https://", "http://")
+        )
+
+    def _own_redirect_uri(self, issuer: str) -> str:
+        return self._authorizer.redirect_uri_for(issuer)
+
+    def _registered_for(self, client: OAuthClientInformationFull, issuer: str) -> bool:
+        """A registration made with `issuer`'s own redirect path (any loopback port)."""
+        path = urlsplit(self._own_redirect_uri(issuer)).path
+        return any(urlsplit(str(uri)).path == path for uri in client.redirect_uris or [])
+
+    def _redirect_uri(self) -> str:
+        """This sign-in's redirect URI: the issuer's own path for a client we registered."""
+        client, metadata = self.context.client_info, self.context.oauth_metadata
+        if client is None or metadata is None or self._shared_identity(client):
+            return self._authorizer.redirect_uri
+        return self._own_redirect_uri(str(metadata.issuer))
+
+    def _with_own_redirect(self, request: httpx2.Request) -> httpx2.Request:
+        """The registration request, asking for this issuer's own redirect URI only."""
+        metadata = self.context.oauth_metadata
+        assert metadata is not None  # check_metadata ran first
+        uri = self._own_redirect_uri(str(metadata.issuer))
+        body = json.loads(request.content)
+        body["redirect_uris"] = [uri]
+        self.context.client_metadata.redirect_uris = [AnyUrl(uri)]
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
+        return httpx2.Request(request.method, request.url, json=body, headers=headers)
 
     async def _initialize(self) -> None:
         """Load tokens and registration, plus the metadata needed to refresh after a restart."""
@@ -187,6 +256,15 @@ class SecureOAuthProvider(OAuthClientProvider):
         ):
             # A metadata-document identity of another (or no) --client-metadata-url: the SDK
             # would keep sending it to the same issuer, so forget it and identify afresh.
+            self.context.client_info = None
+        stored = self.context.client_info
+        if (
+            stored is not None
+            and stored.issuer
+            and not self._shared_identity(stored)
+            and not self._registered_for(stored, stored.issuer)
+        ):
+            # A registration from before per-issuer redirect URIs: register again.
             self.context.client_info = None
         discovered = self.storage.discovered()
         if discovered is None:
@@ -217,10 +295,47 @@ class SecureOAuthProvider(OAuthClientProvider):
         no_hint = prm is None or prm.scopes_supported is None
         if self._sign_in_scope == "" and no_hint:
             self.context.client_metadata.scope = None
+        self._require_iss_for_shared_identity()
+        self.context.client_metadata.redirect_uris = [AnyUrl(self._redirect_uri())]
         return await super()._perform_authorization()
+
+    def _require_iss_for_shared_identity(self) -> None:
+        """A metadata-document client has one redirect URI at every server: it needs `iss`.
+
+        RFC 9700 4.4.2: without a redirect URI of its own per server, only the RFC 9207 `iss`
+        tells the answer of one server from another's; the SDK refuses a response without it
+        when the server advertises it, so a server that does not is refused here.
+        """
+        client, metadata = self.context.client_info, self.context.oauth_metadata
+        if (
+            client is not None
+            and metadata is not None
+            and (client.client_id or "").startswith(("https://", "http://"))
+            and not metadata.authorization_response_iss_parameter_supported
+        ):
+            raise ClientConnectError(
+                f"The authorization server {metadata.issuer} does not send `iss` with its "
+                "answers (RFC 9207), which a client identified by a metadata document needs "
+                "against mix-up attacks (RFC 9700 4.4); sign in without --client-metadata-url "
+                "to register with it instead.",
+                "invalid_request",
+            )
+
+    def _check_access_token(self) -> None:
+        """RFC 6750 2.1: an access token that cannot go in a header is refused, not stored."""
+        tokens = self.context.current_tokens
+        if tokens is not None and not valid_access_token(tokens.access_token):
+            self.context.clear_tokens()
+            self.storage.delete_tokens()
+            raise ClientConnectError(
+                "The authorization server issued an access token with characters an HTTP "
+                "header cannot carry (RFC 6750 2.1); it was not used.",
+                "invalid_token",
+            )
 
     async def _handle_token_response(self, response: httpx2.Response) -> None:
         await super()._handle_token_response(response)
+        self._check_access_token()
         self._refresh_early()
         client, issuer = self.context.client_info, self._current_issuer()
         if self._settings.client_id and client is not None and issuer:
@@ -230,6 +345,7 @@ class SecureOAuthProvider(OAuthClientProvider):
 
     async def _handle_refresh_response(self, response: httpx2.Response) -> bool:
         refreshed = await super()._handle_refresh_response(response)
+        self._check_access_token()
         self._refresh_early()
         return refreshed
 
@@ -243,13 +359,21 @@ class SecureOAuthProvider(OAuthClientProvider):
                 self.context.protected_resource_metadata,
             )
 
-    def _before(self, request: httpx2.Request) -> str:
+    def _before(self, request: httpx2.Request) -> tuple[str, httpx2.Request]:
+        """Check a request of the flow before it leaves; returns its step and what to send."""
         step = step_of(request)
         if step == "discovery":
             self._tried.append(str(request.url))
-        else:
-            self.check_metadata()
-        return step
+            return step, request
+        self.check_metadata()
+        metadata = self.context.oauth_metadata
+        assert metadata is not None  # check_metadata refuses to go on without it
+        if step == "token exchange":
+            flow, self._flow = self._flow, None
+            check_code_exchange(flow, metadata, request)
+        if step == "registration":
+            return step, self._with_own_redirect(request)
+        return step, request
 
     async def _after(self, step: str, request: httpx2.Request, response: httpx2.Response) -> None:
         where = f"{request.method} {request.url.copy_with(query=None)}"
@@ -296,24 +420,25 @@ class SecureOAuthProvider(OAuthClientProvider):
                     outgoing = await (
                         flow.__anext__() if response is None else flow.asend(response)
                     )
-                    step = "" if outgoing is request else self._before(outgoing)
+                    step = ""
+                    if outgoing is not request:
+                        step, outgoing = self._before(outgoing)
                     self._bind_if_discovered()
                 except StopAsyncIteration:
                     return
-                except EXPECTED_FAILURES as exc:
-                    self.failure = exc
-                    request.headers.pop("Authorization", None)
-                    yield request
+                except (*EXPECTED_FAILURES, *MALFORMED) as exc:
+                    self._keep_failure(exc, response)
+                    yield _without_token(request)
                     return
                 if not step:
                     self._tried = []
                 response = yield outgoing
-                if self.failure is not None and step:  # the network failed under the flow
-                    request.headers.pop("Authorization", None)
-                    yield request
-                    return
                 if step:
-                    await self._after(step, outgoing, response)
+                    if self.failure is None:
+                        await self._after_checked(step, outgoing, response)
+                    if self.failure is not None:  # the network under the flow, or its answer
+                        yield _without_token(request)
+                        return
                 elif response.status_code == 401:
                     self._trace(f"{request.url}: HTTP 401, sign-in needed")
                     self._sign_in_scope = extract_field_from_www_auth(response, "scope") or ""
@@ -325,6 +450,21 @@ class SecureOAuthProvider(OAuthClientProvider):
                         return  # the caller gets this 403 and `failure` says why
         finally:
             await flow.aclose()
+
+    async def _after_checked(
+        self, step: str, request: httpx2.Request, response: httpx2.Response
+    ) -> None:
+        try:
+            await self._after(step, request, response)
+        except (*EXPECTED_FAILURES, *MALFORMED) as exc:
+            self._keep_failure(exc, response)
+
+    def _keep_failure(self, exc: Exception, response: httpx2.Response | None) -> None:
+        """Keep the flow's failure (the first one wins); an unusable answer gets one line."""
+        if not isinstance(exc, EXPECTED_FAILURES):
+            url = str(response.request.url.copy_with(query=None)) if response else "the server"
+            exc = malformed(exc, url)
+        self.failure = self.failure or exc
 
     def report(self, failure: ClientConnectError) -> None:
         """Record a failure seen outside the flow (the first one wins)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 import anthropic
@@ -17,6 +18,7 @@ from anthropic.types import (
     ToolUseBlock,
 )
 
+from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.chat.render import (
     Write,
     one_line,
@@ -27,12 +29,18 @@ from secure_mcp.client.chat.render import (
 from secure_mcp.client.chat.tools import claude_tools, tool_failure_block, tool_result_block
 from secure_mcp.client.session import ToolSession
 from secure_mcp.client.settings import ClientSettings
+from secure_mcp.client.terminal import clean
 
 SYSTEM_PROMPT = (
     "You help the user with the tools of an MCP server they signed in to. Call a tool whenever "
     "it helps; independent calls may go together in one turn. Answer briefly and plainly."
 )
 ROUND_LIMIT_NOTE = "not run: the limit of tool rounds for one question was reached"
+DECLINED = "not run: the user declined this tool call"
+CONFIRM_PROMPT = "  Run this tool call? [y/N] "
+
+Ask = Callable[[str], Awaitable[str]]
+"""Reads the user's answer to a question (the prompt's reader)."""
 
 # (HTTP status, API error type, message): the first row matching either is used.
 _STATUS_MESSAGES: tuple[tuple[int, str, str], ...] = (
@@ -91,12 +99,15 @@ class ClaudeChat:
         session: ToolSession,
         settings: ClientSettings,
         write: Write,
+        ask: Ask | None = None,
     ) -> None:
         self.history: list[MessageParam] = []
+        self.confirm_tools = settings.confirm_tools  # ask before each call (`/confirm on|off`)
         self._client = client
         self._session = session
         self._settings = settings
         self._write = write
+        self._ask = ask
         self._tools: list[ToolParam] | None = None
         self._mid_line = False
 
@@ -167,23 +178,43 @@ class ClaudeChat:
             self.history.append({"role": "assistant", "content": content})
         return message
 
+    async def _confirmed(self) -> bool:
+        """The user's yes to the call just shown; anything else (end of input too) is a no."""
+        if self._ask is None:
+            return False
+        try:
+            answer = await self._ask(CONFIRM_PROMPT)
+        except (EOFError, KeyboardInterrupt):
+            return False
+        return answer.strip().lower() in ("y", "yes")
+
     async def _run_tool(self, use: ToolUseBlock) -> ToolResultBlockParam:
-        """Call one tool; its failure goes back to Claude as an `is_error` result."""
+        """Call one tool; its failure (or the user's no) goes back to Claude as `is_error`."""
         show_tool_call(self._write, use.name, use.input)
+        if self.confirm_tools and not await self._confirmed():
+            show_tool_failure(self._write, DECLINED)
+            return tool_failure_block(use.id, DECLINED)
         arguments: dict[str, Any] = dict(use.input)
         try:
             result = await self._session.call_tool(use.name, arguments)
+        except ClientConnectError as exc:
+            if exc.fatal:  # e.g. the sign-in limit: the client stops
+                raise
+            return self._failed(use, exc)
         except Exception as exc:  # reported to Claude, never raised past the loop
-            message = f"tool call failed: {type(exc).__name__}: {exc}"
-            show_tool_failure(self._write, message)
-            return tool_failure_block(use.id, message)
+            return self._failed(use, exc)
         show_tool_result(self._write, result)
         return tool_result_block(use.id, result)
 
+    def _failed(self, use: ToolUseBlock, exc: Exception) -> ToolResultBlockParam:
+        message = f"tool call failed: {type(exc).__name__}: {exc}"
+        show_tool_failure(self._write, message)
+        return tool_failure_block(use.id, message)
+
     def _text(self, text: str) -> None:
-        """Write streamed text, remembering whether the line is still open."""
+        """Write streamed text (cleaned: it is Claude's), remembering whether the line is open."""
         if text:
-            self._write(text)
+            self._write(clean(text))
             self._mid_line = not text.endswith("\n")
 
     def _end_line(self) -> None:

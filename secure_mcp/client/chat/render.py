@@ -1,24 +1,28 @@
-"""How the terminal shows tools, tool calls and their results."""
+"""How the terminal shows tools, tool calls and their results (server and model text cleaned)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from typing import Any
 
 from mcp.types import CallToolResult, Tool
 
 from secure_mcp.client.chat.tools import result_json, result_text
+from secure_mcp.client.terminal import Styled, clean, clean_line
 
 Write = Callable[[str], None]
 """Writes text exactly as given (no newline added): streamed answers arrive in pieces."""
 
 PREVIEW_CHARS = 160
+CALL_PREFIX = "  ⚙ "
+WRAP_INDENT = "      "
 
 
 def one_line(text: str, limit: int = PREVIEW_CHARS) -> str:
-    """`text` on one line (whitespace collapsed), cut to `limit` characters with an ellipsis."""
-    flat = " ".join(text.split())
+    """`text` cleaned onto one line (whitespace collapsed), cut to `limit` with an ellipsis."""
+    flat = " ".join(clean_line(text).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -27,9 +31,29 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
-def show_tool_call(write: Write, name: str, arguments: Any) -> None:
-    """One line naming the tool Claude calls and its arguments."""
-    write(f"  ⚙ {name} {one_line(compact_json(arguments))}\n")
+def terminal_width() -> int:
+    """Columns to wrap at: the terminal's, within 40 and 200 (100 when not a terminal)."""
+    return min(max(shutil.get_terminal_size((100, 24)).columns, 40), 200)
+
+
+def hard_wrap(text: str, width: int) -> list[str]:
+    """`text` in pieces of `width` characters: every character kept, nothing cut or dropped."""
+    return [text[start : start + width] for start in range(0, len(text), width)] or [""]
+
+
+def tool_call_text(name: str, arguments: Any, width: int) -> str:
+    """The tool-call line: the tool and its complete arguments, wrapped at `width`, never cut."""
+    head = f"{CALL_PREFIX}{clean_line(name)}"
+    body = clean_line(compact_json(arguments))
+    if len(head) + 1 + len(body) <= width:
+        return f"{head} {body}\n"
+    pieces = hard_wrap(body, max(width - len(WRAP_INDENT), 20))
+    return head + "\n" + "".join(f"{WRAP_INDENT}{piece}\n" for piece in pieces)
+
+
+def show_tool_call(write: Write, name: str, arguments: Any, width: int | None = None) -> None:
+    """The tool Claude calls with all of its arguments, in the client's own (bold) style."""
+    write(Styled(tool_call_text(name, arguments, width or terminal_width())))
 
 
 def show_tool_result(write: Write, result: CallToolResult) -> None:
@@ -44,16 +68,17 @@ def show_tool_failure(write: Write, message: str) -> None:
 
 
 def show_tools(write: Write, tools: list[Tool]) -> None:
-    """The server's tools, one per line with the first line of the description."""
+    """The server's tools: each name, then the whole description the model sees (cleaned)."""
     if not tools:
         write("The server offers no tools.\n")
         return
-    width = max(len(tool.name) for tool in tools)
     for tool in tools:
-        summary = (tool.description or "").strip().splitlines()
-        write(f"  {tool.name.ljust(width)}  {summary[0] if summary else ''}".rstrip() + "\n")
+        write(f"  {clean_line(tool.name)}\n")
+        description = clean((tool.description or "").strip())
+        for line in description.splitlines():
+            write(f"      {line}".rstrip() + "\n")
 
 
 def show_result_json(write: Write, result: CallToolResult) -> None:
-    """A tool result as indented JSON (what `/call` and `--call` print)."""
-    write(json.dumps(result_json(result), indent=2, ensure_ascii=False) + "\n")
+    """A tool result as indented JSON (what `/call` and `--call` print); still valid JSON."""
+    write(clean(json.dumps(result_json(result), indent=2, ensure_ascii=False)) + "\n")

@@ -17,6 +17,7 @@ from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.chat.claude import ClaudeChat, ClaudeError
 from secure_mcp.client.chat.render import Write, show_result_json, show_tools
 from secure_mcp.client.session import ToolSession
+from secure_mcp.client.terminal import clean_line
 
 PROMPT = "> "
 HELP = """\
@@ -25,6 +26,7 @@ Commands:
   /call TOOL [JSON]   call a tool yourself, e.g. /call get_alerts {"state": "CA"}
   /login              sign in again
   /logout             revoke and forget the stored tokens
+  /confirm on|off     ask before each tool call Claude makes (or stop asking)
   /clear              forget the conversation with Claude
   /help               this list
   /quit               leave (Ctrl-D works too)
@@ -79,9 +81,11 @@ class Commands:
         try:
             return await self._dispatch(line.strip())
         except UsageError as exc:
-            self._write(f"{exc}\n")
+            self._write(f"{clean_line(str(exc))}\n")
         except EXPECTED_ERRORS as exc:
-            self._write(f"Error: {exc}\n")
+            if isinstance(exc, ClientConnectError) and exc.fatal:
+                raise  # the session ends: cli.main says why in one line
+            self._write(f"Error: {clean_line(str(exc))}\n")
         return True
 
     async def _dispatch(self, line: str) -> bool:
@@ -105,6 +109,7 @@ class Commands:
             "/call": self._call,
             "/login": self._login,
             "/logout": self._logout,
+            "/confirm": self._confirm,
             "/clear": self._clear,
             "/help": self._help,
         }
@@ -132,6 +137,20 @@ class Commands:
     async def _logout(self, _: str) -> None:
         await self._session.logout()
         self._write("Tool calls will ask you to sign in again (/login).\n")
+
+    async def _confirm(self, rest: str) -> None:
+        if self._chat is None:
+            self._write(CLAUDE_OFF)
+            return
+        choice = rest.strip().lower()
+        if choice not in ("on", "off"):
+            state = "on" if self._chat.confirm_tools else "off"
+            raise UsageError(f"usage: /confirm on|off (now {state})")
+        self._chat.confirm_tools = choice == "on"
+        if self._chat.confirm_tools:
+            self._write("Claude's tool calls will wait for your yes.\n")
+        else:
+            self._write("Claude's tool calls run without asking (each is still shown).\n")
 
     async def _clear(self, _: str) -> None:
         if self._chat is not None:

@@ -61,8 +61,11 @@ async def test_without_claude_tools_and_call_still_work() -> None:
     )
     assert await transcript(session, None, out) == (
         "> /tools\n"
-        "  get_alerts    Active weather alerts for a US state.\n"
-        "  get_forecast  Forecast for a latitude and longitude.\n"
+        "  get_alerts\n"
+        "      Active weather alerts for a US state.\n"
+        "      Two-letter code.\n"
+        "  get_forecast\n"
+        "      Forecast for a latitude and longitude.\n"
         '> /call get_alerts {"state": "CA"}\n'
         '{\n  "alerts": 0\n}\n'
         "> alerts in CA?\n" + CLAUDE_OFF + "> /quit\n"

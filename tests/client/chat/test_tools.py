@@ -81,10 +81,15 @@ def test_one_line_collapses_and_cuts() -> None:
     assert one_line("x" * 10, limit=5) == "xxxx…"
 
 
-def test_show_tools_aligns_names_and_first_description_line() -> None:
+def test_show_tools_shows_each_whole_description() -> None:
     out = Transcript()
     show_tools(out.write, [ALERTS, Tool(name="ping", input_schema={"type": "object"})])
-    assert out.text == ("  get_alerts  Active weather alerts for a US state.\n  ping\n")
+    assert out.text == (
+        "  get_alerts\n"
+        "      Active weather alerts for a US state.\n"
+        "      Two-letter code.\n"
+        "  ping\n"
+    )
 
 
 def test_show_tools_when_there_are_none() -> None:
