@@ -14,6 +14,7 @@ from typing import Any
 
 from anthropic import AsyncAnthropic
 
+from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.provider import ISSUER_REQUIRED
 from secure_mcp.client.chat.claude import ClaudeChat
 from secure_mcp.client.chat.prompt import default_reader
@@ -198,7 +199,12 @@ class Runner:
 
     def _reader(self) -> ReadLine:
         if self.read_line is None:
-            self.read_line = default_reader(self.settings.state_dir)
+            try:
+                self.read_line = default_reader(self.settings.state_dir, warn=self.note)
+            except OSError as exc:  # the history file is a link, another user's, unreadable
+                raise ClientConnectError(
+                    f"Cannot use the prompt history: {exc}", "storage_error"
+                ) from None
         return self.read_line
 
     async def _call(self, session: ToolSession, name: str, arguments: dict[str, Any]) -> int:

@@ -236,7 +236,7 @@ class McpToolSession:
 
     async def _revoke(self, write: Write) -> None:
         # A plain client: revocation must not carry the bearer token or start a sign-in.
-        async with httpx2.AsyncClient(transport=self._transport, timeout=30.0) as plain:
+        async with _revocation_client(self._settings, self._transport) as plain:
             await _revoke_and_delete(self._provider.storage, plain, write)
         self._provider.forget_tokens()
 
@@ -268,8 +268,19 @@ async def _revoke_and_delete(
     return bool(stored)
 
 
-def _storage(settings: ClientSettings) -> FileTokenStorage:
-    return FileTokenStorage(settings.state_dir, resource_url_from_server_url(settings.server_url))
+def _revocation_client(
+    settings: ClientSettings, transport: httpx2.AsyncBaseTransport | None
+) -> httpx2.AsyncClient:
+    """A plain client for RFC 7009 requests, bounded like every other (a failure is a 503)."""
+    bounded = ReportingTransport(
+        transport or httpx2.AsyncHTTPTransport(), lambda failure: None, bounds(settings)
+    )
+    return httpx2.AsyncClient(transport=bounded, timeout=30.0)
+
+
+def _storage(settings: ClientSettings, write: Write) -> FileTokenStorage:
+    resource = resource_url_from_server_url(settings.server_url)
+    return FileTokenStorage(settings.state_dir, resource, warn=write)
 
 
 @asynccontextmanager
@@ -345,7 +356,7 @@ def _provider(
 ) -> SecureOAuthProvider:
     """The OAuth provider for `settings`, or a one-line error for a bad CIMD URL."""
     try:
-        return SecureOAuthProvider(settings, _storage(settings), authorizer, write)
+        return SecureOAuthProvider(settings, _storage(settings, write), authorizer, write)
     except ValueError as exc:  # the SDK refuses a CIMD URL that is not https with a path
         raise ClientConnectError(
             f"--client-metadata-url must be an https URL with a path: {exc}", "invalid_client"
@@ -360,7 +371,7 @@ async def logout_stored(
 ) -> bool:
     """`--logout` without connecting to the MCP server: revoke and delete stored tokens."""
     try:
-        async with httpx2.AsyncClient(transport=http_transport, timeout=30.0) as http:
-            return await _revoke_and_delete(_storage(settings), http, write)
+        async with _revocation_client(settings, http_transport) as http:
+            return await _revoke_and_delete(_storage(settings, write), http, write)
     except StorageError as exc:
         raise ClientConnectError(str(exc), "storage_error") from exc

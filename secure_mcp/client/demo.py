@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -13,15 +16,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import httpx2
 
 from secure_mcp.common.paths import default_demo_log_dir
-from secure_mcp.common.private_files import ensure_private_dir
+from secure_mcp.common.private_files import check_private_dir, ensure_private_dir, open_private
 
 OAUTH_HEALTH = "http://localhost:8003/health"
 WEATHER_HEALTH = "http://127.0.0.1:8000/health"
 LOG_TAIL_LINES = 15
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class DemoError(Exception):
@@ -60,6 +65,7 @@ class DemoSettings:
     """What demo.py runs; everything it does not know goes to client.py."""
 
     nws_replay: bool = False
+    reuse: bool = False  # use servers already answering on the ports (only when asked)
     client_args: tuple[str, ...] = ()
     root: Path = Path(__file__).resolve().parents[2]
     python: str = sys.executable
@@ -92,18 +98,54 @@ def parse_demo_args(argv: Sequence[str], env: Mapping[str, str]) -> DemoSettings
         dest="nws_replay",
         help="weather.py serves recorded NWS responses (no internet needed)",
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="use an oauth.py or weather.py already answering on its port instead of stopping",
+    )
     known, rest = parser.parse_known_args(list(argv))
     return DemoSettings(
-        nws_replay=known.nws_replay, client_args=tuple(rest), log_dir=default_demo_log_dir(env)
+        nws_replay=known.nws_replay,
+        reuse=known.reuse,
+        client_args=tuple(rest),
+        log_dir=default_demo_log_dir(env),
     )
 
 
+def parent_death_signal() -> Callable[[], None] | None:
+    """A `preexec_fn` asking Linux to send SIGTERM to the child when demo.py dies (prctl).
+
+    Even SIGKILL of demo.py then stops its servers. None where there is no prctl (not Linux).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    parent = os.getpid()
+
+    def arm() -> None:  # runs in the child, between fork and exec
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # demo.py died before the signal was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
+def open_log(log_path: Path) -> int:
+    """The log file, created (or emptied) with mode 0600: logs may name the demo login."""
+    ensure_private_dir(log_path.parent)
+    check_private_dir(log_path.parent, print)
+    fd = open_private(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, print)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 def popen_launcher(env: Mapping[str, str]) -> Launcher:
-    """Start programs in their own session, so Ctrl-C in the terminal reaches only the client."""
+    """Start programs in their own session (Ctrl-C in the terminal reaches only the client),
+    stopped by the kernel if demo.py itself is killed."""
 
     def launch(argv: Sequence[str], log_path: Path) -> Process:
-        ensure_private_dir(log_path.parent)  # logs may name the demo login
-        with log_path.open("wb") as log:
+        log = open_log(log_path)
+        try:
             return subprocess.Popen(  # noqa: S603 - our own scripts, no shell
                 list(argv),
                 stdout=log,
@@ -111,7 +153,10 @@ def popen_launcher(env: Mapping[str, str]) -> Launcher:
                 stdin=subprocess.DEVNULL,
                 env={**env, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,
+                preexec_fn=parent_death_signal(),
             )
+        finally:
+            os.close(log)
 
     return launch
 
@@ -123,6 +168,22 @@ def http_probe(url: str) -> bool:
     except httpx2.TransportError:
         return False
     return True
+
+
+def port_in_use(url: str) -> bool:
+    """True when something accepts connections on `url`'s host and port (any address of it)."""
+    parts = urlsplit(url)
+    port = parts.port or 80
+    try:
+        addresses = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.settimeout(1.0)
+            if sock.connect_ex(address) == 0:
+                return True
+    return False
 
 
 def _log_lines(path: Path) -> list[str]:
@@ -166,6 +227,7 @@ class Demo:
     launch: Launcher
     run_client: RunClient
     probe: Probe = http_probe
+    busy: Probe = port_in_use
     write: Callable[[str], None] = print
     sleep: Callable[[float], None] = time.sleep
     on_hangup: Callable[[], None] = exit_on_hangup
@@ -187,9 +249,15 @@ class Demo:
             self.stop_all()
 
     def _start(self, server: Server) -> None:
-        if self.probe(server.health_url):
+        if self.settings.reuse and self.probe(server.health_url):
             self.write(f"{server.name} is already running ({server.health_url}); using it.")
             return
+        if self.busy(server.health_url):  # anything can answer there: never used unasked
+            port = urlsplit(server.health_url).port
+            raise DemoError(
+                f"port {port} is already in use, so {server.name} cannot start there; stop "
+                f"the program using it, or pass --reuse to use a {server.name} already running."
+            )
         log_path = self.settings.log_dir / f"{Path(server.name).stem}.log"
         self.write(f"Starting {server.name} (log: {log_path}) ...")
         process = self.launch(server.argv, log_path)

@@ -275,7 +275,7 @@ def test_writers(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_default_runner_reads_the_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     out = Transcript("/quit")
-    monkeypatch.setattr(cli, "default_reader", lambda state_dir: out.read_line)
+    monkeypatch.setattr(cli, "default_reader", lambda state_dir, **kwargs: out.read_line)
     assert (
         main(
             ["--state-dir", str(tmp_path)], {}, connect=fake_connect(FakeSession()), write=out.write

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import stat
@@ -98,6 +99,7 @@ class World:
             self.launch,
             self.run_client,
             probe=self.probe,
+            busy=self.probe,
             write=self.output.append,
             sleep=lambda seconds: None,
             on_hangup=lambda: self.events.append("hangup handlers"),
@@ -165,10 +167,12 @@ def test_a_server_that_never_answers_times_out(tmp_path: Path) -> None:
     assert world.output[-2] == f"demo.py: oauth.py did not answer {OAUTH_HEALTH} in time"
 
 
-def test_running_servers_are_reused_and_left_alone(tmp_path: Path) -> None:
+def test_running_servers_are_reused_and_left_alone_with_reuse(tmp_path: Path) -> None:
     world = World(tmp_path)
     world.healthy = {OAUTH_HEALTH, WEATHER_HEALTH}
-    assert world.demo().run() == 0
+    settings = dataclasses.replace(world.settings, reuse=True)
+    assert parse_demo_args(["--reuse"], {}).reuse
+    assert world.demo(settings).run() == 0
     assert world.events == ["hangup handlers", "client "]
     assert world.output == [
         f"oauth.py is already running ({OAUTH_HEALTH}); using it.",

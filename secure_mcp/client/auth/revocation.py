@@ -9,6 +9,8 @@ from urllib.parse import quote
 import httpx2
 from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata, OAuthToken
 
+from secure_mcp.client.auth.binding import secure_url
+
 
 def client_authentication(
     client: OAuthClientInformationFull, data: dict[str, str]
@@ -40,6 +42,9 @@ async def revoke_tokens(
     endpoint = metadata.revocation_endpoint if metadata else None
     if endpoint is None or client is None:
         write("The authorization server offers no revocation; the tokens were only deleted here.")
+        return False
+    if not secure_url(str(endpoint)):  # MCP authorization: https, or loopback http
+        write(f"Not sent: the revocation endpoint {endpoint} is not https.")
         return False
     revoked = True
     pairs = [(tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token")]

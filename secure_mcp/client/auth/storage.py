@@ -19,14 +19,51 @@ from mcp.shared.auth import (
     OAuthToken,
     ProtectedResourceMetadata,
 )
+from pydantic import BaseModel, ValidationError
 
-from secure_mcp.common.private_files import ensure_private_dir, read_json, write_private_json
+from secure_mcp.common.private_files import (
+    Warn,
+    check_private_dir,
+    ensure_private_dir,
+    read_private_json,
+    write_private_json,
+)
 
 STATE_FILE = "oauth-state.json"
 
 
 class StorageError(Exception):
-    """The state file is unreadable or malformed."""
+    """The state file is unreadable or malformed; `str(exc)` is one line."""
+
+
+class _TokenEntry(BaseModel):
+    token: OAuthToken
+    expires_at: float | None = None
+
+
+class _ServerEntry(BaseModel):
+    metadata: OAuthMetadata | None = None
+    client: OAuthClientInformationFull | None = None
+
+
+class _ResourceEntry(BaseModel):
+    issuer: str
+    authorization_server: str
+    resource_metadata: ProtectedResourceMetadata | None = None
+
+
+class _StateFile(BaseModel):
+    """The file's shape, checked whole when it is read: any other shape is one error line."""
+
+    resources: dict[str, _ResourceEntry]
+    servers: dict[str, _ServerEntry]
+    tokens: dict[str, dict[str, _TokenEntry]]
+
+
+def _problem(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the top level"
+    return f"{where}: {first['msg']}"
 
 
 def _empty_state() -> dict[str, Any]:
@@ -36,9 +73,10 @@ def _empty_state() -> dict[str, Any]:
 class FileTokenStorage:
     """The SDK's TokenStorage on a private file, for one resource (the MCP server URL)."""
 
-    def __init__(self, state_dir: Path, resource: str) -> None:
+    def __init__(self, state_dir: Path, resource: str, warn: Warn = lambda line: None) -> None:
         self.path = state_dir / STATE_FILE
         self.resource = resource
+        self._warn = warn
         # Set by the provider: the issuer of the authorization server in use right now.
         self.current_issuer: Callable[[], str | None] = lambda: None
 
@@ -47,20 +85,28 @@ class FileTokenStorage:
 
     def _load(self) -> dict[str, Any]:
         try:
-            raw = read_json(self.path)
-        except (OSError, ValueError) as exc:
-            raise StorageError(f"cannot read {self.path}: {exc}") from exc
+            if self.path.parent.exists():
+                check_private_dir(self.path.parent, self._warn)
+            raw = read_private_json(self.path, self._warn)
+        except (OSError, ValueError) as exc:  # unreadable, not ours, a link, not JSON or UTF-8
+            raise StorageError(f"cannot read {self.path}: {exc}") from None
         if raw is None:
             return _empty_state()
-        if not isinstance(raw, dict) or not all(
-            isinstance(raw.get(key), dict) for key in ("resources", "servers", "tokens")
-        ):
-            raise StorageError(f"{self.path} is malformed; delete it to start afresh")
-        return raw
+        try:
+            _StateFile.model_validate(raw)
+        except ValidationError as exc:
+            raise StorageError(
+                f"{self.path} is malformed ({_problem(exc)}); delete it to start afresh"
+            ) from None
+        return dict(raw)
 
     def _save(self, state: dict[str, Any]) -> None:
-        ensure_private_dir(self.path.parent)  # created 0700; an existing folder is left alone
-        write_private_json(self.path, state)
+        try:
+            ensure_private_dir(self.path.parent)  # created 0700
+            check_private_dir(self.path.parent, self._warn)
+            write_private_json(self.path, state)
+        except OSError as exc:
+            raise StorageError(f"cannot write {self.path}: {exc}") from None
 
     def issuer(self) -> str | None:
         """The issuer this resource was last authorized with, if any."""

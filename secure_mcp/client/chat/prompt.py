@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import os
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
 
@@ -16,7 +18,12 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 
 from secure_mcp.client.chat.repl import ReadLine
-from secure_mcp.common.private_files import ensure_private_dir
+from secure_mcp.common.private_files import (
+    Warn,
+    check_private_dir,
+    ensure_private_dir,
+    open_private,
+)
 
 HISTORY_FILE = "prompt-history"
 
@@ -26,19 +33,57 @@ def history_path(state_dir: Path) -> Path:
     return state_dir / HISTORY_FILE
 
 
-def _touch_private(path: Path) -> None:
-    """Create `path` with mode 0600 if missing (questions may be private)."""
+class PrivateFileHistory(FileHistory):
+    """prompt_toolkit's history file, opened only as a private file: never through a link."""
+
+    def __init__(self, path: Path, warn: Warn) -> None:
+        super().__init__(str(path))
+        self._path = path
+        self._warn = warn
+
+    def load_history_strings(self) -> Iterable[str]:
+        """The stored lines, newest first (read through a checked descriptor)."""
+        with os.fdopen(open_private(self._path, os.O_RDONLY, self._warn), "rb") as handle:
+            data = handle.read().decode("utf-8", errors="replace")
+        strings, lines = [], []
+        for line in data.splitlines(keepends=True):
+            if line.startswith("+"):
+                lines.append(line[1:])
+            elif lines:
+                strings.append("".join(lines)[:-1])
+                lines = []
+        if lines:
+            strings.append("".join(lines)[:-1])
+        return reversed(strings)
+
+    def store_string(self, string: str) -> None:
+        """Append one entry (O_APPEND on a checked descriptor)."""
+        entry = f"\n# {datetime.datetime.now()}\n" + "".join(
+            f"+{line}\n" for line in string.split("\n")
+        )
+        fd = open_private(self._path, os.O_WRONLY | os.O_APPEND, self._warn)
+        with os.fdopen(fd, "ab") as handle:
+            handle.write(entry.encode("utf-8", errors="replace"))
+
+
+def _touch_private(path: Path, warn: Warn) -> None:
+    """Create `path` with mode 0600 if missing (questions may be private), never via a link."""
     ensure_private_dir(path.parent)
-    os.close(os.open(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o600))
+    check_private_dir(path.parent, warn)
+    os.close(open_private(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, warn))
 
 
 def terminal_reader(
-    history: Path, *, term_input: Input | None = None, term_output: Output | None = None
+    history: Path,
+    *,
+    term_input: Input | None = None,
+    term_output: Output | None = None,
+    warn: Warn = lambda line: None,
 ) -> ReadLine:
     """A prompt with line editing and a history file; Ctrl-C and Ctrl-D raise as ReadLine says."""
-    _touch_private(history)
+    _touch_private(history, warn)
     session: PromptSession[str] = PromptSession(
-        history=FileHistory(str(history)), input=term_input, output=term_output
+        history=PrivateFileHistory(history, warn), input=term_input, output=term_output
     )
 
     async def read(prompt: str) -> str:
@@ -77,9 +122,11 @@ def stream_reader(stream: TextIO) -> ReadLine:
     return read
 
 
-def default_reader(state_dir: Path, stdin: TextIO | None = None) -> ReadLine:
+def default_reader(
+    state_dir: Path, stdin: TextIO | None = None, warn: Warn = lambda line: None
+) -> ReadLine:
     """The terminal prompt when stdin is a terminal, else plain lines from stdin."""
     stream = stdin if stdin is not None else sys.stdin
     if stream.isatty():
-        return terminal_reader(history_path(state_dir))
+        return terminal_reader(history_path(state_dir), warn=warn)
     return stream_reader(stream)

@@ -12,10 +12,10 @@ from secure_mcp.client.auth.revocation import revoke_tokens
 
 METADATA = OAuthMetadata.model_validate(
     {
-        "issuer": "http://as",
-        "authorization_endpoint": "http://as/authorize",
-        "token_endpoint": "http://as/token",
-        "revocation_endpoint": "http://as/revoke",
+        "issuer": "https://as",
+        "authorization_endpoint": "https://as/authorize",
+        "token_endpoint": "https://as/token",
+        "revocation_endpoint": "https://as/revoke",
     }
 )
 TOKENS = OAuthToken(access_token="access", refresh_token="refresh")
@@ -117,7 +117,7 @@ async def test_refusal_and_unreachable_are_reported() -> None:
 
     lines.clear()
     assert not await _revoke(httpx2.MockTransport(down), client, lines)
-    assert lines[0] == "Could not reach http://as/revoke to revoke the refresh_token: ConnectError"
+    assert lines[0] == "Could not reach https://as/revoke to revoke the refresh_token: ConnectError"
 
 
 async def test_no_endpoint_or_no_client_means_local_delete_only() -> None:

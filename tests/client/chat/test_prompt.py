@@ -70,7 +70,7 @@ def test_default_reader_prompts_on_a_terminal(
 
     seen: list[Path] = []
 
-    def fake_terminal_reader(path: Path) -> ReadLine:
+    def fake_terminal_reader(path: Path, **kwargs: object) -> ReadLine:
         seen.append(path)
         return stream_reader(Tty())
 
