@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -36,9 +37,18 @@ def terminal_width() -> int:
     return min(max(shutil.get_terminal_size((100, 24)).columns, 40), 200)
 
 
+_UNITS = re.compile(r"\\u[0-9a-fA-F]{4}|\\.|.", re.DOTALL)  # an escape stays on one line
+
+
 def hard_wrap(text: str, width: int) -> list[str]:
-    """`text` in pieces of `width` characters: every character kept, nothing cut or dropped."""
-    return [text[start : start + width] for start in range(0, len(text), width)] or [""]
+    """`text` in lines of at most `width` characters: every character kept, none dropped."""
+    lines, line = [], ""
+    for unit in _UNITS.findall(text):
+        if line and len(line) + len(unit) > width:
+            lines.append(line)
+            line = ""
+        line += unit
+    return [*lines, line]
 
 
 def tool_call_text(name: str, arguments: Any, width: int) -> str:
