@@ -105,6 +105,15 @@ def _without_token(request: httpx2.Request) -> httpx2.Request:
     return request
 
 
+def still_refused(request: httpx2.Request) -> ClientConnectError:
+    """The MCP server refused the token of a sign-in made for this very request."""
+    return ClientConnectError(
+        f"The server at {request.url.copy_with(query=None)} still refuses the sign-in "
+        "(HTTP 401).",
+        "invalid_token",
+    )
+
+
 def is_step_up(response: httpx2.Response) -> bool:
     """A 403 asking for more scope (RFC 6750 3.1)."""
     error = extract_field_from_www_auth(response, "error")
@@ -414,6 +423,7 @@ class SecureOAuthProvider(OAuthClientProvider):
         flow = super()._auth_flow(request)
         response: httpx2.Response | None = None
         step_ups = 0
+        refused = False  # the request was answered 401 once already in this flow
         try:
             while True:
                 try:
@@ -439,7 +449,11 @@ class SecureOAuthProvider(OAuthClientProvider):
                     if self.failure is not None:  # the network under the flow, or its answer
                         yield _without_token(request)
                         return
+                elif response.status_code == 401 and refused:
+                    # After a sign-in, the fresh token refused too (the SDK gives up here).
+                    self.failure = self.failure or still_refused(request)
                 elif response.status_code == 401:
+                    refused = True
                     self._trace(f"{request.url}: HTTP 401, sign-in needed")
                     self._sign_in_scope = extract_field_from_www_auth(response, "scope") or ""
                     self._challenged_prm = extract_resource_metadata_from_www_auth(response)

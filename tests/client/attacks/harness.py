@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import unicodedata
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -57,6 +58,7 @@ class World:
     browser: ScriptedBrowser = field(default_factory=ScriptedBrowser)
     claude: AnthropicStandIn = field(default_factory=AnthropicStandIn)
     sessions: list[McpToolSession] = field(default_factory=list)
+    limits: dict[str, Any] = field(default_factory=dict)  # ClientSettings fields to override
 
     def __post_init__(self) -> None:
         self.router = Router({AS_ORIGIN: self.fake_as.app()})
@@ -71,7 +73,7 @@ class World:
             settings: ClientSettings, *, write: Callable[[str], None]
         ) -> AsyncIterator[McpToolSession]:
             async with connect(
-                settings,
+                dataclasses.replace(settings, **self.limits),
                 write=write,
                 http_transport=self.router,
                 opener=self.browser.open,

@@ -167,6 +167,9 @@ class HostileMcp(httpx2.AsyncBaseTransport):
         self.page_size: int | None = None  # paginate the tool list (cursor = next offset)
         self.endless = False  # every page has a next cursor, forever
         self.every_request: Answer | None = None  # answer everything with this
+        self.accept_tokens: int | None = None  # with `auth`: refuse every token after this many
+        self.authorized = 0
+        self.prm_padding = 0  # stream the RFC 9728 document with this many extra bytes
 
     def answer(self, method: str, message_id: Any, params: dict[str, Any]) -> Answer:
         """The scripted answer to one JSON-RPC request."""
@@ -202,8 +205,11 @@ class HostileMcp(httpx2.AsyncBaseTransport):
         if self.every_request is not None:
             return self.every_request
         token = headers.get("authorization", "").removeprefix("Bearer ")
-        if self.auth is not None and self.auth.grant_for(token) is None:
-            return Answer(401, {"www-authenticate": 'Bearer scope="weather:read"'})
+        if self.auth is not None:
+            spent = self.accept_tokens is not None and self.authorized >= self.accept_tokens
+            if spent or self.auth.grant_for(token) is None:
+                return Answer(401, {"www-authenticate": 'Bearer scope="weather:read"'})
+            self.authorized += 1
         if method != "POST":
             return Answer(405)
         message = json.loads(content)
@@ -226,7 +232,17 @@ class HostileMcp(httpx2.AsyncBaseTransport):
             return httpx2.Response(404, json={"error": "not_found"})
         origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
         prm = {"resource": f"{origin}/mcp", "authorization_servers": [self.auth.issuer]}
-        return httpx2.Response(200, json=prm)
+        if not self.prm_padding:
+            return httpx2.Response(200, json=prm)
+        prm["padding"] = "p" * self.prm_padding
+        whole = json.dumps(prm).encode()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for start in range(0, len(whole), 4096):
+                yield whole[start : start + 4096]
+
+        return httpx2.Response(200, headers={"content-type": "application/json"},
+                               stream=_Stream(chunks))
 
     async def asgi(self, request: Request) -> Response:
         """The same server as a Starlette endpoint, for `serve_hostile`."""
