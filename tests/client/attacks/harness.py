@@ -59,6 +59,7 @@ class World:
     claude: AnthropicStandIn = field(default_factory=AnthropicStandIn)
     sessions: list[McpToolSession] = field(default_factory=list)
     limits: dict[str, Any] = field(default_factory=dict)  # ClientSettings fields to override
+    authorization_timeout: float = 10.0  # seconds the listener waits for the browser
 
     def __post_init__(self) -> None:
         self.router = Router({AS_ORIGIN: self.fake_as.app()})
@@ -77,6 +78,7 @@ class World:
                 write=write,
                 http_transport=self.router,
                 opener=self.browser.open,
+                authorization_timeout=self.authorization_timeout,
                 **extra,
             ) as session:
                 self.sessions.append(session)

@@ -241,8 +241,9 @@ class HostileMcp(httpx2.AsyncBaseTransport):
             for start in range(0, len(whole), 4096):
                 yield whole[start : start + 4096]
 
-        return httpx2.Response(200, headers={"content-type": "application/json"},
-                               stream=_Stream(chunks))
+        return httpx2.Response(
+            200, headers={"content-type": "application/json"}, stream=_Stream(chunks)
+        )
 
     async def asgi(self, request: Request) -> Response:
         """The same server as a Starlette endpoint, for `serve_hostile`."""

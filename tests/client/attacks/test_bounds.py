@@ -107,7 +107,9 @@ def test_a_big_result_is_cut_for_claude_with_a_note(
     assert world.run("--query", "alerts?") == 0
     content = world.claude.requests[1].tool_results()[0]["content"]
     assert content[0]["text"] == "B" * 100_000
-    note = "[truncated by the client: the result has 150,000 characters; the first 100,000 are kept]"
+    note = (
+        "[truncated by the client: the result has 150,000 characters; the first 100,000 are kept]"
+    )
     assert content[1]["text"] == note
     assert f"Note: get_alerts: {note}" in capsys.readouterr().err
 
