@@ -96,11 +96,11 @@ class World:
     ) -> int:
         """`client.py ARGV` with scripted prompt lines; output to stdout/stderr (capsys)."""
         transcript = out or Transcript(*lines)
+        overrides.setdefault("read_line", transcript.read_line)
         return main(
             ["--server", RS_URL, "--state-dir", str(self.state_dir), *argv],
             KEY_ENV if env is None else env,
             connect=self.connect(),
             make_anthropic=lambda settings: self.claude.client(),
-            read_line=transcript.read_line,
             **overrides,
         )
