@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -27,9 +28,10 @@ from secure_mcp.client.demo import (
     log_tail,
     parse_demo_args,
     popen_launcher,
+    port_in_use,
 )
 from tests.support.anthropic_standin import AnthropicStandIn, serve_standin
-from tests.support.processes import free_port
+from tests.support.processes import ROOT, free_port
 
 
 class FakeProcess:
@@ -273,3 +275,81 @@ def test_a_closed_terminal_does_not_stop_the_stopping(tmp_path: Path) -> None:
     processes = [p for _, p in demo.started]
     demo.stop_all()
     assert all(p.signals == [signal.SIGINT] for p in processes)
+
+
+def test_a_busy_port_stops_the_demo_naming_it_unless_reuse(tmp_path: Path) -> None:
+    world = World(tmp_path)
+    world.healthy = {OAUTH_HEALTH}  # anything could be answering there
+    assert world.demo().run() == 1
+    assert world.events == ["hangup handlers"]  # nothing started, no client
+    assert world.output == [
+        "demo.py: port 8003 is already in use, so oauth.py cannot start there; stop the program "
+        "using it, or pass --reuse to use a oauth.py already running."
+    ]
+
+
+def test_port_in_use_sees_a_listening_socket() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        assert port_in_use(f"http://127.0.0.1:{sock.getsockname()[1]}/health")
+    assert not port_in_use(f"http://127.0.0.1:{free_port()}/health")
+    assert not port_in_use("http://no-such-host.invalid:8000/health")
+
+
+def test_logs_are_created_private_even_over_an_open_one(tmp_path: Path) -> None:
+    launch = popen_launcher({"PATH": "/usr/bin:/bin"})
+    log = tmp_path / "logs" / "oauth.log"
+    log.parent.mkdir(mode=0o700)
+    log.write_text("old, readable by everyone\n")
+    log.chmod(0o644)
+    previous = os.umask(0o022)
+    try:
+        process = launch([sys.executable, "-c", "print('demo login: demo / pw')"], log)
+        assert isinstance(process, subprocess.Popen)
+        process.wait(timeout=30)
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
+    assert log.read_text() == "demo login: demo / pw\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
+def test_servers_stop_when_the_demo_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves no `finally`: the kernel's parent-death signal stops the servers."""
+    pid_file = tmp_path / "server.pid"
+    server = (
+        f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); time.sleep(120)"
+    )
+    log = tmp_path / "server.log"
+    demo_like = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from secure_mcp.client.demo import popen_launcher\n"
+        f"popen_launcher({{}})([sys.executable, '-c', {server!r}], Path({str(log)!r}))\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", demo_like], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while not pid_file.exists() or not pid_file.read_text():
+            assert time.monotonic() < deadline, "the server never started"
+            time.sleep(0.05)
+        server_pid = int(pid_file.read_text())
+        parent.kill()  # SIGKILL: demo.py gets no chance to stop anything
+        parent.wait(timeout=10)
+        while _alive(server_pid):
+            assert time.monotonic() < deadline + 15, "the server outlived demo.py"
+            time.sleep(0.05)
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting to be reaped has stopped)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

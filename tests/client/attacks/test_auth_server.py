@@ -188,3 +188,19 @@ def test_an_access_token_a_header_cannot_carry_is_one_line(
     assert "Traceback" not in err
     state = (tmp_path / "state" / "oauth-state.json").read_text()
     assert "X-Injected" not in state  # not stored either
+
+
+def test_a_metadata_document_identity_needs_iss(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A document client has the same redirect URI at every server: only `iss` tells them apart."""
+    fake_as = FakeAuthServer(cimd_supported=True, iss_supported=False, omit_iss=True)
+    world = World(tmp_path / "state", fake_as=fake_as)
+    world.mcp = HostileMcp(auth=fake_as)
+    world.router.transports[RS_ORIGIN] = world.mcp  # type: ignore[assignment]
+    document = "https://app.example/clients/weather-cli.json"
+    assert world.run("--client-metadata-url", document, "--call", "get_alerts", "{}") == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("Error: The authorization server http://127.0.0.1:9000 does not send")
+    assert "sign in without --client-metadata-url" in last
+    assert world.browser.opened == []
