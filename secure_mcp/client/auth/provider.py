@@ -108,8 +108,7 @@ def _without_token(request: httpx2.Request) -> httpx2.Request:
 def still_refused(request: httpx2.Request) -> ClientConnectError:
     """The MCP server refused the token of a sign-in made for this very request."""
     return ClientConnectError(
-        f"The server at {request.url.copy_with(query=None)} still refuses the sign-in "
-        "(HTTP 401).",
+        f"The server at {request.url.copy_with(query=None)} still refuses the sign-in (HTTP 401).",
         "invalid_token",
     )
 
