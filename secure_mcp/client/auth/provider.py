@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator, Callable
-from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 from mcp.client.auth import OAuthClientProvider, OAuthFlowError
@@ -13,7 +11,6 @@ from mcp.client.auth.utils import (
     extract_resource_metadata_from_www_auth,
     issuers_match,
 )
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
 from pydantic import AnyUrl
 
 from secure_mcp.client.auth.binding import (
@@ -24,99 +21,38 @@ from secure_mcp.client.auth.binding import (
     valid_access_token,
 )
 from secure_mcp.client.auth.errors import ClientConnectError
+from secure_mcp.client.auth.identity import (
+    ISSUER_REQUIRED,
+    client_metadata,
+    is_shared_identity,
+    pre_registered_client,
+    registered_for,
+    require_iss,
+    with_redirect_uri,
+)
 from secure_mcp.client.auth.interaction import Authorizer
 from secure_mcp.client.auth.resource import (
     allowed_resources,
     resource_mismatch_message,
     same_resource,
 )
+from secure_mcp.client.auth.steps import (
+    is_step_up,
+    malformed,
+    step_of,
+    still_refused,
+    without_token,
+)
 from secure_mcp.client.auth.storage import FileTokenStorage, StorageError
 from secure_mcp.client.settings import ClientSettings
 from secure_mcp.client.terminal import clean_line
+
+__all__ = ["EXPECTED_FAILURES", "ISSUER_REQUIRED", "SecureOAuthProvider", "pre_registered_client"]
 
 EXPECTED_FAILURES = (ClientConnectError, OAuthFlowError, StorageError)
 # What the SDK raises on an answer it cannot parse (pydantic's ValidationError is a ValueError).
 MALFORMED = (ValueError, KeyError, TypeError)
 MAX_EXPIRY_MARGIN = 30.0  # refresh up to this long before the access token expires
-ISSUER_REQUIRED = (
-    "--client-id needs --client-issuer (MCP_CLIENT_ISSUER): the authorization server it is "
-    "registered with, the only one its credentials may be sent to."
-)
-
-
-def client_metadata(settings: ClientSettings, redirect_uri: str) -> OAuthClientMetadata:
-    """RFC 7591 metadata of a public native client with a loopback redirect (RFC 8252 8.4)."""
-    return OAuthClientMetadata(
-        redirect_uris=[AnyUrl(redirect_uri)],
-        token_endpoint_auth_method="none",  # noqa: S106 - RFC 7591 2: a public client
-        grant_types=["authorization_code", "refresh_token"],
-        response_types=["code"],
-        client_name=settings.client_name,
-        application_type="native",
-    )
-
-
-def pre_registered_client(
-    settings: ClientSettings, redirect_uri: str
-) -> OAuthClientInformationFull | None:
-    """The configured pre-registered client, if any (RFC 6749 2.2; MCP client registration).
-
-    With a secret it authenticates with HTTP Basic, which every server must support
-    (RFC 6749 2.3.1); without one it is a public client. It is bound to `client_issuer`, so its
-    credentials go to no other authorization server (`check_issuer`).
-    """
-    if not settings.client_id:
-        return None
-    if not settings.client_issuer:
-        raise ClientConnectError(ISSUER_REQUIRED, "invalid_client")
-    return OAuthClientInformationFull(
-        client_id=settings.client_id,
-        issuer=settings.client_issuer,
-        client_secret=settings.client_secret or None,
-        token_endpoint_auth_method="client_secret_basic" if settings.client_secret else "none",
-        redirect_uris=[AnyUrl(redirect_uri)],
-        grant_types=["authorization_code", "refresh_token"],
-        response_types=["code"],
-    )
-
-
-def step_of(request: httpx2.Request) -> str:
-    """Which OAuth step a request the provider makes belongs to (for the verbose trace)."""
-    if request.method == "GET":  # the flow GETs only metadata documents
-        return "discovery"
-    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        grant = parse_qs(request.content.decode("ascii", "replace")).get("grant_type", [""])[0]
-        return "refresh" if grant == "refresh_token" else "token exchange"
-    return "registration"
-
-
-def malformed(exc: Exception, url: str) -> ClientConnectError:
-    """One line for an answer the flow could not use."""
-    first = clean_line(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)[:200]
-    return ClientConnectError(
-        f"The answer from {url} is malformed ({type(exc).__name__}: {first}); sign-in stopped.",
-        "invalid_response",
-    )
-
-
-def _without_token(request: httpx2.Request) -> httpx2.Request:
-    """`request` once more without its token: the caller gets the server's own 401 or 403."""
-    request.headers.pop("Authorization", None)
-    return request
-
-
-def still_refused(request: httpx2.Request) -> ClientConnectError:
-    """The MCP server refused the token of a sign-in made for this very request."""
-    return ClientConnectError(
-        f"The server at {request.url.copy_with(query=None)} still refuses the sign-in (HTTP 401).",
-        "invalid_token",
-    )
-
-
-def is_step_up(response: httpx2.Response) -> bool:
-    """A 403 asking for more scope (RFC 6750 3.1)."""
-    error = extract_field_from_www_auth(response, "error")
-    return response.status_code == 403 and error == "insufficient_scope"
 
 
 class SecureOAuthProvider(OAuthClientProvider):
@@ -217,38 +153,12 @@ class SecureOAuthProvider(OAuthClientProvider):
         self._trace("authorization: sending you to the authorization endpoint")
         await self._authorizer.redirect(url, self._current_issuer())
 
-    def _shared_identity(self, client: OAuthClientInformationFull) -> bool:
-        """A pre-registered or metadata-document client: its redirect URI is fixed elsewhere."""
-        client_id = client.client_id or ""
-        return client_id == self._settings.client_id or client_id.startswith(
-            ("https://", "http://")
-        )
-
-    def _own_redirect_uri(self, issuer: str) -> str:
-        return self._authorizer.redirect_uri_for(issuer)
-
-    def _registered_for(self, client: OAuthClientInformationFull, issuer: str) -> bool:
-        """A registration made with `issuer`'s own redirect path (any loopback port)."""
-        path = urlsplit(self._own_redirect_uri(issuer)).path
-        return any(urlsplit(str(uri)).path == path for uri in client.redirect_uris or [])
-
     def _redirect_uri(self) -> str:
-        """This sign-in's redirect URI: the issuer's own path for a client we registered."""
+        """This sign-in's redirect URI: the issuer's own, for a client registered here."""
         client, metadata = self.context.client_info, self.context.oauth_metadata
-        if client is None or metadata is None or self._shared_identity(client):
+        if client is None or metadata is None or is_shared_identity(client, self._settings):
             return self._authorizer.redirect_uri
-        return self._own_redirect_uri(str(metadata.issuer))
-
-    def _with_own_redirect(self, request: httpx2.Request) -> httpx2.Request:
-        """The registration request, asking for this issuer's own redirect URI only."""
-        metadata = self.context.oauth_metadata
-        assert metadata is not None  # check_metadata ran first
-        uri = self._own_redirect_uri(str(metadata.issuer))
-        body = json.loads(request.content)
-        body["redirect_uris"] = [uri]
-        self.context.client_metadata.redirect_uris = [AnyUrl(uri)]
-        headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
-        return httpx2.Request(request.method, request.url, json=body, headers=headers)
+        return self._authorizer.redirect_uri_for(str(metadata.issuer))
 
     async def _initialize(self) -> None:
         """Load tokens and registration, plus the metadata needed to refresh after a restart."""
@@ -269,8 +179,8 @@ class SecureOAuthProvider(OAuthClientProvider):
         if (
             stored is not None
             and stored.issuer
-            and not self._shared_identity(stored)
-            and not self._registered_for(stored, stored.issuer)
+            and not is_shared_identity(stored, self._settings)
+            and not registered_for(stored, self._authorizer.redirect_uri_for(stored.issuer))
         ):
             # A registration from before per-issuer redirect URIs: register again.
             self.context.client_info = None
@@ -303,31 +213,9 @@ class SecureOAuthProvider(OAuthClientProvider):
         no_hint = prm is None or prm.scopes_supported is None
         if self._sign_in_scope == "" and no_hint:
             self.context.client_metadata.scope = None
-        self._require_iss_for_shared_identity()
+        require_iss(self.context.client_info, self.context.oauth_metadata)
         self.context.client_metadata.redirect_uris = [AnyUrl(self._redirect_uri())]
         return await super()._perform_authorization()
-
-    def _require_iss_for_shared_identity(self) -> None:
-        """A metadata-document client has one redirect URI at every server: it needs `iss`.
-
-        RFC 9700 4.4.2: without a redirect URI of its own per server, only the RFC 9207 `iss`
-        tells the answer of one server from another's; the SDK refuses a response without it
-        when the server advertises it, so a server that does not is refused here.
-        """
-        client, metadata = self.context.client_info, self.context.oauth_metadata
-        if (
-            client is not None
-            and metadata is not None
-            and (client.client_id or "").startswith(("https://", "http://"))
-            and not metadata.authorization_response_iss_parameter_supported
-        ):
-            raise ClientConnectError(
-                f"The authorization server {metadata.issuer} does not send `iss` with its "
-                "answers (RFC 9207), which a client identified by a metadata document needs "
-                "against mix-up attacks (RFC 9700 4.4); sign in without --client-metadata-url "
-                "to register with it instead.",
-                "invalid_request",
-            )
 
     def _check_access_token(self) -> None:
         """RFC 6750 2.1: an access token that cannot go in a header is refused, not stored."""
@@ -379,8 +267,10 @@ class SecureOAuthProvider(OAuthClientProvider):
         if step == "token exchange":
             flow, self._flow = self._flow, None
             check_code_exchange(flow, metadata, request)
-        if step == "registration":
-            return step, self._with_own_redirect(request)
+        if step == "registration":  # RFC 9700 4.4.2.2: this issuer's own redirect URI
+            uri = self._authorizer.redirect_uri_for(str(metadata.issuer))
+            self.context.client_metadata.redirect_uris = [AnyUrl(uri)]
+            return step, with_redirect_uri(request, uri)
         return step, request
 
     async def _after(self, step: str, request: httpx2.Request, response: httpx2.Response) -> None:
@@ -437,7 +327,7 @@ class SecureOAuthProvider(OAuthClientProvider):
                     return
                 except (*EXPECTED_FAILURES, *MALFORMED) as exc:
                     self._keep_failure(exc, response)
-                    yield _without_token(request)
+                    yield without_token(request)
                     return
                 if not step:
                     self._tried = []
@@ -446,7 +336,7 @@ class SecureOAuthProvider(OAuthClientProvider):
                     if self.failure is None:
                         await self._after_checked(step, outgoing, response)
                     if self.failure is not None:  # the network under the flow, or its answer
-                        yield _without_token(request)
+                        yield without_token(request)
                         return
                 elif response.status_code == 401 and refused:
                     # After a sign-in, the fresh token refused too (the SDK gives up here).
