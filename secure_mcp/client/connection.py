@@ -61,10 +61,6 @@ def _status_error(url: str, response: httpx2.Response) -> ClientConnectError | N
             "you mean, connect with --server set to it.",
             "redirected",
         )
-    if status == 401:
-        return ClientConnectError(
-            f"The server at {url} still refuses the sign-in (HTTP 401).", "invalid_token"
-        )
     if status == 403:
         return ClientConnectError(
             f"The server at {url} refuses access (HTTP 403).", "insufficient_scope"
@@ -164,7 +160,6 @@ class McpToolSession:
         transport: httpx2.AsyncBaseTransport | None = None,
         *,
         settings: ClientSettings | None = None,
-        authorizer: Authorizer | None = None,
     ) -> None:
         self._client = client
         self._http = http
@@ -172,7 +167,6 @@ class McpToolSession:
         self._provider = provider
         self._write = write
         self._settings = settings or provider.settings
-        self._authorizer = authorizer
         self._url = provider.context.server_url
 
     async def list_tools(self) -> list[Tool]:
@@ -225,8 +219,7 @@ class McpToolSession:
 
     async def login(self) -> None:
         """Revoke and forget the stored tokens, then sign in again now (a new sign-in budget)."""
-        if self._authorizer is not None:
-            self._authorizer.sign_ins = 0  # the user asked: the limit counts from here
+        self._provider.new_sign_in_budget()  # the user asked: the limit counts from here
         await self._revoke(lambda line: None)
         await preflight(self._http, self._provider)
 
@@ -322,7 +315,7 @@ async def connect(
         client = Client(streamable_http_client(settings.server_url, http_client=http))
         await _checked(provider, functools.partial(stack.enter_async_context, client))
         yield McpToolSession(
-            client, http, provider, write, http_transport, settings=settings, authorizer=authorizer
+            client, http, provider, write, http_transport, settings=settings
         )
 
 

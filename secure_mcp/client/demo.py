@@ -112,20 +112,25 @@ def parse_demo_args(argv: Sequence[str], env: Mapping[str, str]) -> DemoSettings
     )
 
 
-def parent_death_signal() -> Callable[[], None] | None:
+def parent_death_signal(
+    platform: str = sys.platform,
+    prctl: Callable[..., int] | None = None,
+    getppid: Callable[[], int] = os.getppid,
+    kill: Callable[[int, int], None] = os.kill,
+) -> Callable[[], None] | None:
     """A `preexec_fn` asking Linux to send SIGTERM to the child when demo.py dies (prctl).
 
     Even SIGKILL of demo.py then stops its servers. None where there is no prctl (not Linux).
     """
-    if not sys.platform.startswith("linux"):
+    if not platform.startswith("linux"):
         return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    set_option = prctl or ctypes.CDLL(None, use_errno=True).prctl
     parent = os.getpid()
 
     def arm() -> None:  # runs in the child, between fork and exec
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # demo.py died before the signal was armed
-            os.kill(os.getpid(), signal.SIGTERM)
+        set_option(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if getppid() != parent:  # demo.py died before the signal was armed
+            kill(os.getpid(), signal.SIGTERM)
 
     return arm
 

@@ -121,7 +121,3 @@ class Terminal:
         """Write `text` (cleaned) and flush, so streamed answers appear as they arrive."""
         self.stream.write(self.render(text))
         self.stream.flush()
-
-    def line(self, text: str) -> None:
-        """Write `text` as one line (cleaned, newlines as spaces) and end it."""
-        self(clean_line(text) + "\n")

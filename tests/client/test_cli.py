@@ -329,3 +329,50 @@ def test_query_failure_inside_a_task_group_is_still_one_line(
     err = capsys.readouterr().err
     assert err.endswith("Error: Claude rejected the API key (401): check ANTHROPIC_API_KEY.\n")
     assert "Traceback" not in err
+
+
+def test_an_unusable_prompt_history_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def refused(state_dir: Path, **kwargs: Any) -> Any:
+        raise OSError("/x/prompt-history is a symbolic link; not followed")
+
+    monkeypatch.setattr(cli, "default_reader", refused)
+    assert main([], {}, connect=fake_connect(FakeSession())) == 1
+    assert capsys.readouterr().err.endswith(
+        "Error: Cannot use the prompt history: /x/prompt-history is a symbolic link; not followed\n"
+    )
+
+
+def test_failures_inside_task_groups_are_found(capsys: pytest.CaptureFixture[str]) -> None:
+    @contextlib.asynccontextmanager
+    async def grouped(settings: ClientSettings, **kwargs: Any) -> AsyncIterator[Any]:
+        raise ExceptionGroup("tg", [ValueError("other"), ClientConnectError("the real one")])
+        yield FakeSession()  # pragma: no cover - makes this an async generator
+
+    assert main([], {}, connect=grouped) == 1
+    assert capsys.readouterr().err == "Error: the real one\n"
+
+
+def test_unexpected_failures_are_not_hidden() -> None:
+    @contextlib.asynccontextmanager
+    async def broken(settings: ClientSettings, **kwargs: Any) -> AsyncIterator[Any]:
+        raise ExceptionGroup("tg", [ValueError("a bug")])
+        yield FakeSession()  # pragma: no cover - makes this an async generator
+
+    with pytest.raises(ExceptionGroup):
+        main([], {}, connect=broken)
+
+
+def test_confirm_tools_is_announced(tmp_path: Path) -> None:
+    out = Transcript()
+    code = main(
+        ["--confirm-tools"],
+        KEY_ENV,
+        connect=fake_connect(FakeSession()),
+        make_anthropic=lambda settings: AnthropicStandIn().client(),
+        write=out.write,
+        read_line=out.read_line,
+    )
+    assert code == 0
+    assert "Each tool call Claude makes waits for your yes (/confirm off).\n" in out.text

@@ -26,6 +26,7 @@ from secure_mcp.client.demo import (
     http_probe,
     log_banner,
     log_tail,
+    parent_death_signal,
     parse_demo_args,
     popen_launcher,
     port_in_use,
@@ -353,3 +354,28 @@ def _alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
+
+
+def test_the_parent_death_signal_is_armed_in_the_child() -> None:
+    calls: list[tuple[int, ...]] = []
+    killed: list[tuple[int, int]] = []
+    assert parent_death_signal("darwin") is None
+    arm = parent_death_signal(
+        "linux",
+        prctl=lambda *args: calls.append(args) or 0,
+        getppid=os.getpid,  # as the child sees it: the demo's pid
+        kill=lambda pid, sig: killed.append((pid, sig)),
+    )
+    assert arm is not None
+    arm()
+    assert calls == [(1, signal.SIGTERM, 0, 0, 0)]  # PR_SET_PDEATHSIG
+    assert killed == []
+    orphaned = parent_death_signal(
+        "linux",
+        prctl=lambda *args: 0,
+        getppid=lambda: 1,
+        kill=lambda pid, sig: killed.append((pid, sig)),
+    )
+    assert orphaned is not None
+    orphaned()  # the demo died before the signal was armed: stop at once
+    assert killed == [(os.getpid(), signal.SIGTERM)]

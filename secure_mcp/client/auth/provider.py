@@ -378,6 +378,10 @@ class SecureOAuthProvider(OAuthClientProvider):
         failure, self.failure = self.failure, None
         return failure
 
+    def new_sign_in_budget(self) -> None:
+        """Let this session sign in `max_sign_ins` times again (the user asked for a sign-in)."""
+        self._authorizer.sign_ins = 0
+
     def forget_tokens(self) -> None:
         """Drop the tokens in memory (the stored ones are the caller's business)."""
         self.context.clear_tokens()

@@ -40,6 +40,7 @@ def unreachable(exc: httpx2.TransportError, request: httpx2.Request) -> ClientCo
 def too_large(request: httpx2.Request, limit: int) -> ClientConnectError:
     """The answer from `request`'s server was over `limit` bytes; the rest was not read."""
     size = f"{limit // MIB} MiB" if limit >= MIB else f"{limit // 1024} KiB"
+    size = size if limit >= 1024 else f"{limit} bytes"
     return ClientConnectError(
         f"The answer from {_where(request)} is larger than the client's limit of {size}; "
         "it was not read.",

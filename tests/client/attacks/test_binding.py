@@ -6,7 +6,7 @@ import httpx2
 import pytest
 from mcp.shared.auth import OAuthMetadata
 
-from secure_mcp.client.auth.binding import Flow, check_code_exchange, start_flow
+from secure_mcp.client.auth.binding import Flow, check_code_exchange, secure_url, start_flow
 from secure_mcp.client.auth.errors import ClientConnectError
 from tests.client.auth.fakes import AS_ORIGIN, FakeAuthServer
 
@@ -37,3 +37,20 @@ def test_a_code_only_goes_to_the_token_endpoint_its_sign_in_started_with() -> No
         check_code_exchange(None, ours, exchange(f"{AS_ORIGIN}/token"))
     with pytest.raises(ClientConnectError, match="not the authorization endpoint"):
         start_flow(ours, f"{EVIL_ORIGIN}/authorize?state=s")
+
+
+@pytest.mark.parametrize(
+    ("url", "secure"),
+    [
+        ("https://as.example/token", True),
+        ("http://localhost:8003/token", True),
+        ("http://127.0.0.2:8003/token", True),
+        ("http://[::1]:8003/token", True),
+        ("http://as.example/token", False),
+        ("http://10.0.0.1/token", False),
+        ("http:///token", False),
+        ("ftp://localhost/token", False),
+    ],
+)
+def test_only_https_or_this_machine(url: str, secure: bool) -> None:
+    assert secure_url(url) is secure

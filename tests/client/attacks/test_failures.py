@@ -147,3 +147,16 @@ def test_a_bad_protected_resource_document_is_one_line(
     world.mcp._metadata = broken  # type: ignore[method-assign,assignment]
     world.router.transports[RS_ORIGIN] = world.mcp  # type: ignore[assignment]
     _one_line_exit_1(world, capsys, "--call", "get_alerts", "{}")
+
+
+def test_a_registration_the_trace_cannot_read_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_as = OddAuthServer("/register", Response("<html>", 201))
+    world = World(tmp_path / "state", fake_as=fake_as)
+    world.mcp = HostileMcp(auth=fake_as)
+    world.router.transports[RS_ORIGIN] = world.mcp  # type: ignore[assignment]
+    last = _one_line_exit_1(world, capsys, "--verbose", "--call", "get_alerts", "{}")
+    assert last.startswith(
+        "Error: The answer from http://127.0.0.1:9000/register is malformed (JSONDecodeError: "
+    )

@@ -9,6 +9,7 @@ import os
 import stat
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -185,3 +186,41 @@ def test_a_state_file_of_any_shape_is_one_error_or_works(
     if failure is not None:
         assert "\n" not in str(failure)
         assert str(failure).startswith(f"{folder / STATE_FILE} is malformed (")
+
+
+def test_a_state_file_that_is_not_a_file_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = _signing_in(tmp_path)
+    (world.state_dir / STATE_FILE).mkdir(parents=True)
+    world.state_dir.chmod(0o700)
+    assert world.run("--call", "get_alerts", "{}") == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"Error: cannot read {world.state_dir / STATE_FILE}: ")
+    assert last.endswith("is not a regular file of this user; not used")
+
+
+def test_a_state_folder_that_cannot_be_made_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = _signing_in(tmp_path)
+    world.state_dir.write_text("a file where the folder should be")
+    assert world.run("--call", "get_alerts", "{}") == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith("Error: ")
+    assert str(world.state_dir) in last
+
+
+def test_a_registration_from_before_per_issuer_redirects_is_made_again(tmp_path: Path) -> None:
+    world = _signing_in(tmp_path)
+    assert world.run("--call", "get_alerts", "{}") == 0
+    state_file = world.state_dir / STATE_FILE
+    state = json.loads(state_file.read_text())
+    client = state["servers"]["http://127.0.0.1:9000"]["client"]
+    client["redirect_uris"] = ["http://127.0.0.1:5000/callback"]  # as stored by older clients
+    state["tokens"] = {}
+    state_file.write_text(json.dumps(state))
+    assert world.run("--call", "get_alerts", "{}") == 0
+    assert len(world.fake_as.registrations) == 2
+    newest = list(world.fake_as.registrations.values())[-1]
+    assert urlsplit(newest["redirect_uris"][0]).path.startswith("/callback/")

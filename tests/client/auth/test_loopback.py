@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import httpx2
 import pytest
@@ -176,4 +177,14 @@ async def test_idle_connections_are_closed_when_the_listener_stops(how: str) -> 
     await writer.wait_closed()
     await asyncio.sleep(0)
     assert not listener._writers
+    listener.close()
+
+
+async def test_a_socket_bound_elsewhere_is_never_listened_on() -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.2", 0))
+    listener = LoopbackListener(sock)
+    with pytest.raises(ClientConnectError, match="not bound to its redirect URI"):
+        await listener.start("s")
+    assert sock.fileno() == -1  # closed, not listening
     listener.close()

@@ -119,3 +119,11 @@ def test_no_browser_is_false() -> None:
 def test_pasted_url_from_another_sign_in_says_so() -> None:
     with pytest.raises(ClientConnectError, match="not from this sign-in"):
         parse_pasted("http://127.0.0.1/callback?error=x&state=old", state="new", issuer=None)
+
+
+def test_pasted_url_on_another_servers_path_is_refused() -> None:
+    """RFC 9700 4.4.2.2: the answer must arrive on this sign-in's own redirect URI."""
+    pasted = "http://127.0.0.1:5000/callback/aaaa?code=c&state=s"
+    with pytest.raises(ClientConnectError, match=r"its path is not /callback/bbbb"):
+        parse_pasted(pasted, state="s", issuer=None, path="/callback/bbbb")
+    assert parse_pasted(pasted, state="s", issuer=None, path="/callback/aaaa").code == "c"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from anthropic import AsyncAnthropic
 from anthropic.types import ThinkingBlock
 
+from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.chat.claude import (
     ROUND_LIMIT_NOTE,
     SYSTEM_PROMPT,
@@ -333,3 +335,31 @@ def test_describe_api_error(exc: anthropic.APIError, expected: str) -> None:
 def test_other_blocks_are_echoed_as_received() -> None:
     block = ThinkingBlock(type="thinking", thinking="hmm", signature="sig")
     assert _assistant_block(block) == {"type": "thinking", "thinking": "hmm", "signature": "sig"}
+
+
+async def test_confirmation_without_a_way_to_ask_is_a_no(
+    standin: AnthropicStandIn, settings: ClientSettings
+) -> None:
+    session = FakeSession()
+    standin.queue(use_tools(CA), say("Not run."))
+    out = Transcript()
+    chat = make_chat(
+        standin.client(), session, dataclasses.replace(settings, confirm_tools=True), out
+    )
+    await chat.ask("alerts?")
+    assert session.calls == []
+    assert standin.requests[1].tool_results()[0]["is_error"] is True
+
+
+async def test_a_fatal_failure_ends_the_question(
+    standin: AnthropicStandIn, settings: ClientSettings
+) -> None:
+    fatal = ClientConnectError("stop", "sign_in_limit", fatal=True)
+    session = FakeSession(outcomes={"get_alerts": fatal})
+    standin.queue(use_tools(CA))
+    with pytest.raises(ClientConnectError, match="stop"):
+        await make_chat(standin.client(), session, settings, Transcript()).ask("alerts?")
+    passing = FakeSession(outcomes={"get_alerts": ClientConnectError("one call failed")})
+    standin.queue(use_tools(CA), say("ok"))
+    await make_chat(standin.client(), passing, settings, Transcript()).ask("alerts?")
+    assert "one call failed" in standin.requests[-1].tool_results()[0]["content"][0]["text"]

@@ -14,6 +14,7 @@ from prompt_toolkit.output import DummyOutput
 
 from secure_mcp.client.chat import prompt
 from secure_mcp.client.chat.prompt import (
+    PrivateFileHistory,
     default_reader,
     history_path,
     stream_reader,
@@ -90,3 +91,13 @@ async def test_cancelled_read_does_not_wait_for_the_line() -> None:
         os.write(write_fd, b"late\n")  # the thread finishes; its line goes nowhere
         os.close(write_fd)
         await asyncio.sleep(0.05)
+
+
+def test_history_is_read_back_newest_first(tmp_path: Path) -> None:
+    history = history_path(tmp_path)
+    history.write_text("\n# 2026-01-01\n+first\n\n# 2026-01-02\n+two\n+lines\n")
+    history.chmod(0o600)
+    stored = PrivateFileHistory(history, lambda line: None)
+    assert list(stored.load_history_strings()) == ["two\nlines", "first"]
+    stored.store_string("third")
+    assert list(stored.load_history_strings()) == ["third", "two\nlines", "first"]
