@@ -5,7 +5,8 @@
   works without `iss`. A registration made before that (plain `/callback`) is made again.
 - A pre-registered client is bound to one issuer (`--client-issuer`), so it meets no other.
 - A metadata-document client (CIMD) has the document's one redirect URI at every server, so it
-  needs RFC 9207 `iss` (RFC 9700 4.4.2.1): a server that does not send it is refused.
+  needs RFC 9207 `iss` (RFC 9700 4.4.2.1): at a server that does not advertise `iss` the client
+  registers instead (own redirect URI), and a stored document identity is refused there.
 """
 
 from __future__ import annotations
@@ -84,6 +85,21 @@ def with_redirect_uri(request: httpx2.Request, redirect_uri: str) -> httpx2.Requ
     body["redirect_uris"] = [redirect_uri]
     headers = {k: v for k, v in request.headers.items() if k.lower() != "content-length"}
     return httpx2.Request(request.method, request.url, json=body, headers=headers)
+
+
+def document_identity_allowed(body: bytes) -> bool | None:
+    """For an RFC 8414 metadata document: may a metadata-document client sign in there?
+
+    Only where the server advertises `iss` (RFC 9207), RFC 9700 4.4.2.1. None when `body` is not
+    authorization server metadata (e.g. the protected resource's document).
+    """
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or "authorization_endpoint" not in document:
+        return None
+    return document.get("authorization_response_iss_parameter_supported") is True
 
 
 def require_iss(client: OAuthClientInformationFull | None, metadata: OAuthMetadata | None) -> None:

@@ -24,6 +24,7 @@ from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.identity import (
     ISSUER_REQUIRED,
     client_metadata,
+    document_identity_allowed,
     is_shared_identity,
     pre_registered_client,
     registered_for,
@@ -277,6 +278,12 @@ class SecureOAuthProvider(OAuthClientProvider):
         where = f"{request.method} {request.url.copy_with(query=None)}"
         self._trace(f"{step}: {where} -> HTTP {response.status_code}")
         ok = response.status_code in (200, 201)
+        if step == "discovery" and ok and self._settings.client_metadata_url:
+            allowed = document_identity_allowed(await response.aread())
+            if allowed is not None:  # the server's metadata: CIMD only where it sends `iss`
+                self.context.client_metadata_url = (
+                    self._settings.client_metadata_url if allowed else None
+                )
         if step == "registration" and ok and self._settings.verbose:
             await response.aread()
             self._trace(f"registration: client_id {response.json().get('client_id')}")

@@ -190,7 +190,7 @@ def test_an_access_token_a_header_cannot_carry_is_one_line(
     assert "X-Injected" not in state  # not stored either
 
 
-def test_a_metadata_document_identity_needs_iss(
+def test_a_metadata_document_identity_needs_iss_else_the_client_registers(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A document client has the same redirect URI at every server: only `iss` tells them apart."""
@@ -199,8 +199,27 @@ def test_a_metadata_document_identity_needs_iss(
     world.mcp = HostileMcp(auth=fake_as)
     world.router.transports[RS_ORIGIN] = world.mcp  # type: ignore[assignment]
     document = "https://app.example/clients/weather-cli.json"
+    assert world.run("--client-metadata-url", document, "--call", "get_alerts", "{}") == 0
+    registration = next(iter(fake_as.registrations.values()))  # registered, not the document
+    client_id = parse_qs(urlsplit(world.browser.opened[0]).query)["client_id"][0]
+    assert client_id == registration["client_id"]
+    assert urlsplit(registration["redirect_uris"][0]).path.startswith("/callback/")
+    assert_inert(capsys.readouterr().err)
+
+
+def test_a_stored_document_identity_is_refused_where_iss_is_not_sent(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = "https://app.example/clients/weather-cli.json"
+    fake_as = FakeAuthServer(cimd_supported=True)
+    world = World(tmp_path / "state", fake_as=fake_as)
+    world.mcp = HostileMcp(auth=fake_as)
+    world.router.transports[RS_ORIGIN] = world.mcp  # type: ignore[assignment]
+    assert world.run("--client-metadata-url", document, "--call", "get_alerts", "{}") == 0
+    fake_as.iss_supported = False  # the server stops sending `iss`; the tokens are gone
+    fake_as.tokens.clear()
+    fake_as.refresh_tokens.clear()
     assert world.run("--client-metadata-url", document, "--call", "get_alerts", "{}") == 1
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith("Error: The authorization server http://127.0.0.1:9000 does not send")
-    assert "sign in without --client-metadata-url" in last
-    assert world.browser.opened == []
+    assert len(world.browser.opened) == 1
