@@ -314,9 +314,7 @@ async def connect(
         await preflight(http, provider)
         client = Client(streamable_http_client(settings.server_url, http_client=http))
         await _checked(provider, functools.partial(stack.enter_async_context, client))
-        yield McpToolSession(
-            client, http, provider, write, http_transport, settings=settings
-        )
+        yield McpToolSession(client, http, provider, write, http_transport, settings=settings)
 
 
 def bounds(settings: ClientSettings) -> Bounds:
