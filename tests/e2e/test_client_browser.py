@@ -4,6 +4,7 @@ to the client's loopback listener, against the real oauth.py and weather.py."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -47,4 +48,4 @@ async def test_first_run_signs_in_through_chromium(tmp_path: Path, chromium: Bro
     assert not result.is_error
     assert len(visits) == 1
     assert page.url.startswith("http://127.0.0.1:")
-    assert "/callback?" in page.url
+    assert re.search(r"/callback/[0-9a-f]{16}\?", page.url)  # this issuer's own redirect URI

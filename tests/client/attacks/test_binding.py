@@ -8,9 +8,11 @@ from mcp.shared.auth import OAuthMetadata
 
 from secure_mcp.client.auth.binding import Flow, check_code_exchange, secure_url, start_flow
 from secure_mcp.client.auth.errors import ClientConnectError
+from secure_mcp.client.auth.identity import document_identity_allowed
 from tests.client.auth.fakes import AS_ORIGIN, FakeAuthServer
 
 EVIL_ORIGIN = "http://127.0.0.1:9100"
+ISS_SUPPORTED = b'"authorization_response_iss_parameter_supported"'
 
 
 def test_a_code_only_goes_to_the_token_endpoint_its_sign_in_started_with() -> None:
@@ -54,3 +56,19 @@ def test_a_code_only_goes_to_the_token_endpoint_its_sign_in_started_with() -> No
 )
 def test_only_https_or_this_machine(url: str, secure: bool) -> None:
     assert secure_url(url) is secure
+
+
+@pytest.mark.parametrize(
+    ("body", "allowed"),
+    [
+        (b'{"authorization_endpoint": "x", ' + ISS_SUPPORTED + b": true}", True),
+        (b'{"authorization_endpoint": "x"}', False),
+        (b'{"resource": "http://127.0.0.1:8000/mcp"}', None),  # the resource's document
+        (b"[1]", None),
+        (b"not json", None),
+    ],
+)
+def test_a_metadata_document_identity_only_where_iss_is_sent(
+    body: bytes, allowed: bool | None
+) -> None:
+    assert document_identity_allowed(body) is allowed
