@@ -200,7 +200,7 @@ class Runner:
     def _reader(self) -> ReadLine:
         if self.read_line is None:
             try:
-                self.read_line = default_reader(self.settings.state_dir, warn=self.note)
+                self.read_line = default_reader(self.settings.state_dir)
             except OSError as exc:  # the history file is a link, another user's, unreadable
                 raise ClientConnectError(
                     f"Cannot use the prompt history: {exc}", "storage_error"

@@ -271,9 +271,8 @@ def _revocation_client(
     return httpx2.AsyncClient(transport=bounded, timeout=30.0)
 
 
-def _storage(settings: ClientSettings, write: Write) -> FileTokenStorage:
-    resource = resource_url_from_server_url(settings.server_url)
-    return FileTokenStorage(settings.state_dir, resource, warn=write)
+def _storage(settings: ClientSettings) -> FileTokenStorage:
+    return FileTokenStorage(settings.state_dir, resource_url_from_server_url(settings.server_url))
 
 
 @asynccontextmanager
@@ -347,7 +346,7 @@ def _provider(
 ) -> SecureOAuthProvider:
     """The OAuth provider for `settings`, or a one-line error for a bad CIMD URL."""
     try:
-        return SecureOAuthProvider(settings, _storage(settings, write), authorizer, write)
+        return SecureOAuthProvider(settings, _storage(settings), authorizer, write)
     except ValueError as exc:  # the SDK refuses a CIMD URL that is not https with a path
         raise ClientConnectError(
             f"--client-metadata-url must be an https URL with a path: {exc}", "invalid_client"
@@ -363,6 +362,6 @@ async def logout_stored(
     """`--logout` without connecting to the MCP server: revoke and delete stored tokens."""
     try:
         async with _revocation_client(settings, http_transport) as http:
-            return await _revoke_and_delete(_storage(settings, write), http, write)
+            return await _revoke_and_delete(_storage(settings), http, write)
     except StorageError as exc:
         raise ClientConnectError(str(exc), "storage_error") from exc

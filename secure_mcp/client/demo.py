@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx2
 
 from secure_mcp.common.paths import default_demo_log_dir
-from secure_mcp.common.private_files import check_private_dir, ensure_private_dir, open_private
+from secure_mcp.common.private_files import check_private_dir, open_private
 
 OAUTH_HEALTH = "http://localhost:8003/health"
 WEATHER_HEALTH = "http://127.0.0.1:8000/health"
@@ -137,9 +137,8 @@ def parent_death_signal(
 
 def open_log(log_path: Path) -> int:
     """The log file, created (or emptied) with mode 0600: logs may name the demo login."""
-    ensure_private_dir(log_path.parent)
-    check_private_dir(log_path.parent, print)
-    fd = open_private(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, print)
+    check_private_dir(log_path.parent)  # created 0700; ours alone, or refused
+    fd = open_private(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.fchmod(fd, 0o600)
     return fd
 

@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,60 +96,37 @@ def read_json(path: Path) -> Any:
     return json.loads(text)
 
 
-Warn = Callable[[str], None]
-
-
-class UnsafeFileError(OSError):
-    """A folder or file another user owns, or a symbolic link where a file must be: refused."""
-
-
-def _others_may_write(mode: int) -> bool:
-    return bool(mode & (stat.S_IWGRP | stat.S_IWOTH))
-
-
-def check_private_dir(path: Path, warn: Warn) -> None:
-    """A folder for private state: ours, and writable by no one else.
-
-    Another user's folder is refused (they could swap what we read). A folder of ours that the
-    group or others may write is repaired to 0700, and `warn` says so.
-    """
-    info = path.stat()  # followed: the user may reach the folder through a link they made
-    if not stat.S_ISDIR(info.st_mode):
-        raise UnsafeFileError(f"{path} is not a folder")
-    if info.st_uid != os.geteuid():
-        raise UnsafeFileError(f"{path} belongs to another user (uid {info.st_uid}); not used")
-    if _others_may_write(info.st_mode):
-        path.chmod(0o700)
-        warn(f"Warning: {path} was writable by other users; its mode is now 0700.")
-
-
-def _checked_fd(fd: int, path: Path, warn: Warn) -> int:
-    """`fd` (open on `path`) when the file is ours; a file others may write is made 0600."""
-    info = os.fstat(fd)
-    if not stat.S_ISREG(info.st_mode) or info.st_uid != os.geteuid():
+def _checked_fd(fd: int, path: Path) -> int:
+    """`fd` (open on `path`) when it is a regular file of ours no one else may write to."""
+    try:
+        st = os.fstat(fd)  # the file actually opened, not whatever the name points to now
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafePathError(f"the file {path} is not a regular file")
+        _check_owned_and_unshared(path, st, "the file")
+    except BaseException:
         os.close(fd)
-        raise UnsafeFileError(f"{path} is not a regular file of this user; not used")
-    if _others_may_write(info.st_mode):
-        os.fchmod(fd, 0o600)
-        warn(f"Warning: {path} was writable by other users; its mode is now 0600.")
+        raise
     return fd
 
 
-def open_private(path: Path, flags: int, warn: Warn) -> int:
-    """`os.open` for a private file: never through a symbolic link (O_NOFOLLOW), mode 0600."""
+def open_private(path: Path, flags: int) -> int:
+    """`os.open` for a private file: never through a symbolic link (O_NOFOLLOW), mode 0600.
+
+    The opened file is checked as `check_private_file` checks a name (UnsafePathError).
+    """
     try:
         fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise UnsafeFileError(f"{path} is a symbolic link; not followed") from None
+            raise UnsafePathError(f"the file {path} is a symbolic link; not followed") from None
         raise
-    return _checked_fd(fd, path, warn)
+    return _checked_fd(fd, path)
 
 
-def read_private_json(path: Path, warn: Warn) -> Any:
-    """The JSON content of the private file `path` (checked as `open_private`), or None."""
+def read_private_json(path: Path) -> Any:
+    """The JSON content of the private file `path` (opened as `open_private`), or None."""
     try:
-        fd = open_private(path, os.O_RDONLY, warn)
+        fd = open_private(path, os.O_RDONLY)
     except FileNotFoundError:
         return None
     with os.fdopen(fd, "rb") as handle:

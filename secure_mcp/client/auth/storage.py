@@ -22,9 +22,7 @@ from mcp.shared.auth import (
 from pydantic import BaseModel, ValidationError
 
 from secure_mcp.common.private_files import (
-    Warn,
     check_private_dir,
-    ensure_private_dir,
     read_private_json,
     write_private_json,
 )
@@ -73,10 +71,9 @@ def _empty_state() -> dict[str, Any]:
 class FileTokenStorage:
     """The SDK's TokenStorage on a private file, for one resource (the MCP server URL)."""
 
-    def __init__(self, state_dir: Path, resource: str, warn: Warn = lambda line: None) -> None:
+    def __init__(self, state_dir: Path, resource: str) -> None:
         self.path = state_dir / STATE_FILE
         self.resource = resource
-        self._warn = warn
         # Set by the provider: the issuer of the authorization server in use right now.
         self.current_issuer: Callable[[], str | None] = lambda: None
 
@@ -85,9 +82,9 @@ class FileTokenStorage:
 
     def _load(self) -> dict[str, Any]:
         try:
-            if self.path.parent.exists():
-                check_private_dir(self.path.parent, self._warn)
-            raw = read_private_json(self.path, self._warn)
+            if self.path.parent.exists():  # ours alone, or refused (UnsafePathError)
+                check_private_dir(self.path.parent, create=False)
+            raw = read_private_json(self.path)
         except (OSError, ValueError) as exc:  # unreadable, not ours, a link, not JSON or UTF-8
             raise StorageError(f"cannot read {self.path}: {exc}") from None
         if raw is None:
@@ -102,8 +99,7 @@ class FileTokenStorage:
 
     def _save(self, state: dict[str, Any]) -> None:
         try:
-            ensure_private_dir(self.path.parent)  # created 0700
-            check_private_dir(self.path.parent, self._warn)
+            check_private_dir(self.path.parent)  # created 0700; ours alone, or refused
             write_private_json(self.path, state)
         except OSError as exc:
             raise StorageError(f"cannot write {self.path}: {exc}") from None

@@ -19,9 +19,7 @@ from prompt_toolkit.output import Output
 
 from secure_mcp.client.chat.repl import ReadLine
 from secure_mcp.common.private_files import (
-    Warn,
     check_private_dir,
-    ensure_private_dir,
     open_private,
 )
 
@@ -36,14 +34,13 @@ def history_path(state_dir: Path) -> Path:
 class PrivateFileHistory(FileHistory):
     """prompt_toolkit's history file, opened only as a private file: never through a link."""
 
-    def __init__(self, path: Path, warn: Warn) -> None:
+    def __init__(self, path: Path) -> None:
         super().__init__(str(path))
         self._path = path
-        self._warn = warn
 
     def load_history_strings(self) -> Iterable[str]:
         """The stored lines, newest first (read through a checked descriptor)."""
-        with os.fdopen(open_private(self._path, os.O_RDONLY, self._warn), "rb") as handle:
+        with os.fdopen(open_private(self._path, os.O_RDONLY), "rb") as handle:
             data = handle.read().decode("utf-8", errors="replace")
         strings, lines = [], []
         for line in data.splitlines(keepends=True):
@@ -61,16 +58,15 @@ class PrivateFileHistory(FileHistory):
         entry = f"\n# {datetime.datetime.now()}\n" + "".join(
             f"+{line}\n" for line in string.split("\n")
         )
-        fd = open_private(self._path, os.O_WRONLY | os.O_APPEND, self._warn)
+        fd = open_private(self._path, os.O_WRONLY | os.O_APPEND)
         with os.fdopen(fd, "ab") as handle:
             handle.write(entry.encode("utf-8", errors="replace"))
 
 
-def _touch_private(path: Path, warn: Warn) -> None:
+def _touch_private(path: Path) -> None:
     """Create `path` with mode 0600 if missing (questions may be private), never via a link."""
-    ensure_private_dir(path.parent)
-    check_private_dir(path.parent, warn)
-    os.close(open_private(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY, warn))
+    check_private_dir(path.parent)  # created 0700; ours alone, or refused
+    os.close(open_private(path, os.O_CREAT | os.O_APPEND | os.O_WRONLY))
 
 
 def terminal_reader(
@@ -78,12 +74,11 @@ def terminal_reader(
     *,
     term_input: Input | None = None,
     term_output: Output | None = None,
-    warn: Warn = lambda line: None,
 ) -> ReadLine:
     """A prompt with line editing and a history file; Ctrl-C and Ctrl-D raise as ReadLine says."""
-    _touch_private(history, warn)
+    _touch_private(history)
     session: PromptSession[str] = PromptSession(
-        history=PrivateFileHistory(history, warn), input=term_input, output=term_output
+        history=PrivateFileHistory(history), input=term_input, output=term_output
     )
 
     async def read(prompt: str) -> str:
@@ -122,11 +117,9 @@ def stream_reader(stream: TextIO) -> ReadLine:
     return read
 
 
-def default_reader(
-    state_dir: Path, stdin: TextIO | None = None, warn: Warn = lambda line: None
-) -> ReadLine:
+def default_reader(state_dir: Path, stdin: TextIO | None = None) -> ReadLine:
     """The terminal prompt when stdin is a terminal, else plain lines from stdin."""
     stream = stdin if stdin is not None else sys.stdin
     if stream.isatty():
-        return terminal_reader(history_path(state_dir), warn=warn)
+        return terminal_reader(history_path(state_dir))
     return stream_reader(stream)

@@ -38,28 +38,32 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_a_folder_others_can_write_is_repaired_with_a_warning(
+def test_a_folder_others_can_write_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Another user could have planted an `oauth-state.json` there (a token endpoint of theirs)."""
     world = _signing_in(tmp_path)
     world.state_dir.mkdir()
     world.state_dir.chmod(0o777)
-    assert world.run("--call", "get_alerts", "{}") == 0
-    assert _mode(world.state_dir) == 0o700
-    err = capsys.readouterr().err
-    assert f"Warning: {world.state_dir} was writable by other users; its mode is now 0700." in err
+    assert world.run("--call", "get_alerts", "{}") == 1
+    assert _mode(world.state_dir) == 0o777  # refused, not silently changed
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"Error: cannot read {world.state_dir / STATE_FILE}: the folder ")
+    assert "is writable by other users (mode 0777)" in last
+    assert f"chmod go-w {world.state_dir}" in last
+    assert world.browser.opened == []
 
 
-def test_a_state_file_others_can_write_is_repaired_with_a_warning(
+def test_a_state_file_others_can_write_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     world = _signing_in(tmp_path)
     assert world.run("--call", "get_alerts", "{}") == 0
     state = world.state_dir / STATE_FILE
     state.chmod(0o666)
-    assert world.run("--call", "get_alerts", "{}") == 0
-    assert _mode(state) == 0o600
-    assert f"Warning: {state} was writable by other users" in capsys.readouterr().err
+    assert world.run("--call", "get_alerts", "{}") == 1
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert f"the file {state} is writable by other users (mode 0666)" in last
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
@@ -74,7 +78,7 @@ def test_another_users_folder_or_file_is_refused(
     assert world.run("--call", "get_alerts", "{}") == 1
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith("Error: ")
-    assert "not used" in last
+    assert "belongs to another user (uid 65534)" in last
 
 
 def test_a_state_file_that_is_a_link_is_not_followed(
@@ -89,7 +93,7 @@ def test_a_state_file_that_is_a_link_is_not_followed(
     last = capsys.readouterr().err.splitlines()[-1]
     assert last == (
         f"Error: cannot read {world.state_dir / STATE_FILE}: "
-        f"{world.state_dir / STATE_FILE} is a symbolic link; not followed"
+        f"the file {world.state_dir / STATE_FILE} is a symbolic link; not followed"
     )
     assert world.browser.opened == []
     assert json.loads(elsewhere.read_text()) == {"resources": {}, "servers": {}, "tokens": {}}
@@ -197,7 +201,7 @@ def test_a_state_file_that_is_not_a_file_is_one_line(
     assert world.run("--call", "get_alerts", "{}") == 1
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith(f"Error: cannot read {world.state_dir / STATE_FILE}: ")
-    assert last.endswith("is not a regular file of this user; not used")
+    assert last.endswith(f"the file {world.state_dir / STATE_FILE} is not a regular file")
 
 
 def test_a_state_folder_that_cannot_be_made_is_one_line(

@@ -97,7 +97,7 @@ def test_history_is_read_back_newest_first(tmp_path: Path) -> None:
     history = history_path(tmp_path)
     history.write_text("\n# 2026-01-01\n+first\n\n# 2026-01-02\n+two\n+lines\n")
     history.chmod(0o600)
-    stored = PrivateFileHistory(history, lambda line: None)
+    stored = PrivateFileHistory(history)
     assert list(stored.load_history_strings()) == ["two\nlines", "first"]
     stored.store_string("third")
     assert list(stored.load_history_strings()) == ["third", "two\nlines", "first"]
