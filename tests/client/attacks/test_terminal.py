@@ -24,7 +24,7 @@ from tests.client.attacks.hostile import (
     tool,
 )
 from tests.client.chat.fakes import Transcript
-from tests.support.anthropic_standin import say, use_tools
+from tests.support.anthropic_standin import api_error, say, use_tools
 
 ESCAPED_ESC = "\\u001b"
 
@@ -144,3 +144,18 @@ def test_tool_errors_and_usage_lines_are_inert(
     assert_inert(shown + err)
     assert '"text": "boom\\\\u001b]52' in shown  # our error text quotes it made visible
     assert "unknown command /nosuch" + ESCAPED_ESC in shown
+
+
+def test_a_hostile_tool_name_and_api_error_stay_inert(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    world = _world(tmp_path)
+    world.claude.queue(
+        use_tools(("get_alerts" + ALL_ATTACKS, {"state": "CA"})),
+        api_error(400, "invalid_request_error", "bad request" + ALL_ATTACKS),
+    )
+    assert world.run("--query", "alerts?") == 1
+    out, err = capsys.readouterr()
+    assert_inert(out + err)
+    assert "  ⚙ get_alerts\\u001b]52;c;" in out
+    assert err.splitlines()[-1].startswith("Error: Claude refused the request (400): bad request")
