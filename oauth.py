@@ -1,4 +1,7 @@
-"""OAuth 2.1 authorization server for the MCP weather server: `uv run python oauth.py --help`."""
+"""OAuth 2.1 authorization server for the MCP weather server: `uv run python oauth.py --help`.
+
+`uv run python oauth.py keys list|rotate` shows or rotates the JWT signing keys.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +14,11 @@ from dotenv import load_dotenv
 
 from secure_mcp.common.h11_guard import uvicorn_options
 from secure_mcp.common.listeners import Listeners, loopback_listeners
+from secure_mcp.oauth import keys_cli
 from secure_mcp.oauth.app import build_app
 from secure_mcp.oauth.banner import banner
 from secure_mcp.oauth.settings import SettingsError, settings_from
+from secure_mcp.oauth.signing_keys import KeyStoreError
 
 # Only the `.env` next to this script: python-dotenv would otherwise search every parent folder.
 ENV_FILE = Path(__file__).with_name(".env")
@@ -22,6 +27,12 @@ ENV_FILE = Path(__file__).with_name(".env")
 def main(argv: list[str]) -> int:
     """Read flags and environment, print where to find the server, serve until Ctrl-C."""
     load_dotenv(ENV_FILE)
+    if argv[:1] == ["keys"]:  # `oauth.py keys list|rotate`: the JWT signing keys
+        try:
+            return keys_cli.main(argv[1:], os.environ)
+        except (SettingsError, OSError, KeyStoreError) as exc:
+            print(f"oauth.py: {exc}", file=sys.stderr)
+            return 2
     listeners: Listeners | None = None
     try:
         settings = settings_from(argv, os.environ)

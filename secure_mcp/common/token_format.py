@@ -5,6 +5,10 @@ access tokens, `smcp_rt_...` for refresh tokens (as GitHub's `ghp_...` tokens). 
 `secrets.token_urlsafe(32)`, 256 bits, as before. The checksum is public and proves nothing about
 who issued a token: it only lets a resource server drop typos, truncations, old-format and random
 tokens without asking the authorization server, and lets secret scanners recognise leaked tokens.
+
+JSON Web Tokens (RFC 9068 access tokens, `--access-token-format jwt`) are told apart by their
+shape: three base64url parts joined by two dots (`looks_like_jwt`); no opaque token of ours has
+a dot.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import zlib
 ACCESS_PREFIX = "smcp_at_"
 REFRESH_PREFIX = "smcp_rt_"
 _SHAPE = re.compile(r"smcp_[a-z]{2}_[A-Za-z0-9_-]{43}_[0-9a-f]{8}")  # 43: token_urlsafe(32)
+# RFC 7515 7.1 compact serialization: BASE64URL(header) "." BASE64URL(payload) "." BASE64URL(sig)
+_JWS_COMPACT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 def checksum(text: str) -> str:
@@ -38,3 +44,8 @@ def well_formed(token: str, prefix: str) -> bool:
     if not token.startswith(prefix) or not _SHAPE.fullmatch(token):
         return False
     return checksum(token[:-9]) == token[-8:]  # public data: no constant-time compare needed
+
+
+def looks_like_jwt(token: str) -> bool:
+    """True when `token` has the shape of a JWS in compact form (three base64url parts)."""
+    return token.count(".") == 2 and _JWS_COMPACT.fullmatch(token) is not None

@@ -37,7 +37,16 @@ from secure_mcp.oauth.limits import Limits
 from secure_mcp.oauth.rfc7009 import RevocationEndpoint
 from secure_mcp.oauth.rfc7591 import RegistrationEndpoint
 from secure_mcp.oauth.rfc7662 import IntrospectionEndpoint
+from secure_mcp.oauth.rfc9068 import JwksEndpoint, JwtSigner
 from secure_mcp.oauth.settings import OAuthSettings, SettingsError, check_session_secret
+from secure_mcp.oauth.signing_keys import (
+    CLOCK_SKEW,
+    KEYS_FILE,
+    FileKeyStore,
+    KeyStoreError,
+    Schedule,
+    SigningKeys,
+)
 from secure_mcp.oauth.storage import DB_FILE, Database
 from secure_mcp.oauth.token import TokenEndpoint
 
@@ -67,7 +76,11 @@ async def health(request: Request) -> Response:
 
 
 def routes(
-    settings: OAuthSettings, db: Database, documents: Documents, key: bytes
+    settings: OAuthSettings,
+    db: Database,
+    documents: Documents,
+    key: bytes,
+    keys: SigningKeys | None = None,
 ) -> list[BaseRoute]:
     """Every endpoint; under the issuer's path when it has one, metadata at the root.
 
@@ -78,6 +91,8 @@ def routes(
     authorize = AuthorizationEndpoint(settings, db, documents, limits, key)
     register = RegistrationEndpoint(settings, db, limits.register)
 
+    signer = JwtSigner(settings.issuer, keys) if keys is not None else None
+
     async def authorization(request: Request) -> Response:
         return await (authorize.post if request.method == "POST" else authorize.get)(request)
 
@@ -86,7 +101,10 @@ def routes(
         Route("/authorize/consent", authorize.consent, methods=["GET"]),
         Route("/authorize/signout", authorize.signout, methods=["POST"]),
         cors_route(
-            "/token", TokenEndpoint(settings, db, documents).handle, ["POST"], CLIENT_AUTH_HEADERS
+            "/token",
+            TokenEndpoint(settings, db, documents, signer).handle,
+            ["POST"],
+            CLIENT_AUTH_HEADERS,
         ),
         cors_route("/register", register.handle, ["POST"], REGISTER_HEADERS),
         Route("/introspect", IntrospectionEndpoint(settings, db).handle, methods=["POST"]),
@@ -97,6 +115,9 @@ def routes(
             CLIENT_AUTH_HEADERS,
         ),
     ]
+    if keys is not None:  # RFC 7517 5: public keys only, readable from any origin like metadata
+        jwks = JwksEndpoint(keys, settings.jwks_max_age)
+        endpoints.append(cors_route(rfc8414.JWKS_PATH, jwks.handle, ["GET"], METADATA_HEADERS))
     metadata = rfc8414.MetadataEndpoint(settings)
     top: list[BaseRoute] = [
         cors_route(path, metadata.handle, ["GET"], METADATA_HEADERS)
@@ -116,13 +137,33 @@ async def _cleanup_forever(db: Database, interval: float) -> None:
         logger.debug("removed %d expired rows", removed)
 
 
+async def _reload_keys_forever(keys: SigningKeys, interval: float) -> None:
+    """Re-read the signing keys every `interval` seconds (a rotation by another process)."""
+    while True:
+        await asyncio.sleep(interval)
+        await keys.reload()
+
+
+def key_schedule(settings: OAuthSettings) -> Schedule:
+    """The rotation schedule: a superseded key is published until its tokens have expired."""
+    retire_after = settings.access_token_ttl + settings.signing_key_reload + CLOCK_SKEW
+    return Schedule(settings.signing_key_publish_ahead, retire_after)
+
+
+def signing_keys(settings: OAuthSettings) -> SigningKeys | None:
+    """The JWT signing keys (a 0600 file in the data folder), or None for opaque tokens."""
+    if not settings.jwt_access_tokens:
+        return None
+    return SigningKeys(FileKeyStore(settings.data_dir), key_schedule(settings))
+
+
 def preflight(settings: OAuthSettings) -> None:
     """Fail before serving: data folder and database usable, credentials file well-formed.
 
     Raises SettingsError or OSError with one readable line (oauth.py exits 2 on either).
     """
     check_private_dir(settings.data_dir)  # ours, and writable by no one else (UnsafePathError)
-    for name in (DB_FILE, SESSION_SECRET_FILE, CREDENTIALS_FILE):
+    for name in (DB_FILE, SESSION_SECRET_FILE, CREDENTIALS_FILE, KEYS_FILE):
         check_private_file(settings.data_dir / name)
     db_file = settings.data_dir / DB_FILE
     db_file.touch(mode=0o600, exist_ok=True)
@@ -132,6 +173,11 @@ def preflight(settings: OAuthSettings) -> None:
         resource_servers.resolve_credentials(settings)
     except CredentialsError as exc:
         raise SettingsError(f"{exc}; fix or delete the file") from None
+    if settings.jwt_access_tokens:
+        try:
+            FileKeyStore(settings.data_dir).read()  # a damaged key file: one line, not a traceback
+        except KeyStoreError as exc:
+            raise SettingsError(str(exc)) from None
 
 
 def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
@@ -143,19 +189,25 @@ def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
     db = Database(settings.data_dir, settings.unused_client_ttl)
     key = session_secret(settings).encode("utf-8")
     documents = Documents(settings, seams)
+    keys = signing_keys(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await db.start()
         await resource_servers.provision(settings, db)
-        # a plain task, not a task group: test fixtures may exit the lifespan from another task
-        cleaner = asyncio.create_task(_cleanup_forever(db, settings.cleanup_interval))
+        # plain tasks, not a task group: test fixtures may exit the lifespan from another task
+        tasks = [asyncio.create_task(_cleanup_forever(db, settings.cleanup_interval))]
+        if keys is not None:
+            await keys.start()
+            reload = _reload_keys_forever(keys, settings.signing_key_reload)
+            tasks.append(asyncio.create_task(reload))
         try:
             yield
         finally:
-            cleaner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await cleaner
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await db.close()
 
     middleware = [
@@ -167,5 +219,5 @@ def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
             limit=settings.max_body_bytes,
         ),
     ]
-    app_routes = routes(settings, db, documents, key)
+    app_routes = routes(settings, db, documents, key, keys)
     return Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from secure_mcp.common.resource_credentials import credentials_path
+from secure_mcp.oauth.rfc8414 import JWKS_PATH
 from secure_mcp.oauth.settings import OAuthSettings
 
 INSECURE_WARNING = (
@@ -21,6 +22,16 @@ INSECURE_HTTP_WARNING = (
 )
 
 
+def _token_format(settings: OAuthSettings) -> str:
+    """What access tokens look like and how long they live."""
+    if settings.jwt_access_tokens:
+        return (
+            f"JWT (RFC 9068, ES256), {settings.access_token_ttl} s; "
+            f"keys at {settings.endpoint(JWKS_PATH)}"
+        )
+    return f"opaque (checked by introspection), {settings.access_token_ttl} s"
+
+
 def banner(settings: OAuthSettings) -> str:
     """The start-up text; the demo password appears only when it was generated for this run."""
     if settings.demo_password_generated:
@@ -33,6 +44,7 @@ def banner(settings: OAuthSettings) -> str:
         f"  metadata:    {settings.metadata_url}",
         f"  resources:   {', '.join(settings.resources)}",
         f"  scopes:      {' '.join(settings.scopes)}",
+        f"  access tokens: {_token_format(settings)}",
         f"  data folder: {settings.data_dir}",
         f"  introspection credentials: {credentials_path(settings.data_dir)}",
         f"  demo login:  username {settings.demo_username}",

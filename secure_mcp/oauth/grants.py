@@ -13,6 +13,7 @@ from secure_mcp.oauth.errors import (
     UnauthorizedClient,
 )
 from secure_mcp.oauth.models import AuthorizationCode, Client, Token
+from secure_mcp.oauth.rfc9068 import JwtSigner
 from secure_mcp.oauth.scopes import check_same_resource, narrowed_scope
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database, now, token_hash
@@ -40,7 +41,11 @@ def _check_code(code: AuthorizationCode, client: Client, form: dict[str, str]) -
 
 
 async def _redeem_code(
-    db: Database, settings: OAuthSettings, client: Client, form: dict[str, str]
+    db: Database,
+    settings: OAuthSettings,
+    client: Client,
+    form: dict[str, str],
+    signer: JwtSigner | None,
 ) -> dict[str, Any]:
     """Mark the code used (only once, however many try at the same time) and issue tokens."""
     value = form.get("code", "")
@@ -67,11 +72,16 @@ async def _redeem_code(
             grant,
             access_scope=code.scope,
             with_refresh="refresh_token" in client.grant_types,
+            signer=signer,
         )
 
 
 async def _rotate_refresh(
-    db: Database, settings: OAuthSettings, client: Client, form: dict[str, str]
+    db: Database,
+    settings: OAuthSettings,
+    client: Client,
+    form: dict[str, str],
+    signer: JwtSigner | None,
 ) -> dict[str, Any]:
     """Rotate the refresh token (RFC 9700 4.14.2); a reused one revokes its family."""
     if "refresh_token" not in form:  # OAuth 2.1 4.3.1: required
@@ -94,18 +104,27 @@ async def _rotate_refresh(
         scope = narrowed_scope(old.scope, form.get("scope"), settings.scopes)
         check_same_resource(form.get("resource"), old.resource)
         grant = tokens.Grant(client.client_id, old.subject, old.scope, old.resource, old.family_id)
-        return tokens.issue(session, settings, grant, access_scope=scope, with_refresh=True)
+        return tokens.issue(
+            session, settings, grant, access_scope=scope, with_refresh=True, signer=signer
+        )
 
 
 async def exchange(
-    db: Database, settings: OAuthSettings, client: Client, form: dict[str, str]
+    db: Database,
+    settings: OAuthSettings,
+    client: Client,
+    form: dict[str, str],
+    signer: JwtSigner | None = None,
 ) -> dict[str, Any]:
-    """Run the requested grant; a replay revokes the family in its own committed transaction."""
+    """Run the requested grant; a replay revokes the family in its own committed transaction.
+
+    With `signer`, access tokens are RFC 9068 JWTs; refresh tokens stay opaque.
+    """
     grant_type = form.get("grant_type")
     try:
         if grant_type == "authorization_code":
-            return await _redeem_code(db, settings, client, form)
-        return await _rotate_refresh(db, settings, client, form)
+            return await _redeem_code(db, settings, client, form, signer)
+        return await _rotate_refresh(db, settings, client, form, signer)
     except ReplayedGrant as replay:
         async with db.write() as session:
             await tokens.revoke_family(session, replay.family_id)

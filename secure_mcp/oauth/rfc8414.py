@@ -10,12 +10,13 @@ from starlette.responses import JSONResponse, Response
 from secure_mcp.oauth.settings import OAuthSettings
 
 WELL_KNOWN = "/.well-known/oauth-authorization-server"
+JWKS_PATH = "/jwks"
 CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 
 
 def metadata(settings: OAuthSettings) -> dict[str, Any]:
     """The metadata document (RFC 8414 2), advertising client ID metadata documents (CIMD)."""
-    return {
+    document = {
         "issuer": settings.issuer,  # RFC 8414 3.3: identical to the issuer used to fetch it
         "authorization_endpoint": settings.endpoint("/authorize"),
         "token_endpoint": settings.endpoint("/token"),
@@ -33,6 +34,9 @@ def metadata(settings: OAuthSettings) -> dict[str, Any]:
         "authorization_response_iss_parameter_supported": True,  # RFC 9207 3
         "client_id_metadata_document_supported": True,  # CIMD draft 5
     }
+    if settings.jwt_access_tokens:  # RFC 8414 2: the keys resource servers verify JWTs with
+        document["jwks_uri"] = settings.endpoint(JWKS_PATH)
+    return document
 
 
 def well_known_paths(settings: OAuthSettings) -> list[str]:

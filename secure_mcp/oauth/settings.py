@@ -27,6 +27,12 @@ DEFAULT_ISSUER = "http://localhost:8003"
 DEFAULT_RESOURCE = "http://127.0.0.1:8000/mcp"
 DEFAULT_SCOPES = ("weather:read",)
 DEFAULT_ACCESS_TOKEN_TTL = 3600
+DEFAULT_JWT_ACCESS_TOKEN_TTL = 300  # JWTs are checked without asking us: revocation waits for exp
+OPAQUE, JWT = "opaque", "jwt"  # access token formats (names, not secrets)
+ACCESS_TOKEN_FORMATS = (OPAQUE, JWT)
+DEFAULT_PUBLISH_AHEAD = 600  # a new signing key is in the JWKS this long before it signs
+DEFAULT_JWKS_MAX_AGE = 300  # Cache-Control max-age of the JWKS
+DEFAULT_KEY_RELOAD = 60  # seconds between two reads of the key store by a running server
 DEFAULT_DEMO_USERNAME = "demo"
 MIN_PASSWORD_LENGTH = 12  # characters; a generated one is 16
 MIN_SESSION_SECRET_BYTES = 32
@@ -57,6 +63,10 @@ class OAuthSettings:
     resources: tuple[str, ...] = (DEFAULT_RESOURCE,)
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     access_token_ttl: int = DEFAULT_ACCESS_TOKEN_TTL
+    access_token_format: str = OPAQUE  # or JWT (RFC 9068)
+    signing_key_publish_ahead: int = DEFAULT_PUBLISH_AHEAD
+    jwks_max_age: int = DEFAULT_JWKS_MAX_AGE
+    signing_key_reload: int = DEFAULT_KEY_RELOAD
     refresh_token_ttl: int = 30 * 24 * 3600
     code_ttl: int = 600  # OAuth 2.1 4.1.2: at most 10 minutes; also a pending sign-in's life
     consent_ttl: int = 12 * 3600  # remembered consent (never for public loopback clients)
@@ -97,6 +107,7 @@ class OAuthSettings:
             raise SettingsError(f"scopes must be RFC 6749 scope tokens: {self.scopes!r}")
         if min(self.access_token_ttl, self.refresh_token_ttl, self.code_ttl) <= 0:
             raise SettingsError("token lifetimes must be positive")
+        self._check_signing_keys()
         if self.cimd_timeout <= 0 or self.cimd_max_bytes <= 0:
             raise SettingsError("the metadata document limits must be positive")
         if not self.demo_username or not self.demo_password:
@@ -119,6 +130,27 @@ class OAuthSettings:
             raise SettingsError(
                 "the pending-authorization and registration limits must be positive"
             )
+
+    def _check_signing_keys(self) -> None:
+        """The token format, and a publish-ahead long enough for every cached JWKS to update."""
+        if self.access_token_format not in ACCESS_TOKEN_FORMATS:
+            raise SettingsError(
+                f"the access token format must be opaque or jwt: {self.access_token_format!r}"
+            )
+        if self.jwks_max_age < 0 or self.signing_key_reload <= 0:
+            raise SettingsError("the JWKS max-age and the key reload interval must be positive")
+        needed = self.jwks_max_age + self.signing_key_reload
+        if self.signing_key_publish_ahead < needed:
+            raise SettingsError(
+                f"the signing-key publish-ahead ({self.signing_key_publish_ahead} s) must be at "
+                f"least the JWKS max-age plus the key reload interval ({needed} s), so that "
+                "every resource server knows a new key before it signs"
+            )
+
+    @property
+    def jwt_access_tokens(self) -> bool:
+        """True when access tokens are RFC 9068 JWTs."""
+        return self.access_token_format == JWT
 
     @property
     def issuer_path(self) -> str:
@@ -226,7 +258,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--scopes", help="scopes every resource accepts (OAUTH_SCOPES)")
     parser.add_argument(
-        "--access-token-ttl", type=int, help="access token lifetime, seconds (3600)"
+        "--access-token-ttl",
+        type=int,
+        help="access token lifetime, seconds (OAUTH_ACCESS_TOKEN_TTL; 3600, or 300 for jwt)",
+    )
+    parser.add_argument(
+        "--access-token-format",
+        choices=ACCESS_TOKEN_FORMATS,
+        help="opaque: random tokens checked by introspection; jwt: RFC 9068 signed tokens "
+        "resource servers check themselves (OAUTH_ACCESS_TOKEN_FORMAT, opaque)",
+    )
+    parser.add_argument(
+        "--signing-key-publish-ahead",
+        type=int,
+        help="seconds a rotated-in signing key is published before it signs "
+        f"(OAUTH_SIGNING_KEY_PUBLISH_AHEAD, {DEFAULT_PUBLISH_AHEAD})",
     )
     parser.add_argument(
         "--cimd-allow-insecure",
@@ -306,6 +352,8 @@ def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
     except CredentialsError as exc:
         raise SettingsError(str(exc)) from None
     port = _int(args.port, "--port", _int(env.get("OAUTH_PORT"), "OAUTH_PORT", DEFAULT_PORT))
+    token_format = args.access_token_format or env.get("OAUTH_ACCESS_TOKEN_FORMAT") or OPAQUE
+    default_ttl = DEFAULT_JWT_ACCESS_TOKEN_TTL if token_format == JWT else DEFAULT_ACCESS_TOKEN_TTL
     try:
         connection_limits = limits_from(args, env, "OAUTH")
     except ValueError as exc:
@@ -321,7 +369,20 @@ def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
         access_token_ttl=_int(
             args.access_token_ttl,
             "--access-token-ttl",
-            _int(env.get("OAUTH_ACCESS_TOKEN_TTL"), "OAUTH_ACCESS_TOKEN_TTL", 3600),
+            _int(env.get("OAUTH_ACCESS_TOKEN_TTL"), "OAUTH_ACCESS_TOKEN_TTL", default_ttl),
+        ),
+        access_token_format=token_format,
+        signing_key_publish_ahead=_int(
+            args.signing_key_publish_ahead,
+            "--signing-key-publish-ahead",
+            _int(
+                env.get("OAUTH_SIGNING_KEY_PUBLISH_AHEAD"),
+                "OAUTH_SIGNING_KEY_PUBLISH_AHEAD",
+                DEFAULT_PUBLISH_AHEAD,
+            ),
+        ),
+        jwks_max_age=_int(
+            env.get("OAUTH_JWKS_MAX_AGE"), "OAUTH_JWKS_MAX_AGE", DEFAULT_JWKS_MAX_AGE
         ),
         demo_username=env.get("OAUTH_DEMO_USERNAME") or DEFAULT_DEMO_USERNAME,
         demo_password=password or secrets.token_urlsafe(12),

@@ -9,6 +9,7 @@ from secure_mcp.oauth import clients, grants
 from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.errors import NO_STORE, InvalidRequest, OAuthError, UnsupportedGrantType
 from secure_mcp.oauth.forms import read_form
+from secure_mcp.oauth.rfc9068 import JwtSigner
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database
 
@@ -24,11 +25,16 @@ class TokenEndpoint:
     """POST /token."""
 
     def __init__(
-        self, settings: OAuthSettings, db: Database, documents: Documents | None = None
+        self,
+        settings: OAuthSettings,
+        db: Database,
+        documents: Documents | None = None,
+        signer: JwtSigner | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.documents = documents
+        self.signer = signer  # JWT access tokens (RFC 9068) when set
 
     async def handle(self, request: Request) -> Response:
         """Answer a token request; every answer carries Cache-Control: no-store (RFC 6749 5.1)."""
@@ -40,7 +46,7 @@ class TokenEndpoint:
                 raise InvalidRequest("grant_type is required")
             if grant_type not in GRANT_TYPES:
                 raise UnsupportedGrantType(f"unsupported grant_type: {grant_type}")
-            body = await grants.exchange(self.db, self.settings, client, form)
+            body = await grants.exchange(self.db, self.settings, client, form, self.signer)
         except OAuthError as exc:
             return exc.response()
         return JSONResponse(body, headers=NO_STORE)

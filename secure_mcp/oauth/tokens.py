@@ -1,8 +1,10 @@
-"""Opaque access and refresh tokens: issued random, stored hashed, revoked by family.
+"""Access and refresh tokens: issued, stored hashed, revoked by family.
 
-Tokens carry a type prefix and a checksum (`secure_mcp.common.token_format`) so that resource
-servers refuse garbage without introspecting it. Lookups stay by hash of the whole string, so
-tokens issued before the format existed still refresh, revoke and introspect as before.
+Opaque tokens carry a type prefix and a checksum (`secure_mcp.common.token_format`) so that
+resource servers refuse garbage without introspecting it. With `--access-token-format jwt` the
+access token is an RFC 9068 JWT (`rfc9068.JwtSigner`); refresh tokens stay opaque. Every token
+has a row, looked up by the hash of the whole string, so JWTs introspect and revoke like opaque
+tokens, and tokens issued before the format existed still refresh, revoke and introspect.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from secure_mcp.common import token_format
 from secure_mcp.oauth.models import Token
+from secure_mcp.oauth.rfc9068 import JwtSigner
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database, now, token_hash
 
 ACCESS = "access"
 REFRESH = "refresh"
 PREFIXES = {ACCESS: token_format.ACCESS_PREFIX, REFRESH: token_format.REFRESH_PREFIX}
+MAX_TOKEN_LENGTH = 8192  # a JWT with a long CIMD client_id stays far below
 
 
 @dataclass(frozen=True)
@@ -39,10 +43,27 @@ def rowcount(result: Any) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
 
-def _add(session: AsyncSession, kind: str, grant: Grant, scope: str, ttl: int) -> tuple[str, int]:
-    """Create one token row; return the token and its lifetime."""
-    value = token_format.mint(PREFIXES[kind])
+def _add(
+    session: AsyncSession,
+    kind: str,
+    grant: Grant,
+    scope: str,
+    ttl: int,
+    signer: JwtSigner | None = None,
+) -> tuple[str, int]:
+    """Create one token row; return the token and its lifetime (a JWT when `signer` is given)."""
     issued = now()
+    if signer is None:
+        value = token_format.mint(PREFIXES[kind])
+    else:
+        value = signer.access_token(
+            audience=grant.resource,
+            client_id=grant.client_id,
+            subject=grant.subject,
+            scope=scope,
+            issued=issued,
+            ttl=ttl,
+        )
     session.add(
         Token(
             token_hash=token_hash(value),
@@ -68,9 +89,10 @@ def issue(
     *,
     access_scope: str,
     with_refresh: bool,
+    signer: JwtSigner | None = None,
 ) -> dict[str, Any]:
     """Add an access token (and maybe a refresh token); return the RFC 6749 5.1 response body."""
-    access, ttl = _add(session, ACCESS, grant, access_scope, settings.access_token_ttl)
+    access, ttl = _add(session, ACCESS, grant, access_scope, settings.access_token_ttl, signer)
     body: dict[str, Any] = {
         "access_token": access,
         "token_type": "Bearer",
@@ -92,7 +114,7 @@ async def revoke_family(session: AsyncSession, family_id: str) -> None:
 
 async def find(db: Database, value: str) -> Token | None:
     """The stored token for `value`, whatever its state, or None."""
-    if not value or len(value) > 512:
+    if not value or len(value) > MAX_TOKEN_LENGTH:
         return None
     async with db.read() as session:
         return await session.get(Token, token_hash(value))
