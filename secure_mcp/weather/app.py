@@ -27,10 +27,12 @@ from secure_mcp.common.hosts import HostCheckMiddleware
 from secure_mcp.common.ratelimit import MemoryLimiter
 from secure_mcp.weather.bearer import BearerAuthMiddleware
 from secure_mcp.weather.nws import NwsClient, Sleep
+from secure_mcp.weather.permissions import ToolPermissions, ToolScopeMiddleware
 from secure_mcp.weather.replay import SUMMARY, replay_transport
 from secure_mcp.weather.rfc7662 import IntrospectionVerifier
 from secure_mcp.weather.settings import WILDCARD_HOSTS, StartupError, WeatherSettings
-from secure_mcp.weather.tools import register_tools
+from secure_mcp.weather.tools import TOOL_NAMES, register_tools
+from secure_mcp.weather.verifier import AccessTokenVerifier
 
 HEALTH_PATH = "/health"
 INSECURE_HTTP_WARNING = (
@@ -70,7 +72,7 @@ def protected_resource_metadata(settings: WeatherSettings) -> dict[str, Any]:
         {
             "resource": settings.resource_url,
             "authorization_servers": [settings.auth_server],
-            "scopes_supported": list(settings.required_scopes),
+            "scopes_supported": list(settings.scopes.all_scopes),
             "bearer_methods_supported": ["header"],  # RFC 9728 2: never the query string
             "resource_name": "Weather MCP server",
         }
@@ -79,11 +81,11 @@ def protected_resource_metadata(settings: WeatherSettings) -> dict[str, Any]:
     return data
 
 
-def _verifier(settings: WeatherSettings, seams: Seams) -> IntrospectionVerifier:
-    """The introspection client, which needs this resource server's credentials."""
+def _verifier(settings: WeatherSettings, seams: Seams) -> AccessTokenVerifier:
+    """JWTs checked here, other tokens introspected (which needs this server's credentials)."""
     if settings.credentials is None:
         raise StartupError("introspection credentials are required when auth is on")
-    return IntrospectionVerifier(
+    introspection = IntrospectionVerifier(
         issuer=settings.auth_server,
         resource=settings.resource_url,
         credentials=settings.credentials,
@@ -91,6 +93,14 @@ def _verifier(settings: WeatherSettings, seams: Seams) -> IntrospectionVerifier:
         cache_size=settings.introspection_cache_size,
         transport=seams.introspection_transport,
         well_formed=_well_formed if settings.local_token_check else None,
+    )
+    return AccessTokenVerifier(
+        introspection,
+        jwks_ttl=settings.jwks_cache_ttl,
+        introspect_jwt=settings.introspect_jwt,
+        any_format=not settings.local_token_check,
+        allow_insecure_http=settings.allow_insecure_http,
+        cache_size=settings.introspection_cache_size,
     )
 
 
@@ -109,10 +119,9 @@ def _nws(settings: WeatherSettings, seams: Seams) -> NwsClient:
     )
 
 
-def _mcp_server(
-    settings: WeatherSettings, verifier: IntrospectionVerifier | None
-) -> MCPServer[Any]:
-    """The SDK server; with auth, its own bearer check stays on as defence in depth."""
+def _mcp_server(settings: WeatherSettings, verifier: AccessTokenVerifier | None) -> MCPServer[Any]:
+    """The SDK server; with auth, its own bearer check stays on as defence in depth, and the
+    permissions per tool are enforced inside it (`ToolPermissions`)."""
     if verifier is None:
         return MCPServer("weather", instructions="US weather alerts and forecasts (NWS).")
     auth = AuthSettings.model_validate(
@@ -123,11 +132,13 @@ def _mcp_server(
             "validate_token_resource": True,
         }
     )
+    scopes = settings.scopes
     return MCPServer(
         "weather",
         instructions="US weather alerts and forecasts (NWS).",
         token_verifier=verifier,
         auth=auth,
+        middleware=[ToolPermissions(scopes)] if scopes.per_tool else None,
     )
 
 
@@ -166,7 +177,7 @@ def _host_check(settings: WeatherSettings) -> Middleware:
     )
 
 
-def _bearer_gate(settings: WeatherSettings, verifier: IntrospectionVerifier) -> Middleware:
+def _bearer_gate(settings: WeatherSettings, verifier: AccessTokenVerifier) -> Middleware:
     """Our RFC 6750 gate: everything but health and the metadata needs a token."""
     limit = settings.failed_token_limit
     failures = MemoryLimiter(rate=limit / 60, burst=limit)  # per source, bounded key count
@@ -175,6 +186,7 @@ def _bearer_gate(settings: WeatherSettings, verifier: IntrospectionVerifier) -> 
         verifier=verifier,
         failures=failures,
         required_scopes=settings.required_scopes,
+        challenge_scopes=settings.scopes.all_scopes,
         resource_metadata=settings.resource_metadata_url,
         public_paths=[HEALTH_PATH, urlsplit(settings.resource_metadata_url).path],
     )
@@ -185,6 +197,10 @@ def build_app(
 ) -> Starlette:
     """The whole ASGI application; `require_auth=False` exists only for the benchmark."""
     seams = seams or Seams()
+    try:
+        settings.scopes.check_tools(TOOL_NAMES)
+    except ValueError as exc:
+        raise StartupError(f"--tool-scopes: {exc}") from None
     verifier = _verifier(settings, seams) if require_auth else None
     nws = _nws(settings, seams)
     server = _mcp_server(settings, verifier)
@@ -217,8 +233,21 @@ def build_app(
     # After the gate: a stranger's body is never buffered (refused unread, see h11_guard).
     body_timeout = settings.connection_limits.body_timeout
     middleware.append(Middleware(BodyGuardMiddleware, timeout=body_timeout, limit=MAX_BODY))
+    if verifier is not None and settings.scopes.per_tool:  # a tool call without its scope: 403
+        resource_metadata = settings.resource_metadata_url
+        scopes = settings.scopes
+        middleware.append(
+            Middleware(ToolScopeMiddleware, scopes=scopes, resource_metadata=resource_metadata)
+        )
     routes += [Route(settings.mcp_path, no_stream, methods=["GET"]), Mount("", app=inner)]
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+def _scope_summary(settings: WeatherSettings) -> str:
+    """`required scope X`, plus each tool's own scopes when configured."""
+    base = " ".join(settings.required_scopes) or "(none)"
+    tools = "; ".join(f"{tool} needs {' '.join(needed)}" for tool, needed in settings.tool_scopes)
+    return f"required scope {base}" + (f"; {tools}" if tools else "")
 
 
 def startup_banner(settings: WeatherSettings) -> list[str]:
@@ -226,16 +255,17 @@ def startup_banner(settings: WeatherSettings) -> list[str]:
     lines = [
         f"weather: MCP endpoint {settings.resource_url} (listening on {settings.host}:"
         f"{settings.port})",
-        f"weather: authorization server {settings.auth_server}; "
-        f"required scope {' '.join(settings.required_scopes)}",
+        f"weather: authorization server {settings.auth_server}; " + _scope_summary(settings),
         f"weather: protected resource metadata {settings.resource_metadata_url}",
         f"weather: introspection cache {settings.introspection_cache_ttl:g}s"
         + (" (off)" if settings.introspection_cache_ttl == 0 else ""),
-        "weather: bearer tokens "
+        "weather: bearer tokens: JWTs (RFC 9068) checked here against the issuer's keys"
+        + (" and introspected" if settings.introspect_jwt else "")
+        + ", others "
         + (
-            "checked for oauth.py's prefix and checksum first"
+            "checked for oauth.py's prefix and checksum, then introspected"
             if settings.local_token_check
-            else "of any format introspected"
+            else "introspected"
         )
         + f"; {settings.failed_token_limit} invalid per minute per address, then 429",
         f"weather: clients: {settings.connection_limits.summary()}",

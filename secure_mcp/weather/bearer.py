@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 from urllib.parse import parse_qsl
 
+from mcp.server.auth.provider import AccessToken
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from secure_mcp.common.ratelimit import Limiter
@@ -19,11 +21,20 @@ from secure_mcp.weather.errors import (
     MissingTokenError,
     TooManyFailedTokensError,
 )
-from secure_mcp.weather.rfc7662 import IntrospectionVerifier
+from secure_mcp.weather.rfc7662 import Admit
 
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 MAX_TOKEN_LENGTH = 4096
+ACCESS_KEY = "secure_mcp.access_token"  # the verified AccessToken, left in the ASGI scope
+
+
+class Verifier(Protocol):
+    """What the gate needs: a token checked, `admit` run before any introspection."""
+
+    async def check(self, token: str, admit: Admit | None = None) -> AccessToken:
+        """The verified token, or InvalidTokenError / AuthServerUnavailableError."""
+        ...
 
 
 def bearer_token(scope: Scope) -> str:
@@ -91,16 +102,19 @@ class BearerAuthMiddleware:
         self,
         app: ASGIApp,
         *,
-        verifier: IntrospectionVerifier,
+        verifier: Verifier,
         failures: Limiter,
         required_scopes: Sequence[str],
         resource_metadata: str,
         public_paths: Iterable[str],
+        challenge_scopes: Sequence[str] | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
         self.failures = failures
         self.required_scopes = tuple(required_scopes)
+        # the 401 challenge's `scope`: everything this server's tools need (RFC 9728 5.1)
+        self.challenge_scopes = tuple(challenge_scopes or required_scopes)
         self.resource_metadata = resource_metadata
         self.public_paths = frozenset(public_paths)
 
@@ -114,14 +128,17 @@ class BearerAuthMiddleware:
             await send({"type": "websocket.close", "code": 1008})  # no other protocol gets in
             return
         try:
-            await self._authorize(scope)
-        except AuthError as exc:
+            scope[ACCESS_KEY] = await self._authorize(scope)
+        except InsufficientScopeError as exc:
             await refuse(send, exc, self.resource_metadata, self.required_scopes)
+            return
+        except AuthError as exc:
+            await refuse(send, exc, self.resource_metadata, self.challenge_scopes)
             return
         await self.app(scope, receive, send)
 
-    async def _authorize(self, scope: Scope) -> None:
-        """Raise the AuthError that refuses this request, or return to let it through."""
+    async def _authorize(self, scope: Scope) -> AccessToken:
+        """Raise the AuthError that refuses this request, or return the verified token."""
         token, source = bearer_token(scope), scope_source(scope)
 
         async def admit() -> None:
@@ -137,3 +154,4 @@ class BearerAuthMiddleware:
             raise
         if not set(self.required_scopes) <= set(access.scopes):
             raise InsufficientScopeError
+        return access

@@ -13,20 +13,21 @@ from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote_plus, urlsplit
+from urllib.parse import quote_plus
 
 import httpx2
 from mcp.server.auth.provider import AccessToken
 
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.common.uris import canonical_resource
+from secure_mcp.weather.discovery import Discovery, metadata_url
 from secure_mcp.weather.errors import AuthServerUnavailableError, InvalidTokenError
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Admit = Callable[[], Awaitable[None]]
-METADATA_SUFFIX = "/.well-known/oauth-authorization-server"
+__all__ = ["Grant", "GrantCache", "IntrospectionVerifier", "metadata_url", "token_key"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,10 @@ class GrantCache:
         self._entries.move_to_end(key)
         return entry[1]
 
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._entries.clear()
+
     def put(self, key: str, grant: Grant) -> None:
         """Remember an active grant (no-op when the TTL is 0)."""
         until = self._clock() + self._ttl
@@ -92,13 +97,6 @@ class GrantCache:
             self._entries.popitem(last=False)
 
 
-def metadata_url(issuer: str) -> str:
-    """RFC 8414 section 3.1: the well-known suffix goes between the host and the issuer's path."""
-    parts = urlsplit(issuer)
-    path = parts.path.rstrip("/")
-    return f"{parts.scheme}://{parts.netloc}{METADATA_SUFFIX}{path}"
-
-
 def _string_list(value: Any) -> list[str]:
     """`aud` may be a string or a list of strings (RFC 7662 2.2, RFC 7519 4.1.3)."""
     if isinstance(value, str):
@@ -106,7 +104,7 @@ def _string_list(value: Any) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def _canonical_audiences(value: Any) -> set[str]:
+def canonical_audiences(value: Any) -> set[str]:
     """The `aud` values in canonical form (MCP canonical server URI); malformed ones dropped."""
     found: set[str] = set()
     for audience in _string_list(value):
@@ -123,7 +121,7 @@ def basic_auth(credentials: ResourceCredentials) -> httpx2.BasicAuth:
 
 
 # The verdict of the current request, so the SDK's second check needs no second lookup.
-_verified: ContextVar[tuple[str, AccessToken] | None] = ContextVar("weather_verified", default=None)
+VERDICT: ContextVar[tuple[str, AccessToken] | None] = ContextVar("weather_verified", default=None)
 
 
 class IntrospectionVerifier:
@@ -146,16 +144,15 @@ class IntrospectionVerifier:
         self.resource = canonical_resource(resource)
         self._auth = basic_auth(credentials)
         self._well_formed = well_formed
-        self._http = httpx2.AsyncClient(transport=transport, timeout=timeout)
+        self.http = httpx2.AsyncClient(transport=transport, timeout=timeout)
+        self.discovery = Discovery(issuer, self.http)
         self.cache = GrantCache(cache_ttl, cache_size, clock)
         self._clock = clock
-        self._endpoint: str | None = None
         self._inflight: dict[str, asyncio.Future[Grant]] = {}
-        self._discovery = asyncio.Lock()
 
     async def aclose(self) -> None:
         """Close the connection pool to the authorization server."""
-        await self._http.aclose()
+        await self.http.aclose()
 
     async def check(self, token: str, admit: Admit | None = None) -> AccessToken:
         """The verified token, or InvalidTokenError / AuthServerUnavailableError.
@@ -165,6 +162,10 @@ class IntrospectionVerifier:
         """
         if self._well_formed is not None and not self._well_formed(token):
             raise InvalidTokenError  # refused locally: garbage costs the authorization server 0
+        return await self.lookup(token, admit)
+
+    async def lookup(self, token: str, admit: Admit | None = None) -> AccessToken:
+        """`check` without the local format check: the cache, else the authorization server."""
         key = token_key(token)
         grant = self.cache.get(key)
         if grant is None:
@@ -172,7 +173,7 @@ class IntrospectionVerifier:
                 await admit()
             grant = await self._shared_lookup(key, token)
         access = grant.access_token(token, self.resource)
-        _verified.set((key, access))
+        VERDICT.set((key, access))
         return access
 
     async def _shared_lookup(self, key: str, token: str) -> Grant:
@@ -199,7 +200,7 @@ class IntrospectionVerifier:
     async def verify_token(self, token: str) -> AccessToken | None:
         """The SDK's second check: free after `check` ran for this request; never fails open."""
         key = token_key(token)
-        seen = _verified.get()
+        seen = VERDICT.get()
         if seen is not None and hmac.compare_digest(seen[0], key):
             return seen[1]
         try:
@@ -207,40 +208,14 @@ class IntrospectionVerifier:
         except (InvalidTokenError, AuthServerUnavailableError):
             return None
 
-    async def _discover(self) -> str:
-        """The introspection endpoint from RFC 8414 metadata, fetched once and then remembered."""
-        async with self._discovery:  # concurrent first requests share one metadata fetch
-            if self._endpoint is None:
-                self._endpoint = await self._fetch_endpoint()
-            return self._endpoint
-
-    async def _fetch_endpoint(self) -> str:
-        """Read `introspection_endpoint` from the issuer's metadata document."""
-        url = metadata_url(self.issuer)
-        try:
-            response = await self._http.get(url)
-            meta = response.json() if response.status_code == 200 else None
-        except (httpx2.HTTPError, ValueError) as exc:
-            logger.warning("authorization server metadata unavailable at %s: %r", url, exc)
-            raise AuthServerUnavailableError from exc
-        if not isinstance(meta, dict) or meta.get("issuer") != self.issuer:
-            # RFC 8414 section 3.3: the issuer in the metadata must be identical to ours.
-            logger.error("no valid metadata for issuer %s at %s", self.issuer, url)
-            raise AuthServerUnavailableError
-        endpoint = meta.get("introspection_endpoint")
-        if not isinstance(endpoint, str) or not endpoint:
-            logger.error("authorization server %s has no introspection_endpoint", self.issuer)
-            raise AuthServerUnavailableError
-        return endpoint
-
     async def _introspect(self, token: str) -> Mapping[str, Any]:
         """POST the token (RFC 7662 2.1), authenticated as this resource server."""
-        endpoint = await self._discover()
+        endpoint = await self.discovery.endpoint("introspection_endpoint")
         data = {"token": token, "token_type_hint": "access_token"}
         try:
-            response = await self._http.post(endpoint, data=data, auth=self._auth)
+            response = await self.http.post(endpoint, data=data, auth=self._auth)
         except httpx2.HTTPError as exc:
-            self._endpoint = None  # rediscover: the server may come back elsewhere
+            self.discovery.forget()  # rediscover: the server may come back elsewhere
             logger.warning("introspection request failed: %r", exc)
             raise AuthServerUnavailableError from exc
         if response.status_code in {401, 403}:
@@ -266,7 +241,7 @@ class IntrospectionVerifier:
         issuer = claims.get("iss")
         if issuer is not None and issuer != self.issuer:
             raise InvalidTokenError
-        if self.resource not in _canonical_audiences(claims.get("aud")):
+        if self.resource not in canonical_audiences(claims.get("aud")):
             # RFC 8707 / MCP authorization "Token Audience Binding": only tokens for this server.
             raise InvalidTokenError
         exp, nbf = claims.get("exp"), claims.get("nbf")

@@ -21,6 +21,7 @@ from secure_mcp.common.resource_credentials import (
     load_all,
 )
 from secure_mcp.common.uris import canonical_resource, insecure_http
+from secure_mcp.weather.permissions import ToolScopes, parse_tool_scopes
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -31,6 +32,7 @@ DEFAULT_SCOPES = ("weather:read",)
 DEFAULT_CACHE_TTL = 30.0
 DEFAULT_CACHE_SIZE = 10_000
 DEFAULT_FAILED_TOKEN_LIMIT = 30  # invalid tokens per minute per source before 429
+DEFAULT_JWKS_CACHE_TTL = 300.0  # seconds before the issuer's keys are fetched again
 TOKEN_FORMATS = ("smcp", "any")  # smcp: oauth.py's prefixed, checksummed tokens (checked locally)
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})  # noqa: S104 - recognised, never chosen
@@ -52,16 +54,24 @@ class WeatherSettings:
     nws_base: str = DEFAULT_NWS_BASE
     nws_replay: bool = False
     nws_user_agent: str = DEFAULT_USER_AGENT
-    required_scopes: tuple[str, ...] = DEFAULT_SCOPES
+    required_scopes: tuple[str, ...] = DEFAULT_SCOPES  # every request (the base scopes)
+    tool_scopes: tuple[tuple[str, tuple[str, ...]], ...] = ()  # a tool's own, besides the base
     introspection_cache_ttl: float = DEFAULT_CACHE_TTL
     introspection_cache_size: int = DEFAULT_CACHE_SIZE
     local_token_check: bool = True  # --token-format smcp: prefix and checksum before introspecting
+    introspect_jwt: bool = False  # JWTs checked here and at the AS too (immediate revocation)
+    jwks_cache_ttl: float = DEFAULT_JWKS_CACHE_TTL
     failed_token_limit: int = DEFAULT_FAILED_TOKEN_LIMIT
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     oauth_data_dir: Path = Path()
     credentials: ResourceCredentials | None = field(default=None, repr=False)
     credentials_source: str = ""
     allow_insecure_http: bool = False  # development only: plain http off loopback
+
+    @property
+    def scopes(self) -> ToolScopes:
+        """The scopes every request needs, and those of each tool."""
+        return ToolScopes(self.required_scopes, self.tool_scopes)
 
     @property
     def mcp_path(self) -> str:
@@ -91,7 +101,31 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="serve bundled NWS responses instead of the live API (NWS_REPLAY=1)",
     )
-    p.add_argument("--required-scope", help="space-separated scopes (WEATHER_REQUIRED_SCOPES)")
+    p.add_argument(
+        "--required-scope",
+        help="space-separated scopes every request needs (WEATHER_REQUIRED_SCOPES, default "
+        "weather:read, or none with --tool-scopes)",
+    )
+    p.add_argument(
+        "--tool-scopes",
+        help="the scopes of each tool, e.g. get_alerts=weather:alerts,get_forecast="
+        "weather:forecast (WEATHER_TOOL_SCOPES; default: every tool needs only the required "
+        "scopes)",
+    )
+    p.add_argument(
+        "--introspect-jwt",
+        action="store_true",
+        default=None,
+        help="introspect JWT access tokens too, after checking them here: a revoked token is "
+        "refused within the introspection cache TTL instead of at its expiry "
+        "(WEATHER_INTROSPECT_JWT=1)",
+    )
+    p.add_argument(
+        "--jwks-cache-ttl",
+        type=float,
+        help="seconds before the authorization server's signing keys are fetched again "
+        f"(WEATHER_JWKS_CACHE_TTL, default {DEFAULT_JWKS_CACHE_TTL:g})",
+    )
     p.add_argument(
         "--introspection-cache-ttl",
         type=float,
@@ -195,6 +229,26 @@ def _failed_token_limit(flag: int | None, env: Mapping[str, str]) -> int:
     return limit
 
 
+def _tool_scopes(
+    flag: str | None, env: Mapping[str, str]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The per-tool scopes, or a StartupError naming the problem."""
+    try:
+        return parse_tool_scopes(flag or env.get("WEATHER_TOOL_SCOPES") or "")
+    except ValueError as exc:
+        raise StartupError(f"--tool-scopes: {exc}") from None
+
+
+def _jwks_ttl(flag: float | None, env: Mapping[str, str]) -> float:
+    """Seconds the issuer's signing keys are kept before they are fetched again (above 0)."""
+    name = "WEATHER_JWKS_CACHE_TTL"
+    raw = env.get(name) or str(DEFAULT_JWKS_CACHE_TTL)
+    ttl = flag if flag is not None else _number(raw, name, float)
+    if ttl <= 0:
+        raise StartupError("the JWKS cache TTL must be more than 0 seconds")
+    return ttl
+
+
 def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettings:
     """Flags override environment variables, which override the defaults; loads credentials."""
     args = _parser().parse_args(list(argv))
@@ -205,6 +259,7 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettin
     public_host = "127.0.0.1" if host in WILDCARD_HOSTS else host
     default_resource = f"http://{public_host}:{port}/mcp"
     scopes = tuple((args.required_scope or env.get("WEATHER_REQUIRED_SCOPES") or "").split())
+    tool_scopes = _tool_scopes(args.tool_scopes, env)
     replay = args.nws_replay or env.get("NWS_REPLAY", "").lower() in TRUE_WORDS
     data_dir = oauth_data_dir(env, args.oauth_data_dir)
     resource = _resource(args.resource_url or env.get("WEATHER_RESOURCE_URL") or default_resource)
@@ -227,7 +282,11 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettin
         nws_base=(args.nws_base or env.get("NWS_API_BASE") or DEFAULT_NWS_BASE).rstrip("/"),
         nws_replay=bool(replay),
         nws_user_agent=env.get("NWS_USER_AGENT") or DEFAULT_USER_AGENT,
-        required_scopes=scopes or DEFAULT_SCOPES,
+        required_scopes=scopes or (() if tool_scopes else DEFAULT_SCOPES),
+        tool_scopes=tool_scopes,
+        introspect_jwt=bool(args.introspect_jwt)
+        or env.get("WEATHER_INTROSPECT_JWT", "").lower() in TRUE_WORDS,
+        jwks_cache_ttl=_jwks_ttl(args.jwks_cache_ttl, env),
         introspection_cache_ttl=_cache_ttl(args.introspection_cache_ttl, env),
         local_token_check=_local_token_check(args.token_format, env),
         failed_token_limit=_failed_token_limit(args.failed_token_limit, env),

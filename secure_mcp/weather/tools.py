@@ -27,6 +27,7 @@ _STATE_LIST = (
 STATES = frozenset(_STATE_LIST.split())
 TERRITORIES = frozenset({"AS", "GU", "MP", "PR", "VI"})
 AREA_CODES = STATES | TERRITORIES
+TOOL_NAMES = ("get_alerts", "get_forecast")  # what --tool-scopes may name
 READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=True)
 
 

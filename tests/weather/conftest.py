@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx2
 import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -42,13 +44,45 @@ class FakeAuthServer:
     tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
     introspections: int = 0
     metadata_fetches: int = 0
+    jwks_fetches: int = 0
     down: bool = False
     metadata: dict[str, Any] = field(
         default_factory=lambda: {
             "issuer": ISSUER,
             "introspection_endpoint": f"{ISSUER}/introspect",
+            "jwks_uri": f"{ISSUER}/jwks",
         }
     )
+    signing_keys: list[ECKey] = field(default_factory=lambda: [new_signing_key()])
+    published: list[dict[str, Any]] | None = None  # the JWKS served (default: signing_keys)
+
+    def jwt(
+        self, key: ECKey | None = None, header: dict[str, Any] | None = None, **claims: Any
+    ) -> str:
+        """An RFC 9068 access token for our resource (claims override, None drops one)."""
+        key = key or self.signing_keys[-1]
+        now = int(time.time())
+        body = {
+            "iss": ISSUER,
+            "aud": RESOURCE,
+            "exp": now + 300,
+            "iat": now,
+            "jti": f"jti-{now}-{len(self.tokens)}-{id(claims)}",
+            "client_id": "client-1",
+            "sub": "demo",
+            "scope": "weather:read",
+            **claims,
+        }
+        head = {"alg": "ES256", "typ": "at+jwt", "kid": key.kid, **(header or {})}
+        kept = {k: v for k, v in body.items() if v is not None}
+        return jwt.encode({k: v for k, v in head.items() if v is not None}, kept, key)
+
+    async def _jwks(self, request: Request) -> Response:
+        self.jwks_fetches += 1
+        keys = self.published
+        if keys is None:
+            keys = [k.as_dict(private=False, use="sig", alg="ES256") for k in self.signing_keys]
+        return JSONResponse({"keys": keys})
 
     def grant(self, name: str, **claims: Any) -> str:
         """Register an active token for our resource (claims override the defaults); return it.
@@ -90,6 +124,7 @@ class FakeAuthServer:
             routes=[
                 Route("/.well-known/oauth-authorization-server", self._metadata),
                 Route("/introspect", self._introspect, methods=["POST"]),
+                Route("/jwks", self._jwks),
             ]
         )
 
@@ -103,6 +138,13 @@ class FakeAuthServer:
             return await inner.handle_async_request(request)
 
         return httpx2.MockTransport(handle)
+
+
+def new_signing_key() -> ECKey:
+    """A P-256 key with its thumbprint as kid, as oauth.py makes them."""
+    key = ECKey.generate_key("P-256", private=True)
+    key.ensure_kid()
+    return key
 
 
 @pytest.fixture

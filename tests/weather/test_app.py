@@ -369,10 +369,17 @@ def test_startup_banner_announces_replay_loudly() -> None:
     assert any("NWS API https://api.weather.gov" in line for line in live)
 
 
+TOOL_SCOPES = (
+    ("get_alerts", ("weather:alerts",)),
+    ("get_forecast", ("weather:forecast", "weather:read")),
+)
+
+
 def test_startup_banner_names_the_token_check_and_client_limits() -> None:
     lines = startup_banner(make_settings())
     assert (
-        "weather: bearer tokens checked for oauth.py's prefix and checksum first; "
+        "weather: bearer tokens: JWTs (RFC 9068) checked here against the issuer's keys, others "
+        "checked for oauth.py's prefix and checksum, then introspected; "
         "30 invalid per minute per address, then 429"
     ) in lines
     assert (
@@ -380,4 +387,15 @@ def test_startup_banner_names_the_token_check_and_client_limits() -> None:
         "at most 512 connections, 256 per address"
     ) in lines
     other = startup_banner(make_settings(local_token_check=False, failed_token_limit=5))
-    assert any("bearer tokens of any format introspected; 5 invalid" in line for line in other)
+    assert any("keys, others introspected; 5 invalid" in line for line in other)
+    jwt = startup_banner(make_settings(introspect_jwt=True, tool_scopes=TOOL_SCOPES))
+    assert any("issuer's keys and introspected, others" in line for line in jwt)
+    assert any(
+        line.endswith(
+            "required scope weather:read; get_alerts needs weather:alerts; "
+            "get_forecast needs weather:forecast weather:read"
+        )
+        for line in jwt
+    )
+    bare = startup_banner(make_settings(required_scopes=(), tool_scopes=TOOL_SCOPES))
+    assert any("required scope (none); get_alerts" in line for line in bare)
