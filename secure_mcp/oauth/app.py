@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import secrets
 from collections.abc import AsyncIterator
 
@@ -146,7 +147,8 @@ async def _reload_keys_forever(keys: SigningKeys, interval: float) -> None:
 
 def key_schedule(settings: OAuthSettings) -> Schedule:
     """The rotation schedule: a superseded key is published until its tokens have expired."""
-    retire_after = settings.access_token_ttl + settings.signing_key_reload + CLOCK_SKEW
+    reload = math.ceil(settings.signing_key_reload)
+    retire_after = settings.access_token_ttl + reload + CLOCK_SKEW
     return Schedule(settings.signing_key_publish_ahead, retire_after)
 
 

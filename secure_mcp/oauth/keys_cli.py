@@ -66,7 +66,7 @@ def main(
         write(
             f"New signing key {new.kid}: published now, signs from {moment(new.activates_at)} "
             f"(in {schedule.publish_ahead} s). Running servers pick it up within "
-            f"{settings.signing_key_reload} s; the key it replaces stays published until "
+            f"{settings.signing_key_reload:g} s; the key it replaces stays published until "
             f"{schedule.retire_after} s after that, when its last tokens have expired."
         )
     else:

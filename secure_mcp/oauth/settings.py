@@ -66,7 +66,7 @@ class OAuthSettings:
     access_token_format: str = OPAQUE  # or JWT (RFC 9068)
     signing_key_publish_ahead: int = DEFAULT_PUBLISH_AHEAD
     jwks_max_age: int = DEFAULT_JWKS_MAX_AGE
-    signing_key_reload: int = DEFAULT_KEY_RELOAD
+    signing_key_reload: float = DEFAULT_KEY_RELOAD
     refresh_token_ttl: int = 30 * 24 * 3600
     code_ttl: int = 600  # OAuth 2.1 4.1.2: at most 10 minutes; also a pending sign-in's life
     consent_ttl: int = 12 * 3600  # remembered consent (never for public loopback clients)

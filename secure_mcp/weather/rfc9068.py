@@ -82,6 +82,12 @@ def public_key(jwk: Mapping[str, Any]) -> tuple[str, JwksKey] | None:
     return kid, JwksKey(key, kind, jwk.get("alg"))
 
 
+def _seen(done: asyncio.Future[Any]) -> None:
+    """Mark a shared fetch's error as retrieved (every waiter got it re-raised)."""
+    with contextlib.suppress(asyncio.CancelledError):
+        done.exception()
+
+
 class Jwks:
     """The issuer's public keys by `kid`."""
 
@@ -103,7 +109,7 @@ class Jwks:
         self._keys: dict[str, JwksKey] = {}
         self._fetched_at: float | None = None
         self._attempted_at = -float("inf")
-        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Future[dict[str, JwksKey]] | None = None
         self._background: asyncio.Task[None] | None = None
         self.fetches = 0
 
@@ -111,8 +117,6 @@ class Jwks:
         """The key `kid`; InvalidTokenError when the issuer has none such (or no JWKS)."""
         if self._fetched_at is None:
             await self._refresh()  # the very first JWT: without keys nothing can be checked
-            if self._fetched_at is None:  # a concurrent first fetch failed
-                raise AuthServerUnavailableError
         elif self._clock() - self._fetched_at >= self._ttl:
             self._refresh_in_background()
         found = self._keys.get(kid)
@@ -145,14 +149,14 @@ class Jwks:
                 await self._background
 
     async def _refresh(self) -> None:
-        """Fetch the JWKS (one request however many wait); AuthServerUnavailableError on failure."""
-        attempted = self._attempted_at
-        async with self._lock:
-            if self._attempted_at != attempted:
-                return  # another request fetched while this one waited
+        """Fetch the JWKS, one request however many wait; AuthServerUnavailableError on failure."""
+        if self._inflight is None or self._inflight.done():
             self._attempted_at = self._clock()
             self.fetches += 1
-            keys = await self._fetch()
+            self._inflight = asyncio.ensure_future(self._fetch())
+            self._inflight.add_done_callback(_seen)
+        keys = await asyncio.shield(self._inflight)
+        if self._fetched_at is None or self._keys is not keys:
             changed = self._fetched_at is not None and not set(self._keys) <= set(keys)
             self._keys, self._fetched_at = keys, self._clock()
             if changed:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from pathlib import Path
 
+import httpx2
 import pytest
 from joserfc import jwt
 from joserfc.errors import JoseError
@@ -25,6 +28,7 @@ from secure_mcp.oauth.signing_keys import (
     StoredKey,
     new_key,
 )
+from tests.support.oauth_server import running_oauth_app
 
 T0 = 1_800_000_000
 TTL, AHEAD, RELOAD = 300, 600, 60
@@ -215,3 +219,28 @@ def test_keys_command_lists_and_rotates(tmp_path: Path, capsys: pytest.CaptureFi
     assert "usage: oauth.py keys {list,rotate}" in capsys.readouterr().err
     with pytest.raises(SettingsError):
         keys_cli.main(["list", "--access-token-ttl", "0"], env, clock, lines.append)
+
+
+async def test_a_running_server_publishes_a_rotation_made_by_another_process(
+    tmp_path: Path,
+) -> None:
+    overrides = {
+        "access_token_format": "jwt",
+        "signing_key_reload": 0.05,
+        "jwks_max_age": 0,
+        "signing_key_publish_ahead": 1,
+    }
+    async with (
+        running_oauth_app(tmp_path, **overrides) as (app, settings),
+        httpx2.AsyncClient(
+            transport=httpx2.ASGITransport(app=app), base_url=settings.issuer
+        ) as client,
+    ):
+        assert len((await client.get("/jwks")).json()["keys"]) == 1
+        store, plan = FileKeyStore(settings.data_dir), key_schedule(settings)
+        await store.update(lambda keys: plan.rotated(keys, int(time.time())))
+        for _ in range(100):
+            await asyncio.sleep(0.05)
+            if len((await client.get("/jwks")).json()["keys"]) == 2:
+                break
+        assert len((await client.get("/jwks")).json()["keys"]) == 2

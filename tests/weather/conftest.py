@@ -46,6 +46,7 @@ class FakeAuthServer:
     metadata_fetches: int = 0
     jwks_fetches: int = 0
     down: bool = False
+    delay: float = 0.0  # seconds each request takes (lets concurrent requests meet)
     metadata: dict[str, Any] = field(
         default_factory=lambda: {
             "issuer": ISSUER,
@@ -133,6 +134,7 @@ class FakeAuthServer:
         inner = httpx2.ASGITransport(app=self.app())
 
         async def handle(request: httpx2.Request) -> httpx2.Response:
+            await asyncio.sleep(self.delay)
             if self.down:
                 raise httpx2.ConnectError("connection refused", request=request)
             return await inner.handle_async_request(request)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -380,3 +381,26 @@ async def test_the_sdk_check_reuses_the_verdict(auth_server: FakeAuthServer) -> 
     assert await verifier.verify_token(token) is access
     assert (await verifier.verify_token(auth_server.jwt(sub="other"))) is not None
     await verifier.aclose()
+
+
+async def test_concurrent_first_jwts_share_one_fetch_and_one_failure() -> None:
+    server = FakeAuthServer(delay=0.01)
+    verifier = make_verifier(server, jwks_ttl=60, clock=Clock(float(NOW)))
+    tokens = [server.jwt(sub=f"s{n}") for n in range(4)]
+    await asyncio.gather(*(verifier.check(token) for token in tokens))
+    assert server.jwks_fetches == 1
+    await verifier.aclose()
+    down = FakeAuthServer(down=True, delay=0.01)
+    verifier = make_verifier(down, jwks_ttl=60, clock=Clock(float(NOW)))
+    results = await asyncio.gather(
+        *(verifier.check(down.jwt(sub=f"s{n}")) for n in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, AuthServerUnavailableError) for r in results)
+    await verifier.aclose()
+
+
+async def test_jwks_entries_that_are_not_objects_are_skipped(auth_server: FakeAuthServer) -> None:
+    key = auth_server.signing_keys[-1]
+    auth_server.published = ["junk", 3, key.as_dict(private=False)]  # type: ignore[list-item]
+    async with weather_app(auth_server) as app:
+        assert (await post_from(app, auth_server.jwt())).status_code == 200

@@ -208,3 +208,19 @@ def test_bad_token_and_connection_settings(
 ) -> None:
     with pytest.raises(StartupError, match=message):
         parse_settings(argv, {**ENV_CREDS, **env})
+
+
+def test_jwt_settings() -> None:
+    settings = parse_settings(["--introspect-jwt", "--jwks-cache-ttl", "60"], ENV_CREDS)
+    assert (settings.introspect_jwt, settings.jwks_cache_ttl) == (True, 60.0)
+    env = {**ENV_CREDS, "WEATHER_INTROSPECT_JWT": "1", "WEATHER_JWKS_CACHE_TTL": "90"}
+    assert (parse_settings([], env).introspect_jwt, parse_settings([], env).jwks_cache_ttl) == (
+        True,
+        90.0,
+    )
+    defaults = parse_settings([], ENV_CREDS)
+    assert (defaults.introspect_jwt, defaults.jwks_cache_ttl) == (False, 300.0)
+    with pytest.raises(StartupError, match="JWKS cache TTL"):
+        parse_settings(["--jwks-cache-ttl", "0"], ENV_CREDS)
+    with pytest.raises(StartupError, match="WEATHER_JWKS_CACHE_TTL must be a number"):
+        parse_settings([], {**ENV_CREDS, "WEATHER_JWKS_CACHE_TTL": "soon"})
