@@ -69,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--client-issuer",
         help="issuer of the AS the --client-id is registered with (MCP_CLIENT_ISSUER; required)",
     )
+    parser.add_argument(
+        "--scope",
+        help="scopes to ask for when signing in, instead of those the server names; more are "
+        "asked for when a tool needs them (MCP_CLIENT_SCOPE)",
+    )
     parser.add_argument("--model", help=f"Claude model (ANTHROPIC_MODEL; {DEFAULT_MODEL})")
     parser.add_argument(
         "--confirm-tools",
@@ -97,6 +102,7 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> tuple[ClientSettings, 
         client_id=args.client_id or env.get("MCP_CLIENT_ID") or None,
         client_secret=env.get("MCP_CLIENT_SECRET") or None,
         client_issuer=args.client_issuer or env.get("MCP_CLIENT_ISSUER") or None,
+        scope=" ".join((args.scope or env.get("MCP_CLIENT_SCOPE") or "").split()) or None,
         anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
         anthropic_model=args.model or env.get("ANTHROPIC_MODEL") or DEFAULT_MODEL,
         anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,

@@ -24,6 +24,7 @@ class ClientSettings:
     client_id: str | None = None  # pre-registered client: used before CIMD and registration
     client_secret: str | None = field(default=None, repr=False)  # its secret, if confidential
     client_issuer: str | None = None  # the only AS the pre-registered client may be used with
+    scope: str | None = None  # asked for at sign-in instead of the server's hint (--scope)
     anthropic_api_key: str | None = field(default=None, repr=False)
     anthropic_model: str = DEFAULT_MODEL
     anthropic_base_url: str | None = None

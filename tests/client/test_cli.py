@@ -106,6 +106,14 @@ def test_flags_win_over_the_environment() -> None:
     assert action == Action(query="alerts in CA")
 
 
+def test_scope_flag_and_environment() -> None:
+    assert parse([], {})[0].scope is None
+    assert parse([], {"MCP_CLIENT_SCOPE": " weather:alerts  x "})[0].scope == "weather:alerts x"
+    flag = parse(["--scope", "weather:forecast"], {"MCP_CLIENT_SCOPE": "weather:alerts"})[0]
+    assert flag.scope == "weather:forecast"
+    assert parse(["--scope", "  "], {})[0].scope is None
+
+
 def test_call_and_logout_actions() -> None:
     _, call = parse(["--call", "get_alerts", '{"state": "CA"}'], {})
     assert call.call == ("get_alerts", {"state": "CA"})

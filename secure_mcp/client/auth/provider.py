@@ -208,12 +208,15 @@ class SecureOAuthProvider(OAuthClientProvider):
     async def _perform_authorization(self) -> httpx2.Request:
         """MCP scope selection: the challenge's scope, else PRM scopes_supported, else omit.
 
-        The SDK would otherwise ask for every scope the authorization server lists.
+        The SDK would otherwise ask for every scope the authorization server lists. `--scope`
+        replaces the server's hint at a sign-in; a step-up (403) asks for the union as usual.
         """
         prm = self.context.protected_resource_metadata
         no_hint = prm is None or prm.scopes_supported is None
         if self._sign_in_scope == "" and no_hint:
             self.context.client_metadata.scope = None
+        if self._sign_in_scope is not None and self._settings.scope:
+            self.context.client_metadata.scope = self._settings.scope
         require_iss(self.context.client_info, self.context.oauth_metadata)
         self.context.client_metadata.redirect_uris = [AnyUrl(self._redirect_uri())]
         return await super()._perform_authorization()

@@ -158,6 +158,24 @@ async def test_step_up_asks_for_the_union_of_scopes(
     ]
 
 
+async def test_scope_flag_asks_for_less_then_steps_up_to_the_union(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    # --scope: least privilege at sign-in, the server's challenge still drives the step-up
+    resource = FakeResource(fake_as, challenge_scope="weather:alerts weather:forecast")
+    resource.needs = {"weather:alerts"}
+    settings = dataclasses.replace(settings, scope="weather:alerts")
+    async with signed_in_client(settings, resource, browser, lines) as (http, provider):
+        await preflight(http, provider)
+        resource.needs = {"weather:alerts", "weather:forecast"}
+        response = await http.post(RS_URL)
+    assert response.json() == {"ok": True, "scope": "weather:alerts weather:forecast"}
+    assert [p["scope"] for p in fake_as.authorize_params] == [
+        "weather:alerts",
+        "weather:alerts weather:forecast",
+    ]
+
+
 async def test_step_up_is_bounded(
     settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
 ) -> None:
