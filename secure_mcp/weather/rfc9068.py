@@ -34,7 +34,7 @@ PublicKey = ECKey | OKPKey
 # Asymmetric algorithms only: never "none", never an HMAC keyed with a public key (RFC 8725 3.1).
 ALGORITHMS: dict[str, tuple[str, str]] = {"ES256": ("EC", "P-256"), "EdDSA": ("OKP", "Ed25519")}
 MEDIA_TYPES = frozenset({"at+jwt", "application/at+jwt"})  # RFC 9068 4: `typ`, either form
-CLOCK_SKEW = 30  # seconds allowed between our clock and the issuer's (exp, nbf, iat)
+CLOCK_SKEW = 5  # seconds allowed between our clock and the issuer's (exp, nbf, iat)
 REQUIRED_TEXT = ("sub", "client_id", "jti")  # RFC 9068 2.2 (iss, aud, exp, iat checked apart)
 PUBLIC_MEMBERS = {"EC": ("kty", "crv", "x", "y"), "OKP": ("kty", "crv", "x")}
 

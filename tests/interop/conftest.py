@@ -12,7 +12,7 @@ from tests.support.processes import free_port
 from tests.support.weather_server import WeatherServer, run_weather_server
 
 ACCESS_TOKEN_TTL = 3  # seconds: the tests wait past it to see the client refresh
-PAST_EXPIRY = ACCESS_TOKEN_TTL + 1.5
+JWT_SKEW = 5  # weather.py accepts a JWT this long after its exp (clock skew)
 
 
 @dataclass
@@ -21,14 +21,27 @@ class Stack:
 
     oauth: OAuthServer
     weather: WeatherServer
+    token_format: str
+
+    @property
+    def past_expiry(self) -> float:
+        """Seconds to wait until weather.py refuses a token issued now."""
+        skew = JWT_SKEW if self.token_format == "jwt" else 0
+        return ACCESS_TOKEN_TTL + skew + 1.5
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Both programs on loopback; access tokens live ACCESS_TOKEN_TTL seconds."""
+@pytest.fixture(scope="module", params=["opaque", "jwt"])
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Stack]:
+    """Both programs on loopback, in each access token format; tokens live ACCESS_TOKEN_TTL s."""
     tmp_path = tmp_path_factory.mktemp("interop")
     port = free_port()
-    env = {"OAUTH_ACCESS_TOKEN_TTL": str(ACCESS_TOKEN_TTL)}
+    token_format = str(request.param)
+    env = {
+        "OAUTH_ACCESS_TOKEN_TTL": str(ACCESS_TOKEN_TTL),
+        "OAUTH_ACCESS_TOKEN_FORMAT": token_format,
+    }
     with (
         run_oauth_server(
             tmp_path, resources=[f"http://127.0.0.1:{port}/mcp"], extra_env=env
@@ -37,4 +50,4 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             tmp_path, auth_server=oauth.issuer, oauth_data_dir=oauth.data_dir, port=port
         ) as weather,
     ):
-        yield Stack(oauth, weather)
+        yield Stack(oauth, weather, token_format)

@@ -19,7 +19,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from pydantic import AnyUrl
 
-from tests.interop.conftest import PAST_EXPIRY, Stack
+from tests.interop.conftest import Stack
 from tests.support.headless import authorize_headlessly
 
 pytestmark = pytest.mark.process
@@ -92,7 +92,7 @@ async def test_python_sdk_provider_signs_in_refreshes_and_calls_tools(stack: Sta
     ):
         tools = {tool.name for tool in (await client.list_tools()).tools}
         first = await client.call_tool("get_alerts", {"state": "CA"})
-        await asyncio.sleep(PAST_EXPIRY)  # the access token has expired
+        await asyncio.sleep(stack.past_expiry)  # the access token has expired
         second = await client.call_tool("get_alerts", {"state": "CA"})
 
     assert tools == {"get_alerts", "get_forecast"}

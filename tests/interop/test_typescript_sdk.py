@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 
-from tests.interop.conftest import PAST_EXPIRY, Stack
+from tests.interop.conftest import Stack
 from tests.support.headless import authorize_headlessly
 from tests.support.tools import require_tool
 
@@ -83,7 +83,7 @@ async def run_script(stack: Stack) -> tuple[str, dict[str, Any]]:
     """Run ts/client.mjs under Node 22: (authorization URL, its JSON summary)."""
     npx = require_tool(shutil.which("npx"), "npx (Node.js)", "apt-get install -y nodejs npm")
     process = await asyncio.create_subprocess_exec(
-        *(npx, "-y", "-p", NODE, "node", "client.mjs", stack.weather.url, str(PAST_EXPIRY)),
+        *(npx, "-y", "-p", NODE, "node", "client.mjs", stack.weather.url, str(stack.past_expiry)),
         cwd=TS_DIR,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,

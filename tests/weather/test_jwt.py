@@ -64,7 +64,7 @@ async def test_a_valid_jwt_is_accepted_without_asking_the_authorization_server(
 
 
 BAD_CLAIMS = [
-    pytest.param({"exp": NOW - 60}, id="expired"),
+    pytest.param({"exp": NOW - 10}, id="expired"),
     pytest.param({"exp": None}, id="no-exp"),
     pytest.param({"exp": True}, id="exp-not-a-number"),
     pytest.param({"iat": None}, id="no-iat"),
@@ -191,8 +191,8 @@ async def test_jwt_shaped_garbage_costs_nothing(auth_server: FakeAuthServer, tok
 
 async def test_a_small_clock_skew_is_tolerated(auth_server: FakeAuthServer) -> None:
     async with weather_app(auth_server) as app:
-        late = auth_server.jwt(exp=int(time.time()) - 10, iat=int(time.time()) - 310)
-        early = auth_server.jwt(iat=int(time.time()) + 10, nbf=int(time.time()) + 10)
+        late = auth_server.jwt(exp=int(time.time()) - 2, iat=int(time.time()) - 302)
+        early = auth_server.jwt(iat=int(time.time()) + 2, nbf=int(time.time()) + 2)
         assert (await post_from(app, late)).status_code == 200
         assert (await post_from(app, early)).status_code == 200
 
@@ -291,8 +291,8 @@ async def test_verified_jwts_are_remembered_until_they_expire() -> None:
     token = server.jwt(exp=NOW + 100)
     await verifier.check(token)
     assert len(verifier.cache) == 1
-    clock.now += 129
-    assert await verifier.check(token)  # within the 30 s skew
+    clock.now += 104
+    assert await verifier.check(token)  # within the 5 s skew
     clock.now += 1  # expired and past the skew: not from the cache, refused
     with pytest.raises(InvalidTokenError):
         await verifier.check(token)
