@@ -8,7 +8,10 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 from urllib.parse import parse_qsl
 
+from mcp.server.auth.middleware.auth_context import auth_context_var
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from secure_mcp.common.ratelimit import Limiter
@@ -128,29 +131,38 @@ class BearerAuthMiddleware:
             await send({"type": "websocket.close", "code": 1008})  # no other protocol gets in
             return
         try:
-            scope[ACCESS_KEY] = await self._authorize(scope)
+            access = await self._authorize(scope)
         except InsufficientScopeError as exc:
             await refuse(send, exc, self.resource_metadata, self.required_scopes)
             return
         except AuthError as exc:
             await refuse(send, exc, self.resource_metadata, self.challenge_scopes)
             return
-        await self.app(scope, receive, send)
+        # What the SDK's own authentication middleware would leave for the MCP server and the
+        # tools (`get_access_token()`), from this one check.
+        user = AuthenticatedUser(access)
+        scope[ACCESS_KEY], scope["user"] = access, user
+        scope["auth"] = AuthCredentials(access.scopes)
+        reset = auth_context_var.set(user)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            auth_context_var.reset(reset)
 
     async def _authorize(self, scope: Scope) -> AccessToken:
         """Raise the AuthError that refuses this request, or return the verified token."""
-        token, source = bearer_token(scope), scope_source(scope)
+        token = bearer_token(scope)
 
         async def admit() -> None:
             """Before an introspection: refuse it while this source is over its allowance."""
-            wait = await self.failures.check(source)
+            wait = await self.failures.check(scope_source(scope))
             if wait > 0:
                 raise TooManyFailedTokensError(wait)
 
         try:
             access = await self.verifier.check(token, admit)
         except InvalidTokenError:
-            await self.failures.hit(source)
+            await self.failures.hit(scope_source(scope))  # the source only when needed
             raise
         if not set(self.required_scopes) <= set(access.scopes):
             raise InsufficientScopeError

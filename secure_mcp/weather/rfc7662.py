@@ -43,7 +43,7 @@ class Grant:
     def access_token(self, token: str, resource: str) -> AccessToken:
         """The SDK's view of this grant for `token`."""
         claims = {"iss": self.issuer} if self.issuer else None
-        return AccessToken(
+        return AccessToken.model_construct(  # every field checked when the grant was made
             token=token,
             client_id=self.client_id,
             scopes=list(self.scopes),

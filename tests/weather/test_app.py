@@ -10,8 +10,10 @@ import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 
-from secure_mcp.weather.app import Seams, build_app, startup_banner
+from secure_mcp.weather.app import RequireVerified, Seams, build_app, startup_banner
 from tests.weather.conftest import (
     ISSUER,
     ORIGIN,
@@ -399,3 +401,28 @@ def test_startup_banner_names_the_token_check_and_client_limits() -> None:
     )
     bare = startup_banner(make_settings(required_scopes=(), tool_scopes=TOOL_SCOPES))
     assert any("required scope (none); get_alerts" in line for line in bare)
+
+
+async def test_nothing_reaches_the_mcp_server_unverified() -> None:
+    # Defence in depth: were a request ever to bypass the bearer gate, the guard refuses it.
+    reached: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    guard = RequireVerified(inner)
+    await guard({"type": "http", "path": "/mcp", "headers": []}, receive, send)
+    assert sent[0]["status"] == 401
+    assert reached == []
+    token = AccessToken(token="t", client_id="c", scopes=[])
+    await guard({"type": "http", "path": "/mcp", "user": AuthenticatedUser(token)}, receive, send)
+    await guard({"type": "lifespan", "path": ""}, receive, send)
+    assert reached == ["/mcp", ""]

@@ -238,7 +238,7 @@ async def test_no_keys_yet_and_the_authorization_server_down_is_503(
 
 
 async def test_an_unknown_kid_refetches_the_keys_at_most_once_per_interval() -> None:
-    server, clock = FakeAuthServer(), Clock(float(NOW))
+    server, clock = FakeAuthServer(), Clock(time.time())
     verifier = make_verifier(server, jwks_ttl=300, clock=clock)
     await verifier.check(server.jwt())
     for n in range(5):  # made-up key ids: refused, and no fetch within 10 s of the last one
@@ -257,7 +257,7 @@ async def test_an_unknown_kid_refetches_the_keys_at_most_once_per_interval() -> 
 
 async def test_a_withdrawn_key_stops_verifying_after_the_refresh() -> None:
     server = FakeAuthServer()
-    clock = Clock(float(NOW))
+    clock = Clock(time.time())
     verifier = make_verifier(server, jwks_ttl=60, clock=clock)
     token = server.jwt()
     assert (await verifier.check(token)).scopes == ["weather:read"]
@@ -273,7 +273,7 @@ async def test_a_withdrawn_key_stops_verifying_after_the_refresh() -> None:
 
 async def test_a_failed_background_refresh_keeps_the_old_keys() -> None:
     server = FakeAuthServer()
-    clock = Clock(float(NOW))
+    clock = Clock(time.time())
     verifier = make_verifier(server, jwks_ttl=60, clock=clock)
     assert await verifier.check(server.jwt())
     server.down = True
@@ -286,9 +286,10 @@ async def test_a_failed_background_refresh_keeps_the_old_keys() -> None:
 
 async def test_verified_jwts_are_remembered_until_they_expire() -> None:
     server = FakeAuthServer()
-    clock = Clock(float(NOW))
+    start = int(time.time())
+    clock = Clock(float(start))
     verifier = make_verifier(server, jwks_ttl=600, clock=clock)
-    token = server.jwt(exp=NOW + 100)
+    token = server.jwt(exp=start + 100, iat=start)
     await verifier.check(token)
     assert len(verifier.cache) == 1
     clock.now += 104
@@ -367,7 +368,7 @@ async def drain(verifier: AccessTokenVerifier) -> None:
 
 async def test_unavailable_is_not_invalid() -> None:
     server = FakeAuthServer(down=True)
-    verifier = make_verifier(server, jwks_ttl=60, clock=Clock(float(NOW)))
+    verifier = make_verifier(server, jwks_ttl=60, clock=Clock(time.time()))
     with pytest.raises(AuthServerUnavailableError):
         await verifier.check(server.jwt())
     assert await verifier.verify_token(server.jwt()) is None
@@ -375,7 +376,7 @@ async def test_unavailable_is_not_invalid() -> None:
 
 
 async def test_the_sdk_check_reuses_the_verdict(auth_server: FakeAuthServer) -> None:
-    verifier = make_verifier(auth_server, jwks_ttl=60, clock=Clock(float(NOW)))
+    verifier = make_verifier(auth_server, jwks_ttl=60, clock=Clock(time.time()))
     token = auth_server.jwt()
     access = await verifier.check(token)
     assert await verifier.verify_token(token) is access
@@ -385,13 +386,13 @@ async def test_the_sdk_check_reuses_the_verdict(auth_server: FakeAuthServer) -> 
 
 async def test_concurrent_first_jwts_share_one_fetch_and_one_failure() -> None:
     server = FakeAuthServer(delay=0.01)
-    verifier = make_verifier(server, jwks_ttl=60, clock=Clock(float(NOW)))
+    verifier = make_verifier(server, jwks_ttl=60, clock=Clock(time.time()))
     tokens = [server.jwt(sub=f"s{n}") for n in range(4)]
     await asyncio.gather(*(verifier.check(token) for token in tokens))
     assert server.jwks_fetches == 1
     await verifier.aclose()
     down = FakeAuthServer(down=True, delay=0.01)
-    verifier = make_verifier(down, jwks_ttl=60, clock=Clock(float(NOW)))
+    verifier = make_verifier(down, jwks_ttl=60, clock=Clock(time.time()))
     results = await asyncio.gather(
         *(verifier.check(down.jwt(sub=f"s{n}")) for n in range(3)), return_exceptions=True
     )
