@@ -101,3 +101,20 @@ def wrong_checksum() -> str:
 )
 def test_well_formed(make: Callable[[], str], expected: bool) -> None:
     assert token_format.well_formed(make(), token_format.ACCESS_PREFIX) is expected
+
+
+@pytest.mark.parametrize(
+    ("token", "jwt"),
+    [
+        ("a.b.c", True),
+        ("eyJhbGciOiJFUzI1NiJ9.e30.sig-_", True),
+        ("a..c", False),
+        (".b.c", False),
+        ("a.b.", False),
+        ("a.b", False),
+        ("a.b.c.d", False),
+        ("smcp_at_" + "A" * 43 + "_00000000", False),
+    ],
+)
+def test_jwts_are_told_apart_by_their_shape(token: str, jwt: bool) -> None:
+    assert token_format.looks_like_jwt(token) is jwt
