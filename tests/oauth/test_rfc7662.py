@@ -48,6 +48,7 @@ async def test_inactive_answers_are_exactly_active_false(oauth: Harness) -> None
     body = (await oauth.redeem(flow)).json()
     assert await oauth.introspect("no-such-token") == {"active": False}
     assert await oauth.introspect("x" * 1000) == {"active": False}
+    assert await oauth.introspect("x" * 8193) == {"active": False}  # longer than any we issue
     assert await oauth.introspect(body["refresh_token"]) == {"active": False}
     db = Database(oauth.settings.data_dir)
     async with db.write() as session:

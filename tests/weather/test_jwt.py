@@ -30,6 +30,7 @@ from tests.weather.test_app import INVALID_TOKEN
 from tests.weather.test_token_check import post_from, weather_app
 
 NOW = int(time.time())
+LATER = 30 * 24 * 3600  # "in the future" for the whole run: NOW is taken when tests are collected
 
 
 def b64(data: dict[str, Any]) -> str:
@@ -68,8 +69,8 @@ BAD_CLAIMS = [
     pytest.param({"exp": None}, id="no-exp"),
     pytest.param({"exp": True}, id="exp-not-a-number"),
     pytest.param({"iat": None}, id="no-iat"),
-    pytest.param({"iat": NOW + 600}, id="issued-in-the-future"),
-    pytest.param({"nbf": NOW + 600}, id="not-yet-valid"),
+    pytest.param({"iat": NOW + LATER}, id="issued-in-the-future"),
+    pytest.param({"nbf": NOW + LATER}, id="not-yet-valid"),
     pytest.param({"nbf": "now"}, id="nbf-not-a-number"),
     pytest.param({"aud": "http://127.0.0.1:9999/mcp"}, id="foreign-audience"),
     pytest.param({"aud": ["http://other/mcp"]}, id="foreign-audience-list"),
