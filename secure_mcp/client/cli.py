@@ -1,42 +1,49 @@
-"""client.py's command line: flags and environment into ClientSettings, then connect and chat."""
+"""client.py's command line: flags and environment into ClientSettings, then connect and chat.
+
+Imports are lazy, so the program starts fast: `--help` and the flag checks load neither SDK,
+`--call` and the prompt load the MCP SDK only, and Claude's SDK is loaded at the first question
+(`bench/startup.py` measures each path).
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
+import functools
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from anthropic import AsyncAnthropic
+from typing import TYPE_CHECKING, Any
 
 from secure_mcp.client.auth.errors import ClientConnectError
-from secure_mcp.client.auth.provider import ISSUER_REQUIRED
-from secure_mcp.client.chat.claude import ClaudeChat
-from secure_mcp.client.chat.prompt import default_reader
-from secure_mcp.client.chat.render import Write, show_result_json
-from secure_mcp.client.chat.repl import (
-    CLAUDE_OFF,
-    EXPECTED_ERRORS,
-    Commands,
-    ReadLine,
-    UsageError,
-    parse_call,
-    run_chat,
+from secure_mcp.client.chat.calls import UsageError, parse_call
+from secure_mcp.client.settings import (
+    DEFAULT_MODEL,
+    DEFAULT_SERVER_URL,
+    ISSUER_REQUIRED,
+    ClientSettings,
+    server_url_problem,
 )
-from secure_mcp.client.connection import connect, logout_stored
-from secure_mcp.client.session import ToolSession
-from secure_mcp.client.settings import DEFAULT_MODEL, DEFAULT_SERVER_URL, ClientSettings
 from secure_mcp.client.terminal import Terminal, clean_line, color_wanted
 from secure_mcp.common.paths import default_client_state_dir
 
-Connect = Callable[..., AbstractAsyncContextManager[ToolSession]]
+if TYPE_CHECKING:
+    from anthropic import AsyncAnthropic
+
+    from secure_mcp.client.chat.repl import Chat, ReadLine
+    from secure_mcp.client.session import ToolSession
+
+Write = Callable[[str], None]
+Connect = Callable[..., AbstractAsyncContextManager["ToolSession"]]
 Logout = Callable[..., Any]
-AnthropicFactory = Callable[[ClientSettings], AsyncAnthropic]
+AnthropicFactory = Callable[[ClientSettings], "AsyncAnthropic"]
+QUERY_NEEDS_CLAUDE = (
+    "Error: --query needs Claude: set ANTHROPIC_API_KEY in .env (see .env.example) or the "
+    "environment; without it, --call TOOL JSON calls a tool directly."
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,11 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> tuple[ClientSettings, 
     )
     if settings.client_id and not settings.client_issuer:
         parser.error(ISSUER_REQUIRED)
+    source = "--server" if args.server else "MCP_SERVER_URL"
+    problem = server_url_problem(settings.server_url, source)
+    if problem is not None:  # one line with the fix, not the whole usage text
+        print(f"client.py: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     call = None
     if args.call:
         try:
@@ -122,7 +134,16 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> tuple[ClientSettings, 
 
 def anthropic_client(settings: ClientSettings) -> AsyncAnthropic:
     """The async Claude client, with the key and base URL of the settings."""
+    from anthropic import AsyncAnthropic  # the Claude SDK: only when Claude is asked
+
     return AsyncAnthropic(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url)
+
+
+def default_reader(state_dir: Path) -> ReadLine:
+    """The terminal prompt (prompt_toolkit, loaded only for the interactive prompt)."""
+    from secure_mcp.client.chat import prompt
+
+    return prompt.default_reader(state_dir)
 
 
 def stdout_write(text: str) -> None:
@@ -142,6 +163,8 @@ def error_line(exc: BaseException) -> str:
 
 def expected_failure(exc: BaseException) -> BaseException | None:
     """The expected failure in `exc`, looking inside the task groups the MCP session runs in."""
+    from secure_mcp.client.chat.repl import EXPECTED_ERRORS
+
     if isinstance(exc, EXPECTED_ERRORS):
         return exc
     if isinstance(exc, BaseExceptionGroup):
@@ -152,6 +175,20 @@ def expected_failure(exc: BaseException) -> BaseException | None:
     return None
 
 
+def _connect() -> Connect:
+    """The real `connect` (the MCP SDK is imported with it)."""
+    from secure_mcp.client.connection import connect
+
+    return connect
+
+
+def _logout_stored() -> Logout:
+    """The real `--logout`."""
+    from secure_mcp.client.connection import logout_stored
+
+    return logout_stored
+
+
 @dataclass
 class Runner:
     """One run of client.py, with its outside world injectable for tests."""
@@ -159,8 +196,8 @@ class Runner:
     settings: ClientSettings
     write: Write | None = None  # default: stdout, styled when it is a terminal
     note: Callable[[str], None] = stderr_line
-    connect: Connect = connect
-    logout: Logout = logout_stored
+    connect: Connect | None = None  # default: connection.connect (the MCP SDK, loaded then)
+    logout: Logout | None = None  # default: connection.logout_stored
     make_anthropic: AnthropicFactory = anthropic_client
     read_line: ReadLine | None = None
 
@@ -177,12 +214,15 @@ class Runner:
     async def run(self, action: Action) -> int:
         """Do `action` (or the interactive prompt); returns the exit status."""
         if action.logout:
-            await self.logout(self.settings, write=self.note)
+            await (self.logout or _logout_stored())(self.settings, write=self.note)
             return 0
         if action.query is not None and not self.settings.anthropic_api_key:
-            self.note(CLAUDE_OFF.splitlines()[0])
-            return 2
-        async with self.connect(self.settings, write=self.note) as session:
+            self.note(QUERY_NEEDS_CLAUDE)
+            return 1
+        from secure_mcp.client.chat.repl import EXPECTED_ERRORS
+
+        connect = self.connect or _connect()
+        async with connect(self.settings, write=self.note) as session:
             try:
                 return await self._session(session, action)
             except EXPECTED_ERRORS as exc:  # here, before the MCP task group wraps it
@@ -190,18 +230,27 @@ class Runner:
                 return 1
 
     async def _session(self, session: ToolSession, action: Action) -> int:
+        from secure_mcp.client.chat.lazy import LazyChat
+
         if action.call is not None:
             return await self._call(session, *action.call)
         async with contextlib.AsyncExitStack() as stack:
             chat = None
             if self.settings.anthropic_api_key:
-                client = await stack.enter_async_context(self.make_anthropic(self.settings))
-                chat = ClaudeChat(client, session, self.settings, self.out, self._reader())
+                start = functools.partial(self._start_claude, stack, session)
+                chat = LazyChat(start, confirm_tools=self.settings.confirm_tools)
             if chat is not None and action.query is not None:
                 await chat.ask(action.query)
             else:
                 await self._interactive(session, chat)
         return 0
+
+    async def _start_claude(self, stack: contextlib.AsyncExitStack, session: ToolSession) -> Chat:
+        """Claude's client and conversation, at the first question (the SDK is imported here)."""
+        from secure_mcp.client.chat.claude import ClaudeChat
+
+        client = await stack.enter_async_context(self.make_anthropic(self.settings))
+        return ClaudeChat(client, session, self.settings, self.out, self._reader())
 
     def _reader(self) -> ReadLine:
         if self.read_line is None:
@@ -214,11 +263,15 @@ class Runner:
         return self.read_line
 
     async def _call(self, session: ToolSession, name: str, arguments: dict[str, Any]) -> int:
+        from secure_mcp.client.chat.render import show_result_json
+
         result = await session.call_tool(name, arguments)
         show_result_json(self.out, result)
         return 1 if result.is_error else 0
 
-    async def _interactive(self, session: ToolSession, chat: ClaudeChat | None) -> None:
+    async def _interactive(self, session: ToolSession, chat: Chat | None) -> None:
+        from secure_mcp.client.chat.repl import CLAUDE_OFF, Commands, run_chat
+
         tools = await session.list_tools()
         names = ", ".join(tool.name for tool in tools) or "none: the server offers no tools"
         self.out(f"Connected to {self.settings.server_url}. Tools: {clean_line(names)}.\n")

@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 DEFAULT_SERVER_URL = "http://127.0.0.1:8000/mcp"
 DEFAULT_MODEL = "claude-sonnet-5-5"
 DEFAULT_CLIENT_NAME = "Secure MCP Weather CLI"
+ISSUER_REQUIRED = (
+    "--client-id needs --client-issuer (MCP_CLIENT_ISSUER): the authorization server it is "
+    "registered with, the only one its credentials may be sent to."
+)
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_LOOPBACK_HOSTS = ("localhost", "127.", "[::1]")
+
+
+def server_url_problem(url: str, source: str = "--server") -> str | None:
+    """Why `url` cannot be an MCP server URL (one line, with the fix), or None when it can."""
+    if not _SCHEME.match(url):
+        host = url.split("/", 1)[0].lower()
+        scheme = "http" if host.startswith(_LOOPBACK_HOSTS) else "https"
+        return f"{source} {url} has no scheme; did you mean {source} {scheme}://{url} ?"
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        return f"{source} {url} is not a valid URL (check the port)"
+    if parts.scheme.lower() not in ("http", "https"):
+        return f"{source} {url} must be an http:// or https:// URL"
+    if not parts.hostname:
+        return f"{source} {url} has no host"
+    return None
 
 
 @dataclass(frozen=True)

@@ -189,10 +189,64 @@ def test_query_with_a_bad_key_is_one_line_and_exit_1(capsys: pytest.CaptureFixtu
 
 
 def test_query_without_a_key_says_how_to_turn_claude_on(capsys: pytest.CaptureFixture[str]) -> None:
+    """An expected failure like the others (README: exit status 1, one line)."""
     seen: list[ClientSettings] = []
-    assert main(["--query", "hi"], {}, connect=fake_connect(FakeSession(), seen)) == 2
-    assert "set ANTHROPIC_API_KEY in .env" in capsys.readouterr().err
+    assert main(["--query", "hi"], {}, connect=fake_connect(FakeSession(), seen)) == 1
+    assert capsys.readouterr().err == (
+        "Error: --query needs Claude: set ANTHROPIC_API_KEY in .env (see .env.example) or the "
+        "environment; without it, --call TOOL JSON calls a tool directly.\n"
+    )
     assert seen == []  # fails before signing in
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "line"),
+    [
+        pytest.param(
+            ["--server", "127.0.0.1:8000/mcp"],
+            {},
+            "--server 127.0.0.1:8000/mcp has no scheme; "
+            "did you mean --server http://127.0.0.1:8000/mcp ?",
+            id="ip-no-scheme",
+        ),
+        pytest.param(
+            ["--server", "localhost:8000/mcp"],
+            {},
+            "--server localhost:8000/mcp has no scheme; "
+            "did you mean --server http://localhost:8000/mcp ?",
+            id="localhost-no-scheme",
+        ),
+        pytest.param(
+            [],
+            {"MCP_SERVER_URL": "mcp.example.com/mcp"},
+            "MCP_SERVER_URL mcp.example.com/mcp has no scheme; "
+            "did you mean MCP_SERVER_URL https://mcp.example.com/mcp ?",
+            id="env-remote-no-scheme",
+        ),
+        pytest.param(
+            ["--server", "ftp://127.0.0.1/mcp"],
+            {},
+            "--server ftp://127.0.0.1/mcp must be an http:// or https:// URL",
+            id="other-scheme",
+        ),
+        pytest.param(
+            ["--server", "http:///mcp"], {}, "--server http:///mcp has no host", id="no-host"
+        ),
+        pytest.param(
+            ["--server", "http://127.0.0.1:99999/mcp"],
+            {},
+            "--server http://127.0.0.1:99999/mcp is not a valid URL (check the port)",
+            id="bad-port",
+        ),
+    ],
+)
+def test_a_server_url_without_scheme_is_one_line_with_the_fix(
+    argv: list[str], env: dict[str, str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as caught:
+        parse(argv, env)
+    assert caught.value.code == 2
+    assert capsys.readouterr().err == f"client.py: error: {line}\n"
 
 
 def test_logout_revokes_without_connecting(capsys: pytest.CaptureFixture[str]) -> None:

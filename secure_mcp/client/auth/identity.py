@@ -19,12 +19,7 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAu
 from pydantic import AnyUrl
 
 from secure_mcp.client.auth.errors import ClientConnectError
-from secure_mcp.client.settings import ClientSettings
-
-ISSUER_REQUIRED = (
-    "--client-id needs --client-issuer (MCP_CLIENT_ISSUER): the authorization server it is "
-    "registered with, the only one its credentials may be sent to."
-)
+from secure_mcp.client.settings import ISSUER_REQUIRED, ClientSettings
 
 
 def client_metadata(settings: ClientSettings, redirect_uri: str) -> OAuthClientMetadata:

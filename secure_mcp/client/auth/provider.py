@@ -22,7 +22,6 @@ from secure_mcp.client.auth.binding import (
 )
 from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.identity import (
-    ISSUER_REQUIRED,
     client_metadata,
     document_identity_allowed,
     is_shared_identity,
@@ -45,7 +44,7 @@ from secure_mcp.client.auth.steps import (
     without_token,
 )
 from secure_mcp.client.auth.storage import FileTokenStorage, StorageError
-from secure_mcp.client.settings import ClientSettings
+from secure_mcp.client.settings import ISSUER_REQUIRED, ClientSettings
 from secure_mcp.client.terminal import clean_line
 
 __all__ = ["EXPECTED_FAILURES", "ISSUER_REQUIRED", "SecureOAuthProvider", "pre_registered_client"]

@@ -19,6 +19,7 @@ from anthropic.types import (
 )
 
 from secure_mcp.client.auth.errors import ClientConnectError
+from secure_mcp.client.chat.errors import ClaudeError
 from secure_mcp.client.chat.render import (
     Write,
     one_line,
@@ -50,10 +51,6 @@ _STATUS_MESSAGES: tuple[tuple[int, str, str], ...] = (
     (429, "rate_limit_error", "Claude is rate-limiting this key (429): wait a moment, ask again."),
     (529, "overloaded_error", "Claude is overloaded right now (529): try again in a moment."),
 )
-
-
-class ClaudeError(Exception):
-    """A failed Claude request; `str(exc)` is a one-line message for the user."""
 
 
 def _error_field(body: object, name: str) -> str:

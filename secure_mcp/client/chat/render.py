@@ -10,7 +10,7 @@ from typing import Any
 
 from mcp.types import CallToolResult, Tool
 
-from secure_mcp.client.chat.tools import result_json, result_text
+from secure_mcp.client.chat.results import result_json, result_text
 from secure_mcp.client.terminal import Styled, clean, clean_line
 
 Write = Callable[[str], None]

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import signal
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Protocol
 
 import httpx2
 from mcp.shared.exceptions import MCPError
 
 from secure_mcp.client.auth.errors import ClientConnectError
-from secure_mcp.client.chat.claude import ClaudeChat, ClaudeError
+from secure_mcp.client.chat.calls import UsageError, parse_call
+from secure_mcp.client.chat.errors import ClaudeError
 from secure_mcp.client.chat.render import Write, show_result_json, show_tools
 from secure_mcp.client.session import ToolSession
 from secure_mcp.client.terminal import clean_line
@@ -48,30 +48,37 @@ Interrupts = Callable[["asyncio.Task[Any]"], AbstractContextManager[None]]
 EXPECTED_ERRORS = (ClaudeError, ClientConnectError, MCPError, httpx2.HTTPError)
 
 
-class UsageError(Exception):
-    """A command typed wrongly; `str(exc)` says how to type it."""
+__all__ = [
+    "CLAUDE_OFF",
+    "EXPECTED_ERRORS",
+    "HELP",
+    "Chat",
+    "Commands",
+    "ReadLine",
+    "UsageError",
+    "parse_call",
+    "run_chat",
+]
 
 
-def parse_call(text: str) -> tuple[str, dict[str, Any]]:
-    """`TOOL [JSON object]` as the tool name and its arguments (`/call` and `--call`)."""
-    name, _, raw = text.strip().partition(" ")
-    if not name:
-        raise UsageError('usage: /call TOOL {"argument": "value"}')
-    try:
-        arguments = json.loads(raw) if raw.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"the arguments are not valid JSON: {exc.msg} (column {exc.colno})"
-        ) from exc
-    if not isinstance(arguments, dict):
-        raise UsageError('the arguments must be a JSON object, e.g. {"state": "CA"}')
-    return name, arguments
+class Chat(Protocol):
+    """The conversation with Claude, as the commands see it (`ClaudeChat`, or its lazy stand-in)."""
+
+    confirm_tools: bool
+
+    async def ask(self, question: str) -> None:
+        """Answer one question, calling tools as needed."""
+        ...
+
+    def clear(self) -> None:
+        """Forget the conversation."""
+        ...
 
 
 class Commands:
     """Slash commands and questions for one session; Claude may be off (no API key)."""
 
-    def __init__(self, session: ToolSession, chat: ClaudeChat | None, write: Write) -> None:
+    def __init__(self, session: ToolSession, chat: Chat | None, write: Write) -> None:
         self._session = session
         self._chat = chat
         self._write = write

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from anthropic.lib.tools.mcp import UnsupportedMCPValueError, mcp_content
 from anthropic.types import ToolParam, ToolResultBlockParam
 from anthropic.types.tool_result_block_param import Content
 from mcp.types import CallToolResult, ContentBlock, Tool
+
+from secure_mcp.client.chat.results import result_json, result_text
+
+__all__ = [
+    "claude_tool",
+    "claude_tools",
+    "result_content",
+    "result_json",
+    "result_text",
+    "tool_failure_block",
+    "tool_result_block",
+]
 
 EMPTY_RESULT = "(the tool returned no content)"
 
@@ -61,20 +72,3 @@ def tool_failure_block(tool_use_id: str, message: str) -> ToolResultBlockParam:
         "content": [{"type": "text", "text": message}],
         "is_error": True,
     }
-
-
-def result_json(result: CallToolResult) -> Any:
-    """What `--call` prints: the structured content when present, else the content blocks."""
-    if result.structured_content is not None:
-        return result.structured_content
-    return [
-        block.model_dump(mode="json", by_alias=True, exclude_none=True) for block in result.content
-    ]
-
-
-def result_text(result: CallToolResult) -> str:
-    """The result's text blocks joined, or its JSON when it has none (for short previews)."""
-    texts = [block.text for block in result.content if block.type == "text"]
-    if texts:
-        return "\n".join(texts)
-    return json.dumps(result_json(result))
