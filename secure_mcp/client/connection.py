@@ -17,8 +17,13 @@ from mcp.client.auth import OAuthFlowError
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth_utils import resource_url_from_server_url
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult, TextContent, Tool
-from mcp_types import LATEST_PROTOCOL_VERSION
+from mcp.types import CallToolResult, Implementation, TextContent, Tool
+from mcp_types import (
+    CLIENT_CAPABILITIES_META_KEY,
+    CLIENT_INFO_META_KEY,
+    LATEST_PROTOCOL_VERSION,
+    PROTOCOL_VERSION_META_KEY,
+)
 
 from secure_mcp.client.auth.browser import Opener
 from secure_mcp.client.auth.errors import ClientConnectError
@@ -32,11 +37,11 @@ from secure_mcp.client.limits import bounded_tools, truncate_result
 from secure_mcp.client.settings import ClientSettings
 from secure_mcp.client.terminal import clean_line
 
-__all__ = ["ClientConnectError", "McpToolSession", "connect", "logout_stored"]
+__all__ = ["ClientConnectError", "McpToolSession", "connect", "http_transport", "logout_stored"]
 
 Write = Callable[[str], None]
 T = TypeVar("T")
-_PING = {"jsonrpc": "2.0", "id": "secure-mcp-preflight", "method": "ping"}
+CLIENT_INFO = Implementation(name="secure-mcp-client", version="0.1.0")
 MAX_MESSAGE_CHARS = 300  # of server text quoted in a one-line error
 # Failures of one tool call that Claude and the user are told about as the call's result.
 _RESULT_FAILURES = ("response_too_large", "timeout", "invalid_response")
@@ -135,14 +140,41 @@ async def _checked(provider: SecureOAuthProvider, send: Callable[[], Awaitable[T
     return result
 
 
-async def preflight(http: httpx2.AsyncClient, provider: SecureOAuthProvider) -> None:
-    """One request to the MCP endpoint so sign-in happens here, where errors are clear."""
-    url = provider.context.server_url
+def discover_request() -> tuple[dict[str, Any], dict[str, str]]:
+    """The `server/discover` request the SDK opens a session with, and its headers.
+
+    Stamped as the SDK stamps it for the newest revision (2026-07-28, SEP-2575 and SEP-2243):
+    `_meta` with the protocol version, the client's info and capabilities (none: no sampling,
+    elicitation or roots), and the `Mcp-Method` header. (`ping` is gone from that revision.)
+    """
+    meta = {
+        PROTOCOL_VERSION_META_KEY: LATEST_PROTOCOL_VERSION,
+        CLIENT_INFO_META_KEY: CLIENT_INFO.model_dump(mode="json", by_alias=True, exclude_none=True),
+        CLIENT_CAPABILITIES_META_KEY: {},
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": "secure-mcp-preflight",
+        "method": "server/discover",
+        "params": {"_meta": meta},
+    }
     headers = {
         "Accept": "application/json, text/event-stream",
         "MCP-Protocol-Version": LATEST_PROTOCOL_VERSION,
+        "Mcp-Method": "server/discover",
     }
-    response = await _checked(provider, lambda: http.post(url, json=_PING, headers=headers))
+    return body, headers
+
+
+async def preflight(http: httpx2.AsyncClient, provider: SecureOAuthProvider) -> None:
+    """One request to the MCP endpoint so sign-in happens here, where errors are clear.
+
+    It is the request the SDK sends first anyway (`server/discover`; a server of an earlier
+    revision answers it with an error, which is fine here: only the HTTP status matters).
+    """
+    url = provider.context.server_url
+    body, headers = discover_request()
+    response = await _checked(provider, lambda: http.post(url, json=body, headers=headers))
     error = _status_error(url, response)
     if error is not None:
         raise error
@@ -261,12 +293,22 @@ async def _revoke_and_delete(
     return bool(stored)
 
 
+def http_transport(settings: ClientSettings) -> httpx2.AsyncHTTPTransport:
+    """The network transport of every client HTTP connection.
+
+    Idle connections expire after `http_keepalive` seconds (httpx2's default is 5 s, exactly
+    when uvicorn and Node close theirs), so a request never goes out on a connection the
+    server is closing at that moment.
+    """
+    return httpx2.AsyncHTTPTransport(limits=httpx2.Limits(keepalive_expiry=settings.http_keepalive))
+
+
 def _revocation_client(
     settings: ClientSettings, transport: httpx2.AsyncBaseTransport | None
 ) -> httpx2.AsyncClient:
     """A plain client for RFC 7009 requests, bounded like every other (a failure is a 503)."""
     bounded = ReportingTransport(
-        transport or httpx2.AsyncHTTPTransport(), lambda failure: None, bounds(settings)
+        transport or http_transport(settings), lambda failure: None, bounds(settings)
     )
     return httpx2.AsyncClient(transport=bounded, timeout=30.0)
 
@@ -300,7 +342,7 @@ async def connect(
         stack.callback(authorizer.close)
         provider = _provider(settings, authorizer, write)
         transport = ReportingTransport(
-            http_transport or httpx2.AsyncHTTPTransport(), provider.report, bounds(settings)
+            http_transport or _network(settings), provider.report, bounds(settings)
         )
         http = await stack.enter_async_context(
             httpx2.AsyncClient(
@@ -311,9 +353,14 @@ async def connect(
             )
         )
         await preflight(http, provider)
-        client = Client(streamable_http_client(settings.server_url, http_client=http))
+        client = Client(
+            streamable_http_client(settings.server_url, http_client=http), client_info=CLIENT_INFO
+        )
         await _checked(provider, functools.partial(stack.enter_async_context, client))
         yield McpToolSession(client, http, provider, write, http_transport, settings=settings)
+
+
+_network = http_transport  # `connect` has a parameter of that name
 
 
 def bounds(settings: ClientSettings) -> Bounds:

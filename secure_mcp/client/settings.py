@@ -69,3 +69,6 @@ class ClientSettings:
     max_result_chars: int = 100_000  # of one tool result's text (for Claude and the display)
     oauth_deadline: float = 30.0  # seconds for one authorization-server request, body included
     mcp_deadline: float = 120.0  # seconds for one MCP request, answer included
+    # Idle connections are dropped after this many seconds, before a server closes them (uvicorn
+    # and Node: 5 s): reusing one the server is closing loses the request (a ReadError).
+    http_keepalive: float = 2.0

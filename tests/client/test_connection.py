@@ -23,6 +23,7 @@ from secure_mcp.client.connection import (
     McpToolSession,
     _status_error,
     connect,
+    http_transport,
     logout_stored,
 )
 from secure_mcp.client.settings import ClientSettings
@@ -417,3 +418,100 @@ def test_a_server_failure_status_is_one_line_even_outside_the_hook() -> None:
         f"The MCP server at {RS_URL} failed (HTTP 502).",
         "server_error",
     )
+
+
+class Recorder(httpx2.AsyncBaseTransport):
+    """Passes requests on to `inner` and keeps a copy of each."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.sent: list[httpx2.Request] = []
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        self.sent.append(request)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_every_mcp_request_is_correct_for_the_negotiated_revision(
+    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    """2026-07-28 (SEP-2575, SEP-2243): `_meta` with version, client info and capabilities, and
+    `Mcp-Method` on every request, the pre-flight one included (it used to be a bare `ping`)."""
+    async with running(weather_mcp(fake_as), fake_as) as router:
+        browser.router = router
+        recorder = Recorder(router)
+        async with connect(
+            settings, write=lines.append, http_transport=recorder, opener=browser.open
+        ) as session:
+            await session.call_tool("get_alerts", {"state": "CA"})
+    posts = [r for r in recorder.sent if str(r.url) == RS_URL and r.method == "POST"]
+    methods = []
+    for request in posts:
+        body = json.loads(request.content)
+        methods.append(body["method"])
+        assert request.headers["mcp-method"] == body["method"]
+        assert request.headers["mcp-protocol-version"] == "2026-07-28"
+        meta = body["params"]["_meta"]
+        assert meta["io.modelcontextprotocol/protocolVersion"] == "2026-07-28"
+        assert meta["io.modelcontextprotocol/clientInfo"]["name"] == "secure-mcp-client"
+        assert meta["io.modelcontextprotocol/clientCapabilities"] == {}
+    assert "ping" not in methods  # no such method in 2026-07-28
+    assert methods[0] == "server/discover"
+    assert "tools/call" in methods
+
+
+class LateCloser:
+    """An HTTP server that lets an idle kept-alive connection go stale after `stale_after` s:
+    a request arriving on it then is dropped unanswered, as when a request crosses the server's
+    keep-alive close on the wire (uvicorn and Node close idle connections after 5 s)."""
+
+    def __init__(self, stale_after: float) -> None:
+        self.stale_after = stale_after
+        self.connections = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        answered = None
+        try:
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                now = time.monotonic()
+                if answered is not None and now - answered > self.stale_after:
+                    return  # closed without an answer: the client's reuse lost the race
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+                answered = now
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+
+@pytest.mark.parametrize("keepalive", [0.2, None], ids=["client-expiry", "httpx2-default"])
+async def test_idle_connections_are_dropped_before_the_server_drops_them(
+    keepalive: float | None, tmp_path: Path
+) -> None:
+    """The client's idle connections expire before any server's keep-alive timeout, so it never
+    sends a request on a connection the server is closing (the conformance suite's ReadError)."""
+    server = LateCloser(stale_after=0.4)
+    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    settings = ClientSettings(state_dir=tmp_path, http_keepalive=keepalive or 5.0)
+    transport = http_transport(settings) if keepalive else httpx2.AsyncHTTPTransport()
+    try:
+        async with httpx2.AsyncClient(transport=transport) as http:
+            assert (await http.get(f"http://127.0.0.1:{port}/")).text == "ok"
+            await asyncio.sleep(0.6)  # idle longer than the server keeps the connection
+            if keepalive is None:  # the default reuses the stale connection
+                with pytest.raises(httpx2.RemoteProtocolError):
+                    await http.get(f"http://127.0.0.1:{port}/")
+            else:
+                assert (await http.get(f"http://127.0.0.1:{port}/")).text == "ok"
+                assert server.connections == 2
+    finally:
+        listener.close()
+        await listener.wait_closed()
+
+
+def test_the_default_keep_alive_is_shorter_than_the_servers() -> None:
+    assert ClientSettings(state_dir=Path()).http_keepalive < 5.0  # uvicorn's and Node's 5 s
