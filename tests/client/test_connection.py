@@ -515,3 +515,27 @@ async def test_idle_connections_are_dropped_before_the_server_drops_them(
 
 def test_the_default_keep_alive_is_shorter_than_the_servers() -> None:
     assert ClientSettings(state_dir=Path()).http_keepalive < 5.0  # uvicorn's and Node's 5 s
+
+
+@pytest.mark.parametrize(
+    ("timeout", "said"), [(300.0, "5 minutes"), (90.0, "90 seconds"), (60.0, "1 minute")]
+)
+async def test_waiting_for_the_browser_says_how_long_and_how_to_cancel(
+    settings: ClientSettings,
+    fake_as: FakeAuthServer,
+    browser: ScriptedBrowser,
+    lines: list[str],
+    timeout: float,
+    said: str,
+) -> None:
+    async with running(weather_mcp(fake_as), fake_as) as router:
+        browser.router = router
+        async with connect(
+            settings,
+            write=lines.append,
+            http_transport=router,
+            opener=browser.open,
+            authorization_timeout=timeout,
+        ):
+            pass
+    assert f"Waiting up to {said} for the browser to come back (Ctrl-C cancels)..." in lines

@@ -29,6 +29,14 @@ def sign_in_limit(limit: int) -> ClientConnectError:
     )
 
 
+def duration(seconds: float) -> str:
+    """`seconds` for people: "5 minutes", "1 minute", "90 seconds"."""
+    if seconds >= 60 and seconds % 60 == 0:
+        minutes = int(seconds // 60)
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    return f"{seconds:g} seconds"
+
+
 def _unused_loopback_port() -> int:
     """A port for the `--paste` redirect URI: nothing listens there, the user copies the URL."""
     with bind_loopback_socket() as sock:
@@ -112,7 +120,10 @@ class Authorizer:
             return await read_pasted(
                 self._input_fn, state=self._state, issuer=self._issuer, path=self._path
             )
-        self._write("Waiting for the browser to come back...")
+        self._write(
+            f"Waiting up to {duration(self._timeout)} for the browser to come back "
+            "(Ctrl-C cancels)..."
+        )
         return await self._listener.wait(self._timeout)
 
     def close(self) -> None:
