@@ -30,9 +30,9 @@ from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.interaction import AUTHORIZATION_TIMEOUT, Authorizer
 from secure_mcp.client.auth.paste import InputFn
 from secure_mcp.client.auth.provider import EXPECTED_FAILURES, SecureOAuthProvider
-from secure_mcp.client.auth.revocation import revoke_tokens
+from secure_mcp.client.auth.revocation import Outcome, revoke_tokens
 from secure_mcp.client.auth.storage import FileTokenStorage, StorageError
-from secure_mcp.client.auth.transport import Bounds, ReportingTransport
+from secure_mcp.client.auth.transport import Bounds, ReportingTransport, network_transport
 from secure_mcp.client.limits import bounded_tools, truncate_result
 from secure_mcp.client.settings import ClientSettings
 from secure_mcp.client.terminal import clean_line
@@ -277,9 +277,13 @@ async def _revoke_and_delete(
     """Revoke every stored token set of the storage's resource, then delete them."""
     stored = storage.all_tokens()
     revoked = True
-    for issuer, tokens in stored:
-        metadata, client = storage.server(issuer)
-        revoked = await revoke_tokens(http, metadata, client, tokens, write) and revoked
+    for issuer, tokens, client in stored:
+        metadata, registration = storage.server(issuer)
+        client = client or registration  # the client the tokens were issued to
+        outcome = await revoke_tokens(http, metadata, client, tokens, write)
+        if outcome is Outcome.CLIENT_UNKNOWN and client is not None:
+            storage.forget_registration(issuer, client.client_id or "")  # the next run registers
+        revoked = outcome is not Outcome.NOT_REVOKED and revoked
     storage.delete_tokens()  # deleted here even when the server kept them
     if not stored:
         write(f"No stored sign-in for {storage.resource}.")
@@ -294,13 +298,8 @@ async def _revoke_and_delete(
 
 
 def http_transport(settings: ClientSettings) -> httpx2.AsyncHTTPTransport:
-    """The network transport of every client HTTP connection.
-
-    Idle connections expire after `http_keepalive` seconds (httpx2's default is 5 s, exactly
-    when uvicorn and Node close theirs), so a request never goes out on a connection the
-    server is closing at that moment.
-    """
-    return httpx2.AsyncHTTPTransport(limits=httpx2.Limits(keepalive_expiry=settings.http_keepalive))
+    """The network transport of every client HTTP connection (idle ones expire early)."""
+    return network_transport(settings.http_keepalive)
 
 
 def _revocation_client(
@@ -340,7 +339,7 @@ async def connect(
     )
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(authorizer.close)
-        provider = _provider(settings, authorizer, write)
+        provider = _provider(settings, authorizer, write, http_transport)
         transport = ReportingTransport(
             http_transport or _network(settings), provider.report, bounds(settings)
         )
@@ -389,11 +388,14 @@ def _server_failure_hook(
 
 
 def _provider(
-    settings: ClientSettings, authorizer: Authorizer, write: Write
+    settings: ClientSettings,
+    authorizer: Authorizer,
+    write: Write,
+    transport: httpx2.AsyncBaseTransport | None = None,
 ) -> SecureOAuthProvider:
     """The OAuth provider for `settings`, or a one-line error for a bad CIMD URL."""
     try:
-        return SecureOAuthProvider(settings, _storage(settings), authorizer, write)
+        return SecureOAuthProvider(settings, _storage(settings), authorizer, write, transport)
     except ValueError as exc:  # the SDK refuses a CIMD URL that is not https with a path
         raise ClientConnectError(
             f"--client-metadata-url must be an https URL with a path: {exc}", "invalid_client"

@@ -115,6 +115,7 @@ async def test_token_is_refreshed_early_within_a_session(
             # a tenth of the one-hour life, at most 30 s, is kept as a margin
             assert 3569 < context.token_expiry_time - time.time() < 3571
             context.token_expiry_time = time.time() - 1
+            expire_stored_tokens(settings.state_dir)  # as it would be: what it re-reads agrees
             fake_as.log.clear()
             assert not (await session.call_tool("get_alerts", {"state": "CA"})).is_error
     assert fake_as.log == ["POST /token refresh_token"]
@@ -518,14 +519,14 @@ def test_the_default_keep_alive_is_shorter_than_the_servers() -> None:
 
 
 @pytest.mark.parametrize(
-    ("timeout", "said"), [(300.0, "5 minutes"), (90.0, "90 seconds"), (60.0, "1 minute")]
+    ("seconds", "said"), [(300.0, "5 minutes"), (90.0, "90 seconds"), (60.0, "1 minute")]
 )
 async def test_waiting_for_the_browser_says_how_long_and_how_to_cancel(
     settings: ClientSettings,
     fake_as: FakeAuthServer,
     browser: ScriptedBrowser,
     lines: list[str],
-    timeout: float,
+    seconds: float,
     said: str,
 ) -> None:
     async with running(weather_mcp(fake_as), fake_as) as router:
@@ -535,7 +536,7 @@ async def test_waiting_for_the_browser_says_how_long_and_how_to_cancel(
             write=lines.append,
             http_transport=router,
             opener=browser.open,
-            authorization_timeout=timeout,
+            authorization_timeout=seconds,
         ):
             pass
     assert f"Waiting up to {said} for the browser to come back (Ctrl-C cancels)..." in lines

@@ -10,7 +10,9 @@ from mcp.client.auth.utils import (
     extract_field_from_www_auth,
     extract_resource_metadata_from_www_auth,
     issuers_match,
+    should_use_client_metadata_url,
 )
+from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata
 from pydantic import AnyUrl
 
 from secure_mcp.client.auth.binding import (
@@ -31,6 +33,12 @@ from secure_mcp.client.auth.identity import (
     with_redirect_uri,
 )
 from secure_mcp.client.auth.interaction import Authorizer
+from secure_mcp.client.auth.registration import (
+    RegistrationGone,
+    oauth_error,
+    refused_again,
+    still_registered,
+)
 from secure_mcp.client.auth.resource import (
     allowed_resources,
     resource_mismatch_message,
@@ -43,7 +51,13 @@ from secure_mcp.client.auth.steps import (
     still_refused,
     without_token,
 )
-from secure_mcp.client.auth.storage import FileTokenStorage, StorageError
+from secure_mcp.client.auth.storage import (
+    FileTokenStorage,
+    RefreshLock,
+    StorageError,
+    is_registration,
+)
+from secure_mcp.client.auth.transport import Bounds, ReportingTransport, network_transport
 from secure_mcp.client.settings import ISSUER_REQUIRED, ClientSettings
 from secure_mcp.client.terminal import clean_line
 
@@ -53,6 +67,11 @@ EXPECTED_FAILURES = (ClientConnectError, OAuthFlowError, StorageError)
 # What the SDK raises on an answer it cannot parse (pydantic's ValidationError is a ValueError).
 MALFORMED = (ValueError, KeyError, TypeError)
 MAX_EXPIRY_MARGIN = 30.0  # refresh up to this long before the access token expires
+LOCK_GRACE = 5.0  # seconds past a refresh's own deadline before another process's lock is moot
+
+
+class _Restart(Exception):
+    """The registration is gone: run the flow once more, from the request (it registers)."""
 
 
 class SecureOAuthProvider(OAuthClientProvider):
@@ -64,6 +83,7 @@ class SecureOAuthProvider(OAuthClientProvider):
         storage: FileTokenStorage,
         authorizer: Authorizer,
         write: Callable[[str], None],
+        http_transport: httpx2.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(
             settings.server_url,
@@ -85,7 +105,12 @@ class SecureOAuthProvider(OAuthClientProvider):
         self.failure: Exception | None = None
         self._sign_in_scope: str | None = None  # a 401's challenged scope ("" when none)
         self._challenged_prm: str | None = None  # a 401's resource_metadata URL
+        self._transport = http_transport  # for the registration check (a plain client)
+        self._registered_now: str | None = None  # the client_id registered in this process
+        self._checked: set[str] = set()  # registrations found known in this process
+        self._refresh_lock: RefreshLock | None = None
         storage.current_issuer = self._current_issuer
+        storage.current_client = lambda: self.context.client_info
 
     @property
     def settings(self) -> ClientSettings:
@@ -149,9 +174,92 @@ class SecureOAuthProvider(OAuthClientProvider):
         self.check_metadata()
         metadata = self.context.oauth_metadata
         assert metadata is not None  # check_metadata refuses to go on without it
+        await self._check_registration(metadata)
         self._flow = start_flow(metadata, url)  # RFC 9700 4.4: this sign-in's server
         self._trace("authorization: sending you to the authorization endpoint")
         await self._authorizer.redirect(url, self._current_issuer())
+
+    def _re_registrable(self, client: OAuthClientInformationFull) -> bool:
+        """A registration this client made itself, so it may make it again."""
+        return is_registration(client) and not is_shared_identity(client, self._settings)
+
+    async def _check_registration(self, metadata: OAuthMetadata) -> None:
+        """Before the browser opens with a registration from an earlier run: is it still known?
+
+        RegistrationGone (the flow then registers again) when the server answers
+        `invalid_client`; see `registration.py` for why the token endpoint is asked.
+        """
+        client = self.context.client_info
+        if client is None or not self._re_registrable(client):
+            return
+        client_id = client.client_id or ""
+        if client_id in self._checked or client_id == self._registered_now:
+            return
+        uris = self.context.client_metadata.redirect_uris or []
+        redirect_uri = str(uris[0]) if uris else ""
+        bounds = Bounds(
+            other_bytes=self._settings.max_oauth_response_bytes,
+            other_seconds=self._settings.oauth_deadline,
+        )
+        inner = self._transport or network_transport(self._settings.http_keepalive)
+        plain = ReportingTransport(inner, lambda failure: None, bounds)
+        async with httpx2.AsyncClient(transport=plain) as http:
+            known = await still_registered(http, str(metadata.token_endpoint), client, redirect_uri)
+        self._trace(f"registration check: client_id {client_id} {'known' if known else 'unknown'}")
+        if not known:
+            raise self._gone(client)
+        self._checked.add(client_id)
+
+    def _gone(self, client: OAuthClientInformationFull) -> RegistrationGone:
+        """Forget a registration the server no longer knows (and its tokens), here and on disk."""
+        issuer = self._current_issuer() or client.issuer or ""
+        self.storage.forget_registration(issuer, client.client_id or "")
+        self.context.client_info = None
+        self.context.clear_tokens()
+        return RegistrationGone(issuer, client.client_id or "")
+
+    def _reuse_registration(self, body: bytes) -> None:
+        """After the AS metadata: use this client's registration with that server, if any.
+
+        The SDK looks for one before it knows the server (so a second MCP URL on the same
+        server would register again and replace the first URL's registration); here the
+        registration is per authorization server and shared by all its resources.
+        """
+        issuer = self.context.auth_server_url
+        if self.context.client_info is not None or issuer is None:
+            return
+        metadata = OAuthMetadata.model_validate_json(body)
+        if should_use_client_metadata_url(metadata, self.context.client_metadata_url):
+            return
+        stored = self.storage.registration(issuer)
+        if stored is not None and registered_for(stored, self._authorizer.redirect_uri_for(issuer)):
+            self.context.client_info = stored
+            self._trace(f"registration: reusing client_id {stored.client_id} at {issuer}")
+
+    async def _take_refresh_lock(self) -> RefreshLock | None:
+        """When the tokens need a refresh: the state folder's refresh lock, then a re-read.
+
+        Another client.py sharing the folder may have refreshed (and so rotated the refresh
+        token) meanwhile: with the newer tokens read back, the SDK refreshes only if they too
+        need it, and two processes never spend one refresh token.
+        """
+        if not self._initialized:
+            await self._initialize()
+        if self.context.is_token_valid() or not self.context.can_refresh_token():
+            return None
+        lock = await self.storage.refresh_lock(self._settings.oauth_deadline + LOCK_GRACE)
+        self.context.current_tokens = await self.storage.get_tokens()
+        self.context.token_expiry_time = self.storage.expires_at()
+        stored = await self.storage.get_client_info()
+        if stored is not None and self._pre_registered is None:
+            self.context.client_info = stored
+        self._refresh_early()
+        return lock
+
+    def _release_refresh_lock(self) -> None:
+        if self._refresh_lock is not None:
+            self._refresh_lock.release()
+            self._refresh_lock = None
 
     def _redirect_uri(self) -> str:
         """This sign-in's redirect URI: the issuer's own, for a client registered here."""
@@ -233,14 +341,14 @@ class SecureOAuthProvider(OAuthClientProvider):
             )
 
     async def _handle_token_response(self, response: httpx2.Response) -> None:
+        client = self.context.client_info
+        if response.status_code in (400, 401) and client is not None:
+            error = oauth_error(response, await response.aread())
+            if error == "invalid_client" and self._re_registrable(client):
+                raise self._gone(client)  # the flow registers again (once)
         await super()._handle_token_response(response)
         self._check_access_token()
         self._refresh_early()
-        client, issuer = self.context.client_info, self._current_issuer()
-        if self._settings.client_id and client is not None and issuer:
-            # Kept with the issuer like a registration, so --logout can revoke (RFC 7009 2.1).
-            client.issuer = issuer
-            await self.storage.set_client_info(client)
 
     async def _handle_refresh_response(self, response: httpx2.Response) -> bool:
         refreshed = await super()._handle_refresh_response(response)
@@ -280,18 +388,27 @@ class SecureOAuthProvider(OAuthClientProvider):
         where = f"{request.method} {request.url.copy_with(query=None)}"
         self._trace(f"{step}: {where} -> HTTP {response.status_code}")
         ok = response.status_code in (200, 201)
-        if step == "discovery" and ok and self._settings.client_metadata_url:
-            allowed = document_identity_allowed(await response.aread())
+        if step == "discovery" and ok:
+            body = await response.aread()
+            allowed = document_identity_allowed(body)
             if allowed is not None:  # the server's metadata: CIMD only where it sends `iss`
-                self.context.client_metadata_url = (
-                    self._settings.client_metadata_url if allowed else None
-                )
-        if step == "registration" and ok and self._settings.verbose:
+                if self._settings.client_metadata_url:
+                    self.context.client_metadata_url = (
+                        self._settings.client_metadata_url if allowed else None
+                    )
+                self._reuse_registration(body)
+        if step == "registration" and ok:
             await response.aread()
-            self._trace(f"registration: client_id {response.json().get('client_id')}")
+            self._registered_now = str(response.json().get("client_id"))
+            self._trace(f"registration: client_id {self._registered_now}")
         if step == "refresh" and response.status_code != 200:
-            self.storage.delete_tokens()
-            self._write("Your session could not be renewed; signing in again.")
+            client = self.context.client_info
+            error = oauth_error(response, await response.aread())
+            if error == "invalid_client" and client is not None and self._re_registrable(client):
+                self._write(str(self._gone(client)))  # the SDK then registers and signs in
+            else:
+                self.storage.delete_tokens()
+                self._write("Your session could not be renewed; signing in again.")
 
     def _too_many_step_ups(self, response: httpx2.Response, seen: int) -> bool:
         """Bound re-authorizations on 403 insufficient_scope (MCP authorization, step-up).
@@ -313,10 +430,33 @@ class SecureOAuthProvider(OAuthClientProvider):
     async def _auth_flow(
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        """The SDK's flow, observed (`_observed_flow`); run once more when the server turns
+        out to have forgotten the registration, so the client registers again by itself."""
+        for may_restart in (True, False):
+            inner = self._observed_flow(request, may_restart)
+            response: httpx2.Response | None = None
+            try:
+                while True:
+                    try:
+                        outgoing = await (
+                            inner.__anext__() if response is None else inner.asend(response)
+                        )
+                    except StopAsyncIteration:
+                        return
+                    except _Restart:
+                        break
+                    response = yield outgoing
+            finally:
+                await inner.aclose()
+
+    async def _observed_flow(
+        self, request: httpx2.Request, may_restart: bool
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         """The SDK's flow, observed step by step: checks before each request, trace after.
 
         An expected failure is kept in `failure` and the request is sent once more without a
         token, so the caller gets the server's own 401/403 instead of a dead MCP transport.
+        A refresh happens under the state folder's refresh lock (`_take_refresh_lock`).
         """
         flow = super()._auth_flow(request)
         response: httpx2.Response | None = None
@@ -325,14 +465,25 @@ class SecureOAuthProvider(OAuthClientProvider):
         try:
             while True:
                 try:
-                    outgoing = await (
-                        flow.__anext__() if response is None else flow.asend(response)
-                    )
+                    if response is None:
+                        self._refresh_lock = await self._take_refresh_lock()
+                        outgoing = await flow.__anext__()
+                    else:
+                        outgoing = await flow.asend(response)
                     step = ""
                     if outgoing is not request:
                         step, outgoing = self._before(outgoing)
+                    if step != "refresh":  # the refresh (if any) is stored: let others go
+                        self._release_refresh_lock()
                     self._bind_if_discovered()
                 except StopAsyncIteration:
+                    return
+                except RegistrationGone as exc:
+                    if may_restart and self.failure is None:
+                        self._write(str(exc))
+                        raise _Restart from exc
+                    self._keep_failure(refused_again(exc), response)
+                    yield without_token(request)
                     return
                 except (*EXPECTED_FAILURES, *MALFORMED) as exc:
                     self._keep_failure(exc, response)
@@ -361,6 +512,7 @@ class SecureOAuthProvider(OAuthClientProvider):
                     if self._too_many_step_ups(response, step_ups):
                         return  # the caller gets this 403 and `failure` says why
         finally:
+            self._release_refresh_lock()
             await flow.aclose()
 
     async def _after_checked(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import enum
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -10,6 +11,15 @@ import httpx2
 from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata, OAuthToken
 
 from secure_mcp.client.auth.binding import secure_url
+from secure_mcp.client.auth.registration import oauth_error
+
+
+class Outcome(enum.Enum):
+    """What revoking one token set achieved."""
+
+    REVOKED = "revoked"  # the server confirmed (RFC 7009 2.2)
+    NOT_REVOKED = "not revoked"  # no endpoint, not reached, or refused: valid until they expire
+    CLIENT_UNKNOWN = "client unknown"  # `invalid_client`: the server forgot the registration
 
 
 def client_authentication(
@@ -37,15 +47,21 @@ async def revoke_tokens(
     client: OAuthClientInformationFull | None,
     tokens: OAuthToken,
     write: Callable[[str], None],
-) -> bool:
-    """Revoke the refresh token (its whole family) then the access token; True when both went."""
+) -> Outcome:
+    """Revoke the refresh token (its whole family) then the access token.
+
+    For a public client (no secret that could be wrong), an `invalid_client` answer means the
+    server no longer knows it (its data was reset, or the registration expired): it honours no
+    token issued to a client it does not know, so the tokens are as good as revoked and nothing
+    claims they stay valid.
+    """
     endpoint = metadata.revocation_endpoint if metadata else None
     if endpoint is None or client is None:
         write("The authorization server offers no revocation; the tokens were only deleted here.")
-        return False
+        return Outcome.NOT_REVOKED
     if not secure_url(str(endpoint)):  # MCP authorization: https, or loopback http
         write(f"Not sent: the revocation endpoint {endpoint} is not https.")
-        return False
+        return Outcome.NOT_REVOKED
     revoked = True
     pairs = [(tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token")]
     for token, hint in pairs:
@@ -60,8 +76,17 @@ async def revoke_tokens(
             revoked = False
             continue
         # RFC 7009 2.2: 200 means revoked (or already invalid).
-        if response.status_code != 200:
-            status = response.status_code
-            write(f"The authorization server did not revoke the {hint} (HTTP {status}).")
-            revoked = False
-    return revoked
+        if response.status_code == 200:
+            continue
+        error = oauth_error(response, await response.aread())
+        if error == "invalid_client" and not client.client_secret:  # not a wrong secret, then
+            issuer = metadata.issuer if metadata else endpoint
+            write(
+                f"The authorization server {issuer} no longer knows this client (its "
+                "registration is gone, e.g. the server's data was reset), so it honours no "
+                "token issued to it: nothing is left to revoke there."
+            )
+            return Outcome.CLIENT_UNKNOWN
+        write(f"The authorization server did not revoke the {hint} (HTTP {response.status_code}).")
+        revoked = False
+    return Outcome.REVOKED if revoked else Outcome.NOT_REVOKED

@@ -171,3 +171,13 @@ class ReportingTransport(httpx2.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close the wrapped transport."""
         await self._inner.aclose()
+
+
+def network_transport(keepalive: float) -> httpx2.AsyncHTTPTransport:
+    """The network transport of every client HTTP connection.
+
+    Idle connections expire after `keepalive` seconds (httpx2's default is 5 s, exactly when
+    uvicorn and Node close theirs), so a request never goes out on a connection the server is
+    closing at that moment (a ReadError).
+    """
+    return httpx2.AsyncHTTPTransport(limits=httpx2.Limits(keepalive_expiry=keepalive))

@@ -13,7 +13,7 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata, OAuthToke
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from secure_mcp.client.auth.revocation import revoke_tokens
+from secure_mcp.client.auth.revocation import Outcome, revoke_tokens
 from tests.client.attacks.harness import World, assert_inert
 from tests.client.attacks.hostile import HostileAuthServer, HostileMcp
 from tests.client.auth.fakes import AS_ORIGIN, RS_ORIGIN, FakeAuthServer
@@ -146,7 +146,7 @@ def test_revocation_is_not_sent_over_plain_http() -> None:
     )
     lines: list[str] = []
 
-    async def revoke() -> bool:
+    async def revoke() -> Outcome:
         transport = httpx2.MockTransport(lambda r: sent.append(str(r.url)) or httpx2.Response(200))
         async with httpx2.AsyncClient(transport=transport) as http:
             return await revoke_tokens(
@@ -157,7 +157,7 @@ def test_revocation_is_not_sent_over_plain_http() -> None:
                 lines.append,
             )
 
-    assert asyncio.run(revoke()) is False
+    assert asyncio.run(revoke()) is Outcome.NOT_REVOKED
     assert sent == []
     assert lines == ["Not sent: the revocation endpoint http://as.example/revoke is not https."]
 

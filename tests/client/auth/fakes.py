@@ -55,6 +55,7 @@ class FakeAuthServer:
     omit_iss: bool = False
     refuse: str | None = None  # redirect with this error instead of a code
     refresh_works: bool = True
+    known_clients_only: bool = False  # /authorize, /token, /revoke refuse unregistered clients
     registrations: dict[str, dict[str, Any]] = field(default_factory=dict)
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     tokens: dict[str, Grant] = field(default_factory=dict)
@@ -62,6 +63,16 @@ class FakeAuthServer:
     revoked: list[tuple[str, str]] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     authorize_params: list[dict[str, str]] = field(default_factory=list)
+
+    def forget(self) -> None:
+        """Lose every registration, code and token, as a server whose data folder was deleted."""
+        self.registrations.clear()
+        self.codes.clear()
+        self.tokens.clear()
+        self.refresh_tokens.clear()
+
+    def _unknown(self, client_id: object) -> bool:
+        return self.known_clients_only and client_id not in self.registrations
 
     def metadata(self) -> dict[str, Any]:
         """The RFC 8414 document."""
@@ -119,6 +130,9 @@ class FakeAuthServer:
 
     async def _authorize(self, request: Request) -> Response:
         params = dict(request.query_params)
+        if self._unknown(params.get("client_id")):  # RFC 6749 4.1.2.1: a page, no redirect
+            self.log.append("GET /authorize (unknown client)")
+            return Response("The application (client_id) is not registered here.", 400)
         if self.grantable is not None and "scope" in params:
             params["scope"] = " ".join(s for s in params["scope"].split() if s in self.grantable)
         self.authorize_params.append(params)
@@ -150,9 +164,13 @@ class FakeAuthServer:
     async def _token(self, request: Request) -> Response:
         form = dict(await request.form())
         self.log.append(f"POST /token {form['grant_type']}")
+        if self._unknown(form.get("client_id")):  # RFC 6749 5.2
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
         if form["grant_type"] == "refresh_token":
             grant = self.refresh_tokens.pop(str(form["refresh_token"]), None)
             if grant is None or not self.refresh_works:
+                return JSONResponse({"error": "invalid_grant"}, status_code=400)
+            if grant.client_id != form.get("client_id", grant.client_id):  # RFC 6749 6
                 return JSONResponse({"error": "invalid_grant"}, status_code=400)
             return JSONResponse(self._issue(grant.client_id, grant.scope, grant.resource))
         params = self.codes.pop(str(form["code"]), None)
@@ -168,6 +186,8 @@ class FakeAuthServer:
 
     async def _revoke(self, request: Request) -> Response:
         form = dict(await request.form())
+        if self._unknown(form.get("client_id")):
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
         token = str(form["token"])
         self.revoked.append((str(form.get("token_type_hint")), token))
         self.tokens.pop(token, None)
@@ -272,14 +292,16 @@ class FakeVerifier:
         )
 
 
-def weather_mcp(server: FakeAuthServer, required: list[str] | None = None) -> MCPServer:
+def weather_mcp(
+    server: FakeAuthServer, required: list[str] | None = None, resource_url: str = RS_URL
+) -> MCPServer:
     """A protected MCP server with one tool, trusting the fake authorization server."""
     mcp = MCPServer(
         "fake-weather",
         token_verifier=FakeVerifier(server),
         auth=AuthSettings(
             issuer_url=server.issuer,  # type: ignore[arg-type]
-            resource_server_url=RS_URL,  # type: ignore[arg-type]
+            resource_server_url=resource_url,  # type: ignore[arg-type]
             required_scopes=required or ["weather:read"],
             validate_token_resource=True,
         ),

@@ -156,9 +156,10 @@ async def test_document_url_is_the_client_id_and_nothing_is_registered(tmp_path:
         assert "sends you back to <code>127.0.0.1:" in consent
 
         storage = FileTokenStorage(settings.state_dir, RS_URL)
-        _, client = storage.server(ISSUER)
+        [(_, _, client)] = storage.all_tokens()  # kept with its tokens, not as a registration
         assert client is not None
         assert client.client_id == DOC_URL
+        assert storage.registration(ISSUER) is None
         tokens = await storage.get_tokens()
         assert tokens is not None
         introspected = await stack.introspect(tokens.access_token)

@@ -55,11 +55,12 @@ async def test_confidential_client_uses_basic_and_never_registers(
     assert server.authorize_params[0]["client_id"] == "pre-registered"
     assert server.token_auth == [basic("pre-registered", "s3cret")]
 
-    # Kept with its issuer, so signing out revokes as this client (RFC 7009 2.1).
+    # Kept with its tokens, so signing out revokes as this client (RFC 7009 2.1).
     storage = FileTokenStorage(settings.state_dir, RS_URL)
-    _, client = storage.server(AS_ORIGIN)
+    [(issuer, _, client)] = storage.all_tokens()
     assert client is not None
-    assert (client.client_id, client.issuer) == ("pre-registered", AS_ORIGIN)
+    assert (issuer, client.client_id, client.issuer) == (AS_ORIGIN, "pre-registered", AS_ORIGIN)
+    assert storage.registration(AS_ORIGIN) is None  # not a registration of this client's own
     async with httpx2.AsyncClient(transport=Router({AS_ORIGIN: server.app()})) as http:
         assert await _revoke_and_delete(storage, http, lines.append)
     assert [hint for hint, _ in server.revoked] == ["refresh_token", "access_token"]

@@ -8,7 +8,7 @@ import httpx2
 import pytest
 from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata, OAuthToken
 
-from secure_mcp.client.auth.revocation import revoke_tokens
+from secure_mcp.client.auth.revocation import Outcome, revoke_tokens
 
 METADATA = OAuthMetadata.model_validate(
     {
@@ -23,7 +23,7 @@ TOKENS = OAuthToken(access_token="access", refresh_token="refresh")
 
 async def _revoke(
     handler: httpx2.MockTransport, client: OAuthClientInformationFull | None, lines: list[str]
-) -> bool:
+) -> Outcome:
     async with httpx2.AsyncClient(transport=handler) as http:
         return await revoke_tokens(http, METADATA, client, TOKENS, lines.append)
 
@@ -36,8 +36,11 @@ async def test_public_client_revokes_refresh_then_access() -> None:
         return httpx2.Response(200)
 
     lines: list[str] = []
-    assert await _revoke(
-        httpx2.MockTransport(handler), OAuthClientInformationFull(client_id="c"), lines
+    assert (
+        await _revoke(
+            httpx2.MockTransport(handler), OAuthClientInformationFull(client_id="c"), lines
+        )
+        is Outcome.REVOKED
     )
     assert seen == [
         {"token": "refresh", "token_type_hint": "refresh_token", "client_id": "c"},
@@ -56,7 +59,9 @@ async def test_access_token_alone_is_revoked() -> None:
     async with httpx2.AsyncClient(transport=httpx2.MockTransport(handler)) as http:
         client = OAuthClientInformationFull(client_id="c")
         only_access = OAuthToken(access_token="a")
-        assert await revoke_tokens(http, METADATA, client, only_access, [].append)
+        assert (
+            await revoke_tokens(http, METADATA, client, only_access, [].append) is Outcome.REVOKED
+        )
     assert hints == ["access_token"]
 
 
@@ -95,7 +100,7 @@ async def test_client_authenticates_as_registered(
     client = OAuthClientInformationFull(
         client_id="app:1", client_secret=secret, token_endpoint_auth_method=method
     )
-    assert await _revoke(httpx2.MockTransport(handler), client, [])
+    assert await _revoke(httpx2.MockTransport(handler), client, []) is Outcome.REVOKED
     assert seen == [
         (authorization, {"token": "refresh", "token_type_hint": "refresh_token", **form}),
         (authorization, {"token": "access", "token_type_hint": "access_token", **form}),
@@ -109,21 +114,42 @@ async def test_refusal_and_unreachable_are_reported() -> None:
         return httpx2.Response(503)
 
     client = OAuthClientInformationFull(client_id="c")
-    assert not await _revoke(httpx2.MockTransport(refuse), client, lines)
+    assert await _revoke(httpx2.MockTransport(refuse), client, lines) is Outcome.NOT_REVOKED
     assert lines[0] == "The authorization server did not revoke the refresh_token (HTTP 503)."
 
     def down(request: httpx2.Request) -> httpx2.Response:
         raise httpx2.ConnectError("refused", request=request)
 
     lines.clear()
-    assert not await _revoke(httpx2.MockTransport(down), client, lines)
+    assert await _revoke(httpx2.MockTransport(down), client, lines) is Outcome.NOT_REVOKED
     assert lines[0] == "Could not reach https://as/revoke to revoke the refresh_token: ConnectError"
 
 
 async def test_no_endpoint_or_no_client_means_local_delete_only() -> None:
     lines: list[str] = []
     async with httpx2.AsyncClient() as http:
-        assert not await revoke_tokens(http, None, None, TOKENS, lines.append)
+        assert await revoke_tokens(http, None, None, TOKENS, lines.append) is Outcome.NOT_REVOKED
         only_access = OAuthToken(access_token="a")
-        assert not await revoke_tokens(http, METADATA, None, only_access, lines.append)
+        outcome = await revoke_tokens(http, METADATA, None, only_access, lines.append)
+        assert outcome is Outcome.NOT_REVOKED
     assert lines[0].startswith("The authorization server offers no revocation")
+
+
+@pytest.mark.parametrize("status", [400, 401])
+async def test_a_client_the_server_forgot_is_not_told_its_tokens_stay_valid(status: int) -> None:
+    """After a reset the server answers `invalid_client`: its tokens are dead, not "valid"."""
+    seen: list[str] = []
+
+    def forgot(request: httpx2.Request) -> httpx2.Response:
+        seen.append(dict(httpx2.QueryParams(request.content.decode()))["token_type_hint"])
+        return httpx2.Response(status, json={"error": "invalid_client"})
+
+    lines: list[str] = []
+    client = OAuthClientInformationFull(client_id="c")
+    assert await _revoke(httpx2.MockTransport(forgot), client, lines) is Outcome.CLIENT_UNKNOWN
+    assert seen == ["refresh_token"]  # no point asking about the access token
+    assert lines == [
+        "The authorization server https://as no longer knows this client (its registration is "
+        "gone, e.g. the server's data was reset), so it honours no token issued to it: nothing "
+        "is left to revoke there."
+    ]

@@ -8,6 +8,7 @@ registered authentication method at /revoke, so these prove that a logout really
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from secure_mcp.client.auth.revocation import revoke_tokens
 from secure_mcp.client.auth.storage import FileTokenStorage
 from secure_mcp.client.connection import connect, logout_stored
 from secure_mcp.client.settings import ClientSettings
+from secure_mcp.common.private_files import write_private_json
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.oauth.app import build_app as build_oauth_app
 from secure_mcp.oauth.settings import OAuthSettings
@@ -157,10 +159,11 @@ async def test_a_refused_revocation_is_reported_and_the_tokens_still_deleted(
         )
         tokens = await sign_in_as(stack, settings)
         storage = FileTokenStorage(settings.state_dir, RS_URL)
-        [(issuer, _)] = storage.all_tokens()
-        _, stored = storage.server(issuer)
+        [(issuer, _, stored)] = storage.all_tokens()
         assert stored is not None
-        await storage.set_client_info(stored.model_copy(update={"client_secret": "wrong"}))
+        state = json.loads(storage.path.read_text())
+        state["tokens"][issuer][RS_URL]["client"]["client_secret"] = "wrong"
+        write_private_json(storage.path, state)
         assert await logout_stored(settings, lines.append, http_transport=stack.router)
         assert await stack.active(tokens.access_token)  # the server kept them
         assert await FileTokenStorage(settings.state_dir, RS_URL).get_tokens() is None

@@ -101,5 +101,5 @@ def test_resource_entry_without_server_metadata(tmp_path: Path) -> None:
 async def test_a_state_folder_that_cannot_be_made_is_one_line() -> None:
     storage = FileTokenStorage(Path("/proc/self/secure-mcp-state"), RESOURCE)
     storage.current_issuer = lambda: "http://as"
-    with pytest.raises(StorageError, match=r"^cannot write /proc/self/secure-mcp-state/"):
+    with pytest.raises(StorageError, match=r"^cannot lock /proc/self/secure-mcp-state/"):
         await storage.set_tokens(OAuthToken(access_token="a"))
