@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import functools
+import json
 import logging
 import webbrowser
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -83,19 +84,45 @@ def _status_error(url: str, response: httpx2.Response) -> ClientConnectError | N
             "too_many_requests",
         )
     if status >= 500:
-        return _server_error(url, status)
+        return _server_error(url, status, _error_code(response.content))
     return None
 
 
-def _server_error(url: str, status: int) -> ClientConnectError:
-    """The one-line error for a 5xx from the MCP server."""
-    if status == 503:
+def _error_code(body: bytes) -> str:
+    """The `error` member of a JSON error body ("" when there is none)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return ""
+    error = document.get("error") if isinstance(document, dict) else None
+    return error if isinstance(error, str) else ""
+
+
+def _server_error(url: str, status: int, error: str = "") -> ClientConnectError:
+    """The one-line error for a 5xx from the MCP server.
+
+    A 503 says why when the server gives its reason (weather.py does): its authorization server
+    cannot be reached, or it refuses the MCP server's own credentials (then no sign-in helps).
+    """
+    if status != 503:
         return ClientConnectError(
-            f"The MCP server at {url} is unavailable (HTTP 503); "
-            "is its authorization server running?",
-            "temporarily_unavailable",
+            f"The MCP server at {url} failed (HTTP {status}).", "server_error"
         )
-    return ClientConnectError(f"The MCP server at {url} failed (HTTP {status}).", "server_error")
+    if error == "temporarily_unavailable":
+        message = (
+            f"The MCP server at {url} cannot reach its authorization server to check tokens "
+            "(HTTP 503); is the authorization server running?"
+        )
+    elif error == "introspection_refused":
+        message = (
+            f"The MCP server at {url} cannot check tokens: its authorization server refuses "
+            "the MCP server's own credentials (HTTP 503). Your sign-in is fine; the MCP server "
+            "needs fixing (for weather.py: start oauth.py with the same data folder, then try "
+            "again)."
+        )
+    else:
+        message = f"The MCP server at {url} is unavailable (HTTP 503); try again in a moment."
+    return ClientConnectError(message, "temporarily_unavailable")
 
 
 def as_connect_error(exc: Exception) -> ClientConnectError:
@@ -382,7 +409,8 @@ def _server_failure_hook(
     async def hook(response: httpx2.Response) -> None:
         url = str(response.request.url.copy_with(query=None))
         if response.status_code >= 500 and url == server_url:
-            provider.report(_server_error(server_url, response.status_code))
+            error = _error_code(await response.aread()) if response.status_code == 503 else ""
+            provider.report(_server_error(server_url, response.status_code, error))
 
     return hook
 

@@ -26,12 +26,18 @@ from secure_mcp.common import token_format
 from secure_mcp.common.body_guard import BodyGuardMiddleware
 from secure_mcp.common.hosts import HostCheckMiddleware
 from secure_mcp.common.ratelimit import MemoryLimiter
+from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.weather.bearer import BearerAuthMiddleware
 from secure_mcp.weather.nws import NwsClient, Sleep
 from secure_mcp.weather.permissions import ToolPermissions, ToolScopeMiddleware
 from secure_mcp.weather.replay import SUMMARY, replay_transport
 from secure_mcp.weather.rfc7662 import IntrospectionVerifier
-from secure_mcp.weather.settings import WILDCARD_HOSTS, StartupError, WeatherSettings
+from secure_mcp.weather.settings import (
+    WILDCARD_HOSTS,
+    StartupError,
+    WeatherSettings,
+    reread_credentials,
+)
 from secure_mcp.weather.tools import TOOL_NAMES, register_tools
 from secure_mcp.weather.verifier import AccessTokenVerifier
 
@@ -86,6 +92,12 @@ def _verifier(settings: WeatherSettings, seams: Seams) -> AccessTokenVerifier:
     """JWTs checked here, other tokens introspected (which needs this server's credentials)."""
     if settings.credentials is None:
         raise StartupError("introspection credentials are required when auth is on")
+    reload = None
+    if settings.credentials_reloadable:  # refused after oauth.py's reset: read them again
+
+        def reload() -> ResourceCredentials | None:
+            return reread_credentials(settings.oauth_data_dir, settings.resource_url)
+
     introspection = IntrospectionVerifier(
         issuer=settings.auth_server,
         resource=settings.resource_url,
@@ -94,6 +106,7 @@ def _verifier(settings: WeatherSettings, seams: Seams) -> AccessTokenVerifier:
         cache_size=settings.introspection_cache_size,
         transport=seams.introspection_transport,
         well_formed=_well_formed if settings.local_token_check else None,
+        reload_credentials=reload,
     )
     return AccessTokenVerifier(
         introspection,

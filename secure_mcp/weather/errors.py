@@ -54,6 +54,20 @@ class AuthServerUnavailableError(AuthError):
     retry_after = 5
 
 
+class IntrospectionRefusedError(AuthServerUnavailableError):
+    """The authorization server answers, but refuses this server's introspection credentials.
+
+    Its own code, so a client can tell "cannot reach the authorization server" from "this
+    server cannot check tokens" (a problem of the MCP server, not of the user's sign-in).
+    """
+
+    error = "introspection_refused"
+    description = (
+        "This server cannot check tokens: the authorization server refuses its introspection "
+        "credentials."
+    )
+
+
 class TooManyFailedTokensError(AuthError):
     """This source presented too many invalid tokens: 429, and no introspection for a while."""
 

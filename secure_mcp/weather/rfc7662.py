@@ -21,13 +21,18 @@ from mcp.server.auth.provider import AccessToken
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.common.uris import canonical_resource
 from secure_mcp.weather.discovery import Discovery, metadata_url
-from secure_mcp.weather.errors import AuthServerUnavailableError, InvalidTokenError
+from secure_mcp.weather.errors import (
+    AuthServerUnavailableError,
+    IntrospectionRefusedError,
+    InvalidTokenError,
+)
 
 logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Admit = Callable[[], Awaitable[None]]
 __all__ = ["Grant", "GrantCache", "IntrospectionVerifier", "metadata_url", "token_key"]
+Reload = Callable[[], "ResourceCredentials | None"]
 
 
 @dataclass(frozen=True)
@@ -139,10 +144,15 @@ class IntrospectionVerifier:
         timeout: float = 5.0,
         clock: Clock = time.time,
         well_formed: Callable[[str], bool] | None = None,
+        reload_credentials: Reload | None = None,
     ) -> None:
         self.issuer = issuer
         self.resource = canonical_resource(resource)
+        self._credentials = credentials
         self._auth = basic_auth(credentials)
+        self._reload = reload_credentials
+        self._reloading = asyncio.Lock()
+        self._refusal_logged = False
         self._well_formed = well_formed
         self.http = httpx2.AsyncClient(transport=transport, timeout=timeout)
         self.discovery = Discovery(issuer, self.http)
@@ -208,9 +218,9 @@ class IntrospectionVerifier:
         except (InvalidTokenError, AuthServerUnavailableError):
             return None
 
-    async def _introspect(self, token: str) -> Mapping[str, Any]:
-        """POST the token (RFC 7662 2.1), authenticated as this resource server."""
-        endpoint = await self.discovery.endpoint("introspection_endpoint")
+    async def _post(self, endpoint: str, token: str) -> tuple[httpx2.Response, object]:
+        """One introspection request; returns the answer and the credentials it went with."""
+        used = self._credentials
         data = {"token": token, "token_type_hint": "access_token"}
         try:
             response = await self.http.post(endpoint, data=data, auth=self._auth)
@@ -218,9 +228,46 @@ class IntrospectionVerifier:
             self.discovery.forget()  # rediscover: the server may come back elsewhere
             logger.warning("introspection request failed: %r", exc)
             raise AuthServerUnavailableError from exc
+        return response, used
+
+    async def _credentials_changed(self, refused: object) -> bool:
+        """The credentials were refused: read them again (one reader at a time).
+
+        oauth.py writes new ones when its data folder was reset; True when there are other
+        credentials to try now (read by this call or by a concurrent one).
+        """
+        async with self._reloading:
+            if self._credentials is not refused:
+                return True  # another request read them meanwhile
+            fresh = self._reload() if self._reload is not None else None
+            if fresh is None or fresh == self._credentials:
+                return False
+            logger.warning(
+                "the authorization server refused the introspection credentials of %s; read "
+                "them again: now introspecting as %s",
+                self._credentials.client_id,
+                fresh.client_id,
+            )
+            self._credentials, self._auth = fresh, basic_auth(fresh)
+            return True
+
+    async def _introspect(self, token: str) -> Mapping[str, Any]:
+        """POST the token (RFC 7662 2.1), authenticated as this resource server."""
+        endpoint = await self.discovery.endpoint("introspection_endpoint")
+        response, used = await self._post(endpoint, token)
+        if response.status_code in {401, 403} and await self._credentials_changed(used):
+            response, used = await self._post(endpoint, token)
         if response.status_code in {401, 403}:
-            logger.error("the authorization server refused this resource server's credentials")
-            raise AuthServerUnavailableError
+            if not self._refusal_logged:  # once, until the credentials work again
+                logger.error(
+                    "the authorization server refuses the introspection credentials of %s; "
+                    "tokens cannot be checked (503) until it accepts them: start oauth.py with "
+                    "this server's data folder, or set INTROSPECTION_CLIENT_ID/SECRET",
+                    self._credentials.client_id,
+                )
+                self._refusal_logged = True
+            raise IntrospectionRefusedError
+        self._refusal_logged = False
         try:
             body = response.json() if response.status_code == 200 else None
         except ValueError:

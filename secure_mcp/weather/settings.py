@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,7 @@ TOKEN_FORMATS = ("smcp", "any")  # smcp: oauth.py's prefixed, checksummed tokens
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})  # noqa: S104 - recognised, never chosen
 INSECURE_FLAG = "--allow-insecure-http (WEATHER_ALLOW_INSECURE_HTTP=1)"
+logger = logging.getLogger(__name__)
 
 
 class StartupError(Exception):
@@ -72,6 +74,11 @@ class WeatherSettings:
     def scopes(self) -> ToolScopes:
         """The scopes every request needs, and those of each tool."""
         return ToolScopes(self.required_scopes, self.tool_scopes)
+
+    @property
+    def credentials_reloadable(self) -> bool:
+        """The credentials came from oauth.py's data folder (which a reset rewrites)."""
+        return self.credentials_source == str(credentials_path(self.oauth_data_dir))
 
     @property
     def mcp_path(self) -> str:
@@ -321,3 +328,15 @@ def load_credentials(
             f"(looked in {data_dir}) and with this resource URL configured."
         )
     return found, str(credentials_path(data_dir))
+
+
+def reread_credentials(data_dir: Path, resource: str) -> ResourceCredentials | None:
+    """This resource's credentials in the data folder now, with the same trust checks as at
+    start; None (and a log line) when they cannot be read."""
+    try:
+        check_private_dir(data_dir, create=False)
+        check_private_file(credentials_path(data_dir))
+        return load_all(data_dir).get(resource)
+    except (CredentialsError, OSError) as exc:  # UnsafePathError is an OSError
+        logger.warning("cannot read the introspection credentials again: %s", exc)
+        return None

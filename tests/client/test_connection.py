@@ -384,7 +384,7 @@ async def test_server_outage_mid_session_is_explained(
             router.transports[RS_ORIGIN] = httpx2.MockTransport(
                 lambda request: httpx2.Response(503, json={"error": "temporarily_unavailable"})
             )
-            with pytest.raises(ClientConnectError, match=r"is unavailable \(HTTP 503\)") as caught:
+            with pytest.raises(ClientConnectError, match=r"check tokens \(HTTP 503\)") as caught:
                 await session.call_tool("get_alerts", {"state": "CA"})
             assert caught.value.error == "temporarily_unavailable"
             router.transports[RS_ORIGIN] = rs_app
@@ -540,3 +540,61 @@ async def test_waiting_for_the_browser_says_how_long_and_how_to_cancel(
         ):
             pass
     assert f"Waiting up to {said} for the browser to come back (Ctrl-C cancels)..." in lines
+
+
+UNREACHABLE_AS = (
+    "The MCP server at http://127.0.0.1:8000/mcp cannot reach its authorization server to "
+    "check tokens (HTTP 503); is the authorization server running?"
+)
+CANNOT_CHECK = (
+    "The MCP server at http://127.0.0.1:8000/mcp cannot check tokens: its authorization server "
+    "refuses the MCP server's own credentials (HTTP 503). Your sign-in is fine; the MCP server "
+    "needs fixing (for weather.py: start oauth.py with the same data folder, then try again)."
+)
+PLAIN_503 = (
+    "The MCP server at http://127.0.0.1:8000/mcp is unavailable (HTTP 503); try again in a moment."
+)
+WHY_503 = [
+    pytest.param({"error": "temporarily_unavailable"}, UNREACHABLE_AS, id="as-unreachable"),
+    pytest.param({"error": "introspection_refused"}, CANNOT_CHECK, id="cannot-check-tokens"),
+    pytest.param(None, PLAIN_503, id="no-reason"),
+]
+
+
+def _503(body: dict[str, str] | None) -> httpx2.MockTransport:
+    return httpx2.MockTransport(
+        lambda request: httpx2.Response(503, json=body) if body else httpx2.Response(503)
+    )
+
+
+@pytest.mark.parametrize(("body", "message"), WHY_503)
+async def test_a_503_says_whether_the_authorization_server_or_the_mcp_server_is_at_fault(
+    body: dict[str, str] | None, message: str, settings: ClientSettings, fake_as: FakeAuthServer
+) -> None:
+    router = Router({AS_ORIGIN: fake_as.app()})
+    router.transports[RS_ORIGIN] = _503(body)
+    with pytest.raises(ClientConnectError) as caught:
+        async with connect(settings, write=[].append, http_transport=router):
+            pass
+    assert str(caught.value) == message
+    assert caught.value.error == "temporarily_unavailable"
+
+
+@pytest.mark.parametrize(("body", "message"), WHY_503)
+async def test_a_503_mid_session_says_the_same(
+    body: dict[str, str] | None,
+    message: str,
+    settings: ClientSettings,
+    fake_as: FakeAuthServer,
+    browser: ScriptedBrowser,
+    lines: list[str],
+) -> None:
+    async with running(weather_mcp(fake_as), fake_as) as router:
+        browser.router = router
+        async with connect(
+            settings, write=lines.append, http_transport=router, opener=browser.open
+        ) as session:
+            router.transports[RS_ORIGIN] = _503(body)
+            with pytest.raises(ClientConnectError) as caught:
+                await session.call_tool("get_alerts", {"state": "CA"})
+    assert str(caught.value) == message

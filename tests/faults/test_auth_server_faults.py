@@ -91,7 +91,7 @@ async def test_restart_mid_session_keeps_registration_and_refresh_token(
             await alerts(session)
             before = refresh_token(settings)
             oauth.program.stop()  # the authorization server goes away mid-session
-            with pytest.raises(ClientConnectError, match=r"unavailable \(HTTP 503\)"):
+            with pytest.raises(ClientConnectError, match=r"check tokens \(HTTP 503\)"):
                 await session.call_tool("get_alerts", {"state": "HI"})  # the session survives
             with outage.oauth(ACCESS_TTL):  # and comes back on the same port and data folder
                 await asyncio.sleep(ACCESS_TTL + 0.5)  # the access token has expired meanwhile
@@ -111,7 +111,10 @@ async def test_outage_mid_session_is_explained(outage: Outage, tmp_path: Path) -
             oauth.program.stop()
             with pytest.raises(ClientConnectError) as caught:
                 await session.call_tool("get_alerts", {"state": "HI"})
-    assert "unavailable (HTTP 503); is its authorization server running?" in str(caught.value)
+    assert str(caught.value) == (
+        f"The MCP server at {outage.weather.url} cannot reach its authorization server to check "
+        "tokens (HTTP 503); is the authorization server running?"
+    )
     assert caught.value.error == "temporarily_unavailable"
 
 
@@ -138,8 +141,8 @@ async def test_auth_server_down_weather_503_client_explains_both_recover(
             pass
     assert caught.value.error == "temporarily_unavailable"
     assert str(caught.value) == (
-        f"The MCP server at {outage.weather.url} is unavailable (HTTP 503); "
-        "is its authorization server running?"
+        f"The MCP server at {outage.weather.url} cannot reach its authorization server to check "
+        "tokens (HTTP 503); is the authorization server running?"
     )
 
     with outage.oauth():  # both recover, with the stored tokens

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, MutableMapping
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx2
@@ -13,8 +14,11 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 
+from secure_mcp.common.resource_credentials import ResourceCredentials, save_all
 from secure_mcp.weather.app import RequireVerified, Seams, build_app, startup_banner
+from secure_mcp.weather.settings import parse_settings
 from tests.weather.conftest import (
+    CREDENTIALS,
     ISSUER,
     ORIGIN,
     RESOURCE,
@@ -427,3 +431,42 @@ async def test_nothing_reaches_the_mcp_server_unverified() -> None:
     await guard({"type": "http", "path": "/mcp", "user": AuthenticatedUser(token)}, receive, send)
     await guard({"type": "lifespan", "path": ""}, receive, send)
     assert reached == ["/mcp", ""]
+
+
+async def test_credentials_refused_after_an_oauth_reset_are_read_again(
+    auth_server: FakeAuthServer, tmp_path: Path
+) -> None:
+    """oauth.py's data folder was deleted and it started afresh: new credentials in its file."""
+    data_dir = tmp_path / "oauth"
+    save_all(data_dir, {RESOURCE: ResourceCredentials("old-rs", "old-secret")})
+    argv = ["--resource-url", RESOURCE, "--auth-server", ISSUER, "--oauth-data-dir", str(data_dir)]
+    settings = parse_settings(argv, {})
+    assert settings.credentials is not None
+    assert settings.credentials.client_id == "old-rs"
+    seams = Seams(introspection_transport=auth_server.transport())
+    async with serving(build_app(settings, seams=seams)) as weather:
+        token = auth_server.grant("tok")
+        refused = await post_mcp(weather, token)
+        assert refused.status_code == 503
+        assert refused.json()["error"] == "introspection_refused"
+        save_all(data_dir, {RESOURCE: CREDENTIALS})  # what oauth.py writes at its new start
+        assert (await post_mcp(weather, token)).status_code == 200
+
+
+async def test_credentials_from_the_environment_are_not_read_again(
+    auth_server: FakeAuthServer, tmp_path: Path
+) -> None:
+    env = {"INTROSPECTION_CLIENT_ID": "old-rs", "INTROSPECTION_CLIENT_SECRET": "old-secret"}
+    argv = ["--resource-url", RESOURCE, "--oauth-data-dir", str(tmp_path / "none")]
+    settings = parse_settings(argv, env)
+    save_all(tmp_path / "none", {RESOURCE: CREDENTIALS})  # never looked at: the env wins
+    seams = Seams(introspection_transport=auth_server.transport())
+    async with serving(build_app(settings, seams=seams)) as weather:
+        response = await post_mcp(weather, auth_server.grant("tok"))
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json() == {
+        "error": "introspection_refused",
+        "error_description": "This server cannot check tokens: the authorization server "
+        "refuses its introspection credentials.",
+    }

@@ -9,11 +9,16 @@ import httpx2
 import pytest
 
 from secure_mcp.common.resource_credentials import ResourceCredentials
-from secure_mcp.weather.errors import AuthServerUnavailableError, InvalidTokenError
+from secure_mcp.weather.errors import (
+    AuthServerUnavailableError,
+    IntrospectionRefusedError,
+    InvalidTokenError,
+)
 from secure_mcp.weather.rfc7662 import (
     Grant,
     GrantCache,
     IntrospectionVerifier,
+    basic_auth,
     metadata_url,
     token_key,
 )
@@ -282,3 +287,75 @@ async def test_concurrent_first_requests_fetch_metadata_once() -> None:
     await asyncio.gather(*(v.check(access_token(f"tok{n}")) for n in range(4)))
     assert server.metadata_fetches == 1
     assert server.introspections == 4
+
+
+NEW_CREDENTIALS = ResourceCredentials("weather-rs-2", "rs-secret-2")
+
+
+def _accepting(credentials: ResourceCredentials) -> httpx2.MockTransport:
+    """An authorization server that takes only `credentials` (as after a reset of oauth.py)."""
+    wanted = basic_auth(credentials)
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        expected = next(wanted.auth_flow(httpx2.Request("POST", "http://x"))).headers
+        if request.headers.get("authorization") != expected["authorization"]:
+            return httpx2.Response(401, json={"error": "invalid_client"})
+        return httpx2.Response(200, json=ACTIVE)
+
+    return _transport(handle)
+
+
+ACTIVE = {"active": True, "aud": RESOURCE, "iss": ISSUER, "scope": "weather:read"}
+
+
+async def test_refused_credentials_are_read_again_and_the_check_retried(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """oauth.py's data folder was reset: new credentials in resource-servers.json."""
+    reads: list[str] = []
+
+    def reload() -> ResourceCredentials:
+        reads.append("read")
+        return NEW_CREDENTIALS
+
+    v = IntrospectionVerifier(
+        issuer=ISSUER,
+        resource=RESOURCE,
+        credentials=CREDENTIALS,
+        cache_ttl=0,
+        cache_size=10,
+        transport=_accepting(NEW_CREDENTIALS),
+        reload_credentials=reload,
+    )
+    caplog.set_level("INFO", logger="secure_mcp.weather.rfc7662")
+    results = await asyncio.gather(*(v.check(access_token(f"t{i}")) for i in range(5)))
+    assert all(result.scopes == ["weather:read"] for result in results)
+    assert reads == ["read"]  # concurrent refusals share one re-read
+    assert [r.getMessage() for r in caplog.records] == [
+        "the authorization server refused the introspection credentials of weather-rs; "
+        "read them again: now introspecting as weather-rs-2"
+    ]
+    await v.check(access_token("later"))
+    assert reads == ["read"]
+
+
+@pytest.mark.parametrize("reloaded", [CREDENTIALS, None], ids=["unchanged", "unreadable"])
+async def test_credentials_still_refused_are_a_503_saying_tokens_cannot_be_checked(
+    reloaded: ResourceCredentials | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    v = IntrospectionVerifier(
+        issuer=ISSUER,
+        resource=RESOURCE,
+        credentials=CREDENTIALS,
+        cache_ttl=0,
+        cache_size=10,
+        transport=_accepting(NEW_CREDENTIALS),
+        reload_credentials=lambda: reloaded,
+    )
+    for _ in range(3):
+        with pytest.raises(IntrospectionRefusedError) as caught:
+            await v.check(TOK)
+    assert caught.value.status == 503
+    assert caught.value.error == "introspection_refused"
+    refusals = [r for r in caplog.records if "refuses" in r.getMessage()]
+    assert len(refusals) == 1  # said once, not at every request

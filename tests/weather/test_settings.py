@@ -9,7 +9,12 @@ import pytest
 
 from secure_mcp.common.connection_limits import ConnectionLimits
 from secure_mcp.common.resource_credentials import ResourceCredentials, save_all
-from secure_mcp.weather.settings import StartupError, WeatherSettings, parse_settings
+from secure_mcp.weather.settings import (
+    StartupError,
+    WeatherSettings,
+    parse_settings,
+    reread_credentials,
+)
 
 ENV_CREDS = {"INTROSPECTION_CLIENT_ID": "rs", "INTROSPECTION_CLIENT_SECRET": "s3cret"}
 
@@ -224,3 +229,20 @@ def test_jwt_settings() -> None:
         parse_settings(["--jwks-cache-ttl", "0"], ENV_CREDS)
     with pytest.raises(StartupError, match="WEATHER_JWKS_CACHE_TTL must be a number"):
         parse_settings([], {**ENV_CREDS, "WEATHER_JWKS_CACHE_TTL": "soon"})
+
+
+def test_credentials_are_read_again_with_the_same_checks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    resource = "http://127.0.0.1:8000/mcp"
+    fresh = ResourceCredentials("rs-new", "secret-new")
+    save_all(tmp_path / "data", {resource: fresh})
+    assert reread_credentials(tmp_path / "data", resource) == fresh
+    assert reread_credentials(tmp_path / "data", "http://127.0.0.1:9/mcp") is None
+    assert reread_credentials(tmp_path / "missing", resource) is None
+    os.chmod(tmp_path / "data", 0o777)  # noqa: S103 - the point of the test
+    assert reread_credentials(tmp_path / "data", resource) is None
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == [
+        "cannot read the introspection credentials again",
+        "cannot read the introspection credentials again",
+    ]
