@@ -8,8 +8,10 @@ use for theft (RFC 9700 4.14.2), revoking the sign-in for everyone.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,3 +80,47 @@ async def test_parallel_calls_with_an_expired_token_refresh_once(
         assert json.loads(run.out)["state"] == "FL"
     assert token_requests(stack.oauth)[before:] == ["200"]  # one refresh, no reuse, no sign-in
     assert "/authorize" not in stack.oauth.program.output().split("POST /token")[-1]
+
+
+async def test_after_the_authorization_server_is_reset_everything_recovers(
+    tmp_path: Path,
+) -> None:
+    """The README's "delete the folder to start over", with weather.py and a signed-in client
+    still around: weather.py reads its new credentials, the client registers again by itself
+    (one line each), one sign-in, and --logout says the old tokens are dead, not "valid"."""
+    port = free_port()
+    resource = f"http://127.0.0.1:{port}/mcp"
+    state = tmp_path / "client-state"
+    with contextlib.ExitStack() as stack:
+        oauth = stack.enter_context(run_oauth_server(tmp_path, resources=[resource]))
+        weather = stack.enter_context(
+            run_weather_server(
+                tmp_path,
+                auth_server=oauth.issuer,
+                oauth_data_dir=oauth.data_dir,
+                port=port,
+                extra_args=("--introspection-cache-ttl", "0"),  # not 30 s of the old token
+            )
+        )
+        first = await run_client(weather.url, state, *CALL, oauth=oauth)
+        assert (first.code, first.signed_in) == (0, 1), first.err
+
+        oauth.program.stop()
+        shutil.rmtree(oauth.data_dir)  # start over
+        with run_oauth_server(tmp_path, resources=[resource], port=oauth.port) as fresh:
+            again = await run_client(weather.url, state, *CALL, oauth=fresh)
+            assert (again.code, again.signed_in) == (0, 1), again.err
+            assert again.err.count("no longer knows this client") == 1
+            assert "not registered" not in again.err
+            assert json.loads(again.out)["state"] == "FL"
+            assert weather.program.output().count("read them again: now introspecting as") == 1
+
+            third = await run_client(weather.url, state, *CALL)  # stored tokens, no sign-in
+            assert (third.code, third.signed_in) == (0, 0), third.err
+
+        shutil.rmtree(oauth.data_dir)  # and once more, now with --logout
+        with run_oauth_server(tmp_path, resources=[resource], port=oauth.port):
+            out = await run_client(weather.url, state, "--logout")
+            assert out.code == 0, out.err
+            assert "stay valid" not in out.err
+            assert out.err.endswith(f"Signed out of {resource}.\n")
