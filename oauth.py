@@ -13,10 +13,11 @@ import uvicorn
 from dotenv import load_dotenv
 
 from secure_mcp.common.h11_guard import uvicorn_options
-from secure_mcp.common.listeners import Listeners, loopback_listeners
+from secure_mcp.common.listeners import host_listener, loopback_listeners
 from secure_mcp.oauth import keys_cli
 from secure_mcp.oauth.app import build_app
 from secure_mcp.oauth.banner import banner
+from secure_mcp.oauth.demo_password import keep_demo_password
 from secure_mcp.oauth.settings import SettingsError, settings_from
 from secure_mcp.oauth.signing_keys import KeyStoreError
 
@@ -33,20 +34,20 @@ def main(argv: list[str]) -> int:
         except (SettingsError, OSError, KeyStoreError) as exc:
             print(f"oauth.py: {exc}", file=sys.stderr)
             return 2
-    listeners: Listeners | None = None
     try:
-        settings = settings_from(argv, os.environ)
+        settings = keep_demo_password(settings_from(argv, os.environ))
         app = build_app(settings)
+        # Bound before the banner: a taken port stops us before we print a password that
+        # belongs to whatever already listens there.
         if settings.host.lower() == "localhost":  # both 127.0.0.1 and ::1, or no start
             listeners = loopback_listeners(settings.port)
+        else:
+            listeners = host_listener(settings.host, settings.port)
     except (SettingsError, OSError) as exc:
         print(f"oauth.py: {exc}", file=sys.stderr)
         return 2
     print(banner(settings), flush=True)
     options = uvicorn_options(settings.connection_limits)  # slow clients, connection caps
-    if listeners is None:
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", **options)
-        return 0
     print(f"  listening:   {listeners.where}", flush=True)
     config = uvicorn.Config(app, log_level="info", **options)
     uvicorn.Server(config).run(sockets=listeners.sockets)

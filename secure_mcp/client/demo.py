@@ -58,6 +58,7 @@ class Server:
     argv: tuple[str, ...]
     health_url: str
     show_banner: bool = False  # echo what it printed before serving (oauth.py: the demo login)
+    show_warnings: bool = False  # echo only its banner's `!` block (weather.py: replay mode)
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class DemoSettings:
             weather.append("--nws-replay")
         return [
             Server("oauth.py", (self.python, str(self.root / "oauth.py")), OAUTH_HEALTH, True),
-            Server("weather.py", tuple(weather), WEATHER_HEALTH),
+            Server("weather.py", tuple(weather), WEATHER_HEALTH, show_warnings=True),
         ]
 
 
@@ -212,6 +213,13 @@ def log_banner(path: Path) -> str:
     return "\n".join(banner)
 
 
+def warning_block(banner: str) -> str:
+    """The lines of `banner` from its first `!!!` line to its last (e.g. replay mode)."""
+    lines = banner.splitlines()
+    marked = [i for i, line in enumerate(lines) if "!!!" in line]
+    return "\n".join(lines[marked[0] : marked[-1] + 1]) if marked else ""
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -269,6 +277,8 @@ class Demo:
         self._wait_ready(server, process, log_path)
         if server.show_banner:
             self.write(log_banner(log_path))
+        elif server.show_warnings and (warnings := warning_block(log_banner(log_path))):
+            self.write(warnings)
 
     def _wait_ready(self, server: Server, process: Process, log_path: Path) -> None:
         deadline = time.monotonic() + self.settings.ready_timeout

@@ -84,3 +84,21 @@ def loopback_listeners(port: int, factory: SocketFactory = _stream_socket) -> Li
         raise
     where = " and ".join(_shown(s.getsockname()[0], port) for s in bound)
     return Listeners(bound, where + skipped)
+
+
+def host_listener(host: str, port: int, factory: SocketFactory = _stream_socket) -> Listeners:
+    """`host`:`port` bound now, as uvicorn would bind it, so that a taken port stops the server
+    before it prints anything; ListenError naming the address otherwise."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = factory(family)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restarts; never REUSEPORT
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ListenError(
+            f"cannot listen on {_shown(host, port)}: {exc.strerror or exc}. Another program "
+            "holds it: stop it, or choose another --port"
+        ) from None
+    sock.set_inheritable(True)
+    return Listeners([sock], _shown(host, port))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from secure_mcp.common.resource_credentials import credentials_path
+from secure_mcp.oauth.demo_password import DEMO_PASSWORD_FILE
 from secure_mcp.oauth.rfc8414 import JWKS_PATH
 from secure_mcp.oauth.settings import OAuthSettings
 
@@ -33,9 +34,12 @@ def _token_format(settings: OAuthSettings) -> str:
 
 
 def banner(settings: OAuthSettings) -> str:
-    """The start-up text; the demo password appears only when it was generated for this run."""
+    """The start-up text; the demo password appears only when it was generated (and kept)."""
     if settings.demo_password_generated:
-        password = f"{settings.demo_password}  (generated for this run; set OAUTH_DEMO_PASSWORD)"
+        kept = settings.data_dir / DEMO_PASSWORD_FILE
+        password = (
+            f"{settings.demo_password}  (kept in {kept}; set OAUTH_DEMO_PASSWORD to choose one)"
+        )
     else:
         password = "(from OAUTH_DEMO_PASSWORD)"  # noqa: S105 - not a secret
     lines = [

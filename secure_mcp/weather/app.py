@@ -30,7 +30,7 @@ from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.weather.bearer import BearerAuthMiddleware
 from secure_mcp.weather.nws import NwsClient, Sleep
 from secure_mcp.weather.permissions import ToolPermissions, ToolScopeMiddleware
-from secure_mcp.weather.replay import SUMMARY, replay_transport
+from secure_mcp.weather.replay import SUMMARY, hide_replayed_requests, replay_transport
 from secure_mcp.weather.rfc7662 import IntrospectionVerifier
 from secure_mcp.weather.settings import (
     WILDCARD_HOSTS,
@@ -125,7 +125,10 @@ def _well_formed(token: str) -> bool:
 
 def _nws(settings: WeatherSettings, seams: Seams) -> NwsClient:
     """The NWS client: the recordings in replay mode, else the live API (or a test seam)."""
-    transport = replay_transport() if settings.nws_replay else seams.nws_transport
+    transport = seams.nws_transport
+    if settings.nws_replay:
+        transport = replay_transport()
+        hide_replayed_requests(settings.nws_base)  # nothing is sent there: no log says it was
     if seams.nws_sleep is None:
         return NwsClient(settings.nws_base, settings.nws_user_agent, transport=transport)
     return NwsClient(
@@ -224,7 +227,7 @@ def build_app(
     verifier = _verifier(settings, seams) if require_auth else None
     nws = _nws(settings, seams)
     server = _mcp_server(settings, verifier is not None)
-    register_tools(server, nws)
+    register_tools(server, nws, replay=settings.nws_replay)
     inner = server.streamable_http_app(
         streamable_http_path=settings.mcp_path,
         # No MCP sessions (the 2026-07-28 revision has none; earlier clients keep working): no

@@ -9,6 +9,10 @@ from pydantic import BaseModel, Field
 
 MAX_PERIODS = 6
 NOT_GIVEN = "not given"
+REPLAY_FIELD = Field(
+    default=False,
+    description="true when served from recordings (replay mode): not live weather",
+)
 
 
 class Alert(BaseModel):
@@ -30,6 +34,7 @@ class AlertsResult(BaseModel):
     state: str
     count: int
     alerts: list[Alert]
+    replay: bool = REPLAY_FIELD
 
 
 class ForecastPeriod(BaseModel):
@@ -52,6 +57,7 @@ class ForecastResult(BaseModel):
     longitude: float
     location: str | None = Field(default=None, description="nearest city, state")
     periods: list[ForecastPeriod]
+    replay: bool = REPLAY_FIELD
 
 
 def _text(value: Any) -> str | None:

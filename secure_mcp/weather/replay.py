@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import httpx2
+
+logger = logging.getLogger(__name__)
 
 GEO_JSON = "application/geo+json"
 PROBLEM_JSON = "application/problem+json"
@@ -49,8 +52,13 @@ def _covered(lat: float, lon: float) -> bool:
 
 
 def handle(request: httpx2.Request) -> httpx2.Response:
-    """Answer one NWS request from the recordings."""
+    """Answer one NWS request from the recordings (and say so in the log)."""
     path = request.url.path
+    logger.info(
+        "NWS replay: %s %s answered from a recording (nothing sent)",
+        request.method,
+        request.url.raw_path.decode("ascii", "replace"),
+    )
     if path == "/alerts/active":
         area = request.url.params.get("area", "").upper()
         return _reply(200, ALERTS_BY_STATE.get(area, "alerts_active_empty.json"))
@@ -68,3 +76,22 @@ def handle(request: httpx2.Request) -> httpx2.Response:
 def replay_transport() -> httpx2.MockTransport:
     """A transport that never leaves the process."""
     return httpx2.MockTransport(handle)
+
+
+class _NotSent(logging.Filter):
+    """Drops httpx2's `HTTP Request:` lines for requests the replay transport answered."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__()
+        self.base = base
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (len(args) > 1 and str(args[1]).startswith(self.base))
+
+
+def hide_replayed_requests(base: str) -> None:
+    """In replay mode no request reaches `base`: keep httpx2 from logging them as if sent."""
+    httpx2_logger = logging.getLogger("httpx2")
+    if not any(isinstance(f, _NotSent) and f.base == base for f in httpx2_logger.filters):
+        httpx2_logger.addFilter(_NotSent(base))

@@ -29,6 +29,7 @@ TERRITORIES = frozenset({"AS", "GU", "MP", "PR", "VI"})
 AREA_CODES = STATES | TERRITORIES
 TOOL_NAMES = ("get_alerts", "get_forecast")  # what --tool-scopes may name
 READ_ONLY = ToolAnnotations(readOnlyHint=True, idempotentHint=True, openWorldHint=True)
+REPLAY_NOTE = "[Replay mode: recorded National Weather Service data, not live weather.]"
 
 
 def area_code(state: str) -> str:
@@ -42,15 +43,22 @@ def area_code(state: str) -> str:
     return code
 
 
-def _result(text: str, data: BaseModel) -> CallToolResult:
-    """A tool result with readable text and the structured content it describes."""
+def _result(text: str, data: BaseModel, replay: bool) -> CallToolResult:
+    """A tool result with readable text and the structured content it describes.
+
+    From recordings, both say so: the text (what Claude reads) starts with `REPLAY_NOTE`, and
+    the structured content (what `--call` prints) has `"replay": true`.
+    """
+    if replay:
+        text = f"{REPLAY_NOTE}\n{text}"
+        data = data.model_copy(update={"replay": True})
     structured: dict[str, Any] = data.model_dump(mode="json")
     content = [TextContent(type="text", text=text)]
     return CallToolResult(content=content, structured_content=structured)
 
 
-def register_tools(server: MCPServer[Any], nws: NwsClient) -> None:
-    """Add `get_alerts` and `get_forecast`, both backed by `nws`."""
+def register_tools(server: MCPServer[Any], nws: NwsClient, *, replay: bool = False) -> None:
+    """Add `get_alerts` and `get_forecast`, both backed by `nws` (`replay`: recordings)."""
 
     @server.tool(title="Active weather alerts", annotations=READ_ONLY)
     async def get_alerts(
@@ -63,7 +71,7 @@ def register_tools(server: MCPServer[Any], nws: NwsClient) -> None:
         except NwsError as exc:
             raise ToolError(str(exc)) from exc
         result = parse_alerts(code, body)
-        return _result(alerts_text(result), result)
+        return _result(alerts_text(result), result, replay)
 
     @server.tool(title="Weather forecast", annotations=READ_ONLY)
     async def get_forecast(
@@ -76,4 +84,4 @@ def register_tools(server: MCPServer[Any], nws: NwsClient) -> None:
         except NwsError as exc:
             raise ToolError(str(exc)) from exc
         result = parse_forecast(latitude, longitude, location_name(point), body)
-        return _result(forecast_text(result), result)
+        return _result(forecast_text(result), result, replay)

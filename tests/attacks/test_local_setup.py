@@ -4,6 +4,7 @@ weak secrets, and the other loopback address of a localhost issuer (real process
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -181,3 +182,29 @@ def test_a_taken_ipv6_loopback_stops_a_localhost_issuer(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr.startswith(f"oauth.py: cannot listen on [::1]:{port}: ")
     assert done.stderr.count("\n") == 1
+
+
+def test_a_taken_port_stops_oauth_py_before_it_prints_a_password(tmp_path: Path) -> None:
+    port = free_port()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        env = clean_env()
+        args = ["--host", "127.0.0.1", "--issuer", f"http://127.0.0.1:{port}", "--port", str(port)]
+        done = run(["oauth.py", *args, "--data-dir", str(tmp_path / "d")], env)
+    assert done.returncode == 2
+    assert done.stdout == ""  # no banner, no password that belongs to another server
+    assert done.stderr.startswith(f"oauth.py: cannot listen on 127.0.0.1:{port}: ")
+    assert done.stderr.count("\n") == 1
+
+
+def test_the_generated_demo_password_is_the_same_at_every_start(tmp_path: Path) -> None:
+    port = free_port()
+    shown = []
+    for _ in range(2):
+        with run_oauth_server(tmp_path, port=port, extra_env={"OAUTH_DEMO_PASSWORD": ""}) as s:
+            match = re.search(r"password (\S+)  \(kept in (\S+);", s.program.output())
+            assert match is not None, s.program.output()
+            shown.append(match.group(1))
+            assert Path(match.group(2)) == s.data_dir / "demo-password"
+    assert shown[0] == shown[1]

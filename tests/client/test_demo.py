@@ -379,3 +379,28 @@ def test_the_parent_death_signal_is_armed_in_the_child() -> None:
     assert orphaned is not None
     orphaned()  # the demo died before the signal was armed: stop at once
     assert killed == [(os.getpid(), signal.SIGTERM)]
+
+
+REPLAY_LOG = (
+    "weather: MCP endpoint http://127.0.0.1:8000/mcp (listening on 127.0.0.1:8000)\n"
+    "weather: introspection cache 30s\n"
+    "weather: " + "!" * 60 + "\n"
+    "weather: NWS REPLAY MODE: serving recorded National Weather Service responses\n"
+    "weather: " + "!" * 60 + "\n"
+    "INFO:     Started server process\n"
+)
+
+
+@pytest.mark.parametrize("replay", [True, False])
+def test_the_replay_banner_is_shown_where_the_answers_are_read(
+    tmp_path: Path, replay: bool
+) -> None:
+    (tmp_path / "weather.log").write_text(REPLAY_LOG if replay else "weather: live\nINFO: x\n")
+    world = World(tmp_path)
+    settings = DemoSettings(nws_replay=replay, root=Path("/repo"), python="py", log_dir=tmp_path)
+    assert world.demo(settings).run() == 0
+    shown = "\n".join(world.output)
+    assert ("NWS REPLAY MODE" in shown) is replay
+    assert "introspection cache" not in shown  # only the warning block, not the whole banner
+    if replay:
+        assert "\n".join(REPLAY_LOG.splitlines()[2:5]) in world.output

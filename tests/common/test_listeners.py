@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from secure_mcp.common.listeners import ListenError, loopback_listeners
+from secure_mcp.common.listeners import ListenError, host_listener, loopback_listeners
 from tests.support.processes import free_port
 
 
@@ -85,3 +85,23 @@ def test_a_machine_without_ipv6_listens_on_ipv4_and_says_so() -> None:
         assert len(listeners.sockets) == 1
     finally:
         listeners.close()
+
+
+@pytest.mark.parametrize(
+    ("family", "host"), [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
+)
+def test_another_host_is_bound_before_anything_is_printed(family: int, host: str) -> None:
+    port = free_port()
+    listeners = host_listener(host, port)
+    try:
+        assert listeners.where == (f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        assert not _bindable(family, host, port)
+    finally:
+        listeners.close()
+    with _taken(family, host, port), pytest.raises(ListenError) as caught:
+        host_listener(host, port)
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    assert str(caught.value) == (
+        f"cannot listen on {shown}: Address already in use. Another program holds it: stop it, "
+        "or choose another --port"
+    )

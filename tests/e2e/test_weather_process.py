@@ -21,6 +21,7 @@ from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
+from secure_mcp.weather.tools import REPLAY_NOTE
 from tests.support.headless import authorize_headlessly
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import ROOT, free_port
@@ -238,6 +239,14 @@ async def test_sdk_client_connects_lists_and_calls_both_tools(stack: Stack) -> N
     assert not forecast.is_error
     assert storage.tokens is not None
     assert storage.client is not None
+    # Replay mode is visible where the answer is read (Claude, /call) and honest in the log.
+    for result in (alerts, forecast):
+        assert result.structured_content is not None
+        assert result.structured_content["replay"] is True
+        assert result.content[0].text.startswith(REPLAY_NOTE)
+    log = stack.weather.program.output()
+    assert "api.weather.gov" not in log.split("INFO:     Uvicorn running")[-1]  # never left
+    assert "NWS replay: GET /alerts/active?area=HI answered from a recording" in log
 
 
 async def test_auth_server_down_gives_503_and_restart_recovers(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import httpx2
 import pytest
 
 from secure_mcp.weather.app import Seams, build_app, transport_security
-from secure_mcp.weather.replay import fixture_json, replay_transport
+from secure_mcp.weather.replay import fixture_json, handle, replay_transport
 from tests.weather.conftest import make_settings
 
 
@@ -60,3 +60,51 @@ async def test_injected_sleep_seam_is_used() -> None:
 
     app = build_app(make_settings(nws_replay=False), seams=Seams(nws_sleep=sleep))
     assert app is not None
+
+
+async def test_results_from_recordings_say_so() -> None:
+    """For Claude (the text) and for /call and --call (the structured content)."""
+    from mcp import Client
+    from mcp.server.mcpserver import MCPServer
+
+    from secure_mcp.weather.nws import NwsClient
+    from secure_mcp.weather.tools import REPLAY_NOTE, register_tools
+
+    server: MCPServer = MCPServer("replay-test")
+    nws = NwsClient("https://api.weather.gov", "ua", transport=replay_transport())
+    register_tools(server, nws, replay=True)
+    async with Client(server) as client:
+        alerts = await client.call_tool("get_alerts", {"state": "FL"})
+        forecast = await client.call_tool("get_forecast", {"latitude": 33.8, "longitude": -117.9})
+        listed = await client.list_tools()
+    for result in (alerts, forecast):
+        assert result.structured_content is not None
+        assert result.structured_content["replay"] is True
+        assert result.content[0].text.startswith(REPLAY_NOTE + "\n")
+    for tool in listed.tools:
+        assert tool.output_schema is not None
+        assert "replay" in tool.output_schema["properties"]
+
+
+def test_replayed_requests_are_not_logged_as_sent(caplog: pytest.LogCaptureFixture) -> None:
+    """httpx2 logs `HTTP Request: GET https://api.weather.gov/...` for the in-process transport
+    too; in replay mode weather.py's log says what really happened instead."""
+    import logging
+
+    from secure_mcp.weather.replay import hide_replayed_requests
+
+    hide_replayed_requests("https://api.weather.gov")
+    hide_replayed_requests("https://api.weather.gov")  # idempotent
+    caplog.set_level("INFO")
+    with httpx2.Client(transport=httpx2.MockTransport(handle)) as http:
+        http.get("https://api.weather.gov/alerts/active?area=HI")
+    with httpx2.Client(transport=httpx2.MockTransport(lambda r: httpx2.Response(200))) as http:
+        http.post("http://localhost:8003/introspect")
+    messages = [r.getMessage() for r in caplog.records]
+    assert not any("api.weather.gov" in m for m in messages)
+    assert "NWS replay: GET /alerts/active?area=HI answered from a recording (nothing sent)" in (
+        messages
+    )
+    assert any("localhost:8003/introspect" in m for m in messages)  # other requests still are
+    httpx2_logger = logging.getLogger("httpx2")
+    assert len(httpx2_logger.filters) == 1

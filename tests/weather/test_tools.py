@@ -101,7 +101,7 @@ async def test_no_alerts(tools: Tools, script: ScriptedNws) -> None:
     result = await tools.call_tool("get_alerts", {"state": "ca"})
     assert not result.is_error
     assert text(result) == "No active weather alerts for CA."
-    assert result.structured_content == {"state": "CA", "count": 0, "alerts": []}
+    assert result.structured_content == {"state": "CA", "count": 0, "alerts": [], "replay": False}
 
 
 @pytest.mark.parametrize("state", ["XX", "California", "", "C"])
