@@ -263,8 +263,14 @@ class Runner:
         return self.read_line
 
     async def _call(self, session: ToolSession, name: str, arguments: dict[str, Any]) -> int:
+        from secure_mcp.client.chat.calls import check_call
         from secure_mcp.client.chat.render import show_result_json
 
+        try:
+            check_call(await session.list_tools(), name, arguments)  # nothing sent if bad
+        except UsageError as exc:
+            self.note(f"Error: --call {exc}")
+            return 1
         result = await session.call_tool(name, arguments)
         show_result_json(self.out, result)
         return 1 if result.is_error else 0

@@ -151,8 +151,36 @@ def test_call_prints_structured_content_as_json(capsys: pytest.CaptureFixture[st
 
 def test_call_error_result_exits_non_zero(capsys: pytest.CaptureFixture[str]) -> None:
     session = FakeSession(outcomes={"get_alerts": text_result("Unknown state", is_error=True)})
-    assert main(["--call", "get_alerts", "{}"], {}, connect=fake_connect(session)) == 1
+    argv = ["--call", "get_alerts", '{"state": "XX"}']
+    assert main(argv, {}, connect=fake_connect(session)) == 1
     assert json.loads(capsys.readouterr().out) == [{"type": "text", "text": "Unknown state"}]
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        pytest.param(
+            ["--call", "get_forecast", '{"latitude": 1}'],
+            "Error: --call get_forecast needs the argument longitude (number)",
+            id="missing-argument",
+        ),
+        pytest.param(
+            ["--call", "get_alert", '{"state": "CA"}'],
+            "Error: --call no tool named get_alert here; the server's tools: get_alerts, "
+            "get_forecast (/tools shows their arguments)",
+            id="unknown-tool",
+        ),
+    ],
+)
+def test_a_bad_call_is_one_line_exit_1_and_never_sent(
+    argv: list[str], line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    session = FakeSession()
+    assert main(argv, {}, connect=fake_connect(session)) == 1
+    captured = capsys.readouterr()
+    assert captured.err == f"Signed in (fake).\n{line}\n"
+    assert captured.out == ""
+    assert session.calls == []
 
 
 def test_query_answers_with_tools_and_exits(capsys: pytest.CaptureFixture[str]) -> None:
@@ -293,7 +321,7 @@ def test_interactive_without_key_greets_and_offers_tools(tmp_path: Path) -> None
     assert out.text.startswith(
         "Connected to http://127.0.0.1:8000/mcp. Tools: get_alerts, get_forecast.\n"
         + CLAUDE_OFF
-        + "> /tools\n  get_alerts"
+        + "> /tools\n  get_alerts(state)"
     )
     assert out.text.endswith("> what is up?\n" + CLAUDE_OFF + "\n")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from mcp.types import CallToolResult, Tool
 
+from secure_mcp.client.chat.calls import argument_text, arguments_of, signature
 from secure_mcp.client.chat.results import result_json, result_text
 from secure_mcp.client.terminal import Styled, clean, clean_line
 
@@ -78,15 +79,36 @@ def show_tool_failure(write: Write, message: str) -> None:
 
 
 def show_tools(write: Write, tools: list[Tool]) -> None:
-    """The server's tools: each name, then the whole description the model sees (cleaned)."""
+    """The server's tools: each with its arguments, the whole description the model sees, and
+    what each argument takes (all cleaned)."""
     if not tools:
         write("The server offers no tools.\n")
         return
     for tool in tools:
-        write(f"  {clean_line(tool.name)}\n")
+        write(f"  {signature(tool)}\n")
         description = clean((tool.description or "").strip())
         for line in description.splitlines():
             write(f"      {line}".rstrip() + "\n")
+        declared, needed = arguments_of(tool)
+        for name, schema in declared.items():
+            write(f"      - {argument_text(name, schema, optional=name not in needed)}\n")
+
+
+def show_result(write: Write, name: str, result: CallToolResult) -> None:
+    """A tool result for a person (`/call`): its text, other blocks named; errors say so."""
+    if result.is_error:
+        write(f"{clean_line(name)} reported an error:\n")
+    parts = []
+    for block in result.content:
+        if block.type == "text":
+            parts.append(block.text)
+        else:
+            kind = getattr(block, "mime_type", None) or getattr(block, "uri", None) or ""
+            parts.append(f"[{block.type}{' ' + str(kind) if kind else ''}]")
+    if not parts and result.structured_content is not None:
+        parts.append(json.dumps(result.structured_content, indent=2, ensure_ascii=False))
+    text = "\n".join(parts).rstrip("\n") or "(the tool returned no content)"
+    write(clean(text) + "\n")
 
 
 def show_result_json(write: Write, result: CallToolResult) -> None:

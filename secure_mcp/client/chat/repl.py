@@ -11,18 +11,19 @@ from typing import Any, Protocol
 
 import httpx2
 from mcp.shared.exceptions import MCPError
+from mcp.types import Tool
 
 from secure_mcp.client.auth.errors import ClientConnectError
-from secure_mcp.client.chat.calls import UsageError, parse_call
+from secure_mcp.client.chat.calls import UsageError, check_call, find_tool, parse_call
 from secure_mcp.client.chat.errors import ClaudeError
-from secure_mcp.client.chat.render import Write, show_result_json, show_tools
+from secure_mcp.client.chat.render import Write, show_result, show_tools
 from secure_mcp.client.session import ToolSession
 from secure_mcp.client.terminal import clean_line
 
 PROMPT = "> "
 HELP = """\
 Commands:
-  /tools              list the server's tools
+  /tools              list the server's tools and their arguments
   /call TOOL [JSON]   call a tool yourself, e.g. /call get_alerts {"state": "CA"}
   /login              sign in again
   /logout             revoke and forget the stored tokens
@@ -82,6 +83,7 @@ class Commands:
         self._session = session
         self._chat = chat
         self._write = write
+        self._listed: list[Tool] | None = None  # listed once; again by /tools or a new name
 
     async def __call__(self, line: str) -> bool:
         """Handle one line; expected failures are shown in one line and the session goes on."""
@@ -128,14 +130,15 @@ class Commands:
         await self._chat.ask(question)
 
     async def _tools(self, _: str) -> None:
-        show_tools(self._write, await self._session.list_tools())
+        self._listed = await self._session.list_tools()
+        show_tools(self._write, self._listed)
 
     async def _call(self, rest: str) -> None:
         name, arguments = parse_call(rest)
-        result = await self._session.call_tool(name, arguments)
-        if result.is_error:
-            self._write(f"{name} reported an error:\n")
-        show_result_json(self._write, result)
+        if self._listed is None or find_tool(self._listed, name) is None:
+            self._listed = await self._session.list_tools()  # the tool may be new
+        check_call(self._listed, name, arguments)  # nothing is sent for a bad call
+        show_result(self._write, name, await self._session.call_tool(name, arguments))
 
     async def _login(self, _: str) -> None:
         await self._session.login()

@@ -17,6 +17,7 @@ import pytest
 from tests.client.attacks.harness import World, assert_inert
 from tests.client.attacks.hostile import (
     ALL_ATTACKS,
+    ESC,
     HostileAuthServer,
     HostileMcp,
     rpc,
@@ -49,7 +50,7 @@ def test_chat_tools_and_call_show_no_control_character(
     out, err = capsys.readouterr()
     assert_inert(out)
     assert_inert(err)
-    assert "  get_alerts\n      Alerts for a state.\n      Second line." in out  # /tools: all
+    assert "  get_alerts([state])\n      Alerts for a state.\n      Second line." in out  # /tools
     assert out.count(ESCAPED_ESC) > 30  # the attacks are shown, as text
     call = re.search(r"  ⚙ get_alerts\n((?:      .*\n)+)", out)
     assert call is not None  # the tool-call line, intact, with every argument
@@ -142,7 +143,7 @@ def test_tool_errors_and_usage_lines_are_inert(
     assert world.run(out=out, env={}) == 0
     shown, err = capsys.readouterr()
     assert_inert(shown + err)
-    assert '"text": "boom\\\\u001b]52' in shown  # our error text quotes it made visible
+    assert "get_alerts reported an error:\nboom\\u001b]52" in shown  # quoted, made visible
     assert "unknown command /nosuch" + ESCAPED_ESC in shown
 
 
@@ -159,3 +160,25 @@ def test_a_hostile_tool_name_and_api_error_stay_inert(
     assert_inert(out + err)
     assert "  ⚙ get_alerts\\u001b]52;c;" in out
     assert err.splitlines()[-1].startswith("Error: Claude refused the request (400): bad request")
+
+
+def test_tool_arguments_shown_by_tools_are_inert(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`/tools` now shows each argument: names, types, bounds and descriptions are server text."""
+    world = World(tmp_path / "state")
+    hostile = {"type": "string", "description": "d" + ALL_ATTACKS, "default": ALL_ATTACKS}
+    schema = {
+        "type": "object",
+        "properties": {"state" + ALL_ATTACKS: hostile, "n": {"type": "number", "maximum": 1}},
+        "required": ["state" + ALL_ATTACKS],
+    }
+    odd = {"type": "object", "properties": {"x": {"type": "t" + ALL_ATTACKS, "enum": [ESC]}}}
+    world.mcp.tools = [tool("get_alerts", "Alerts.", schema), tool("odd", "Odd.", odd)]
+    assert world.run(lines=("/tools", '/call get_alerts {"n": 5}'), env={}) == 0
+    out, err = capsys.readouterr()
+    assert_inert(out + err)
+    assert "      - state\\u001b]52;c;" in out
+    assert "      - x (t\\u001b]52;c;" in out
+    assert "get_alerts needs the argument state\\u001b]52;c;" in out
+    assert world.mcp.calls == []  # nothing was sent for the bad call

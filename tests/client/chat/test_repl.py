@@ -13,7 +13,7 @@ from typing import Any
 import httpx2
 import pytest
 from mcp.shared.exceptions import MCPError
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, Tool
 
 from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.chat.claude import ClaudeChat
@@ -61,16 +61,20 @@ async def test_without_claude_tools_and_call_still_work() -> None:
     )
     assert await transcript(session, None, out) == (
         "> /tools\n"
-        "  get_alerts\n"
+        "  get_alerts(state)\n"
         "      Active weather alerts for a US state.\n"
         "      Two-letter code.\n"
-        "  get_forecast\n"
+        "      - state (string)\n"
+        "  get_forecast(latitude, longitude)\n"
         "      Forecast for a latitude and longitude.\n"
+        "      - latitude (number)\n"
+        "      - longitude (number)\n"
         '> /call get_alerts {"state": "CA"}\n'
-        '{\n  "alerts": 0\n}\n'
+        '{\n  "alerts": 0\n}\n'  # no text: the structured content, readable
         "> alerts in CA?\n" + CLAUDE_OFF + "> /quit\n"
     )
     assert session.calls == [("get_alerts", {"state": "CA"})]
+    assert session.events == ["list_tools"]  # /call used the list /tools made
 
 
 async def test_questions_go_to_claude_and_clear_forgets(tmp_path: Path) -> None:
@@ -116,19 +120,26 @@ async def test_call_errors_are_shown_and_the_session_goes_on() -> None:
             "net": httpx2.ConnectError("refused"),
         }
     )
+    session.tools = [
+        *session.tools,
+        Tool(name="boom", input_schema={}),
+        Tool(name="net", input_schema={}),
+    ]
     out = Transcript(
-        "/call get_alerts {}",
-        "/call get_forecast {}",
+        '/call get_alerts {"state": "XX"}',
+        '/call get_forecast {"latitude": 1, "longitude": 2}',
         "/call boom",
         "/call net",
         "/call",
         "/call get_alerts {nope",
         "/call get_alerts [1]",
+        "/call get_forecast {}",
+        '/call get_forecast {"latitude": "north", "longitude": 2}',
+        "/call get_weather {}",
     )
     assert await transcript(session, None, out) == (
-        "> /call get_alerts {}\nget_alerts reported an error:\n"
-        '[\n  {\n    "type": "text",\n    "text": "Unknown state"\n  }\n]\n'
-        "> /call get_forecast {}\nError: Invalid params\n"
+        '> /call get_alerts {"state": "XX"}\nget_alerts reported an error:\nUnknown state\n'
+        '> /call get_forecast {"latitude": 1, "longitude": 2}\nError: Invalid params\n'
         "> /call boom\nError: Sign-in failed: access_denied\n"
         "> /call net\nError: refused\n"
         '> /call\nusage: /call TOOL {"argument": "value"}\n'
@@ -136,8 +147,14 @@ async def test_call_errors_are_shown_and_the_session_goes_on() -> None:
         "the arguments are not valid JSON: Expecting property name enclosed in double quotes "
         "(column 2)\n"
         '> /call get_alerts [1]\nthe arguments must be a JSON object, e.g. {"state": "CA"}\n'
+        "> /call get_forecast {}\nget_forecast needs the argument latitude (number)\n"
+        '> /call get_forecast {"latitude": "north", "longitude": 2}\n'
+        'get_forecast: the argument latitude must be a number, not "north"\n'
+        "> /call get_weather {}\nno tool named get_weather here; the server's tools: "
+        "get_alerts, get_forecast, boom, net (/tools shows their arguments)\n"
         "\n"
     )
+    assert [name for name, _ in session.calls] == ["get_alerts", "get_forecast", "boom", "net"]
 
 
 async def test_claude_errors_are_one_line_and_the_session_survives(tmp_path: Path) -> None:
@@ -172,9 +189,11 @@ async def test_ctrl_c_cancels_the_answer_not_the_session() -> None:
         yield
         helper.cancel()
 
-    out = Transcript("/call get_alerts {}", "/tools")
+    out = Transcript('/call get_alerts {"state": "CA"}', "/tools")
     text = await transcript(Stalling(), None, out, interrupts=cancel_when_started)
-    assert text.startswith("> /call get_alerts {}\n\n(cancelled)\n> /tools\n  get_alerts")
+    assert text.startswith(
+        '> /call get_alerts {"state": "CA"}\n\n(cancelled)\n> /tools\n  get_alerts(state)'
+    )
 
 
 async def test_ctrl_c_at_the_prompt_just_prompts_again() -> None:

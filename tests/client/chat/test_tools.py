@@ -6,7 +6,7 @@ import base64
 
 from mcp.types import AudioContent, CallToolResult, ImageContent, TextContent, Tool
 
-from secure_mcp.client.chat.render import one_line, show_result_json, show_tools
+from secure_mcp.client.chat.render import one_line, show_result, show_result_json, show_tools
 from secure_mcp.client.chat.tools import (
     EMPTY_RESULT,
     claude_tool,
@@ -83,12 +83,42 @@ def test_one_line_collapses_and_cuts() -> None:
 
 def test_show_tools_shows_each_whole_description() -> None:
     out = Transcript()
-    show_tools(out.write, [ALERTS, Tool(name="ping", input_schema={"type": "object"})])
+    forecast = Tool(
+        name="get_forecast",
+        input_schema={
+            "type": "object",
+            "properties": {
+                "latitude": {"type": "number", "minimum": -90, "maximum": 90,
+                             "description": "degrees north"},
+                "units": {"enum": ["si", "us"], "default": "us"},
+                "days": {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "null"}]},
+            },
+            "required": ["latitude"],
+        },
+    )  # fmt: skip
+    show_tools(out.write, [ALERTS, forecast, Tool(name="ping", input_schema={"type": "object"})])
     assert out.text == (
-        "  get_alerts\n"
+        "  get_alerts(state)\n"
         "      Active weather alerts for a US state.\n"
         "      Two-letter code.\n"
-        "  ping\n"
+        "      - state (string)\n"
+        "  get_forecast(latitude, [units], [days])\n"
+        "      - latitude (number, -90 to 90: degrees north)\n"
+        '      - units (any, optional, one of "si", "us", default "us")\n'
+        "      - days (integer or null, optional)\n"
+        "  ping()\n"
+    )
+
+
+def test_show_result_is_the_text_for_people() -> None:
+    out = Transcript()
+    image = ImageContent(type="image", data="aGk=", mime_type="image/png")
+    show_result(
+        out.write, "t", CallToolResult(content=[TextContent(type="text", text="a\x1b[2J"), image])
+    )
+    show_result(out.write, "t", CallToolResult(content=[], is_error=True))
+    assert out.text == (
+        "a\\u001b[2J\n[image image/png]\nt reported an error:\n(the tool returned no content)\n"
     )
 
 
