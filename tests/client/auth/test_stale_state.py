@@ -234,10 +234,19 @@ async def test_tokens_are_refreshed_as_the_client_they_were_issued_to(
 
 
 async def test_two_sessions_sharing_a_state_folder_refresh_once(
-    settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
+    settings: ClientSettings, browser: ScriptedBrowser, lines: list[str]
 ) -> None:
-    """Both find the access token expired; the second waits for the lock, re-reads the tokens
-    the first stored, and does not spend the (rotated) refresh token again."""
+    """All find the access token expired while one refresh is on its way (a slow server); the
+    others wait for the lock, re-read the tokens it stored, and do not spend the rotated
+    refresh token again."""
+
+    class SlowRefresh(FakeAuthServer):
+        async def _token(self, request: Request) -> Response:
+            if b"refresh_token" in await request.body():
+                await asyncio.sleep(0.3)
+            return await super()._token(request)
+
+    fake_as = SlowRefresh(known_clients_only=True)
     async with world(fake_as, browser) as router:
         await call(settings, router, browser, lines)
         expire_stored_tokens(settings.state_dir)
