@@ -232,10 +232,14 @@ class AuthorizationEndpoint:
             "consent.html",
             user=transaction.row.subject,
             redirect_host=shown_host(urlsplit(pending.redirect_uri).netloc),
-            scopes=pending.scope.split(),
+            scopes=[(scope, self._scope_words(scope)) for scope in pending.scope.split()],
             signout_action=self.action + "/signout",
             **context,
         )
+
+    def _scope_words(self, scope: str) -> str:
+        """What a scope lets the application do, in words (the consent page's list)."""
+        return self.settings.scope_descriptions.get(scope, "a permission this server calls")
 
     def _context(self, client: Client, transaction: Transaction) -> dict[str, Any]:
         """What both pages show and post."""
@@ -246,6 +250,8 @@ class AuthorizationEndpoint:
             "client_name": _name(client),
             "client_id": client.client_id,
             "resource": transaction.pending.resource,
+            "server_name": self.settings.server_name,
+            "issuer": self.settings.issuer,
         }
 
     async def _redirect_trusted(self, client: Client, redirect_uri: str) -> bool:

@@ -113,7 +113,11 @@ async def _client_and_redirect(
             f"This application (client ID metadata document) cannot sign in: {exc}."
         ) from None
     if client is None:
-        raise PageError("The application (client_id) is not registered here.")
+        raise PageError(
+            "The application (client_id) is not registered here: it may have registered before "
+            "this server's data was reset, or its registration expired unused. Start the "
+            "application again; it can register anew."
+        )
     if "redirect_uri" not in params:
         # OAuth 2.1 4.1.1: optional only when one redirect URI, not a loopback one (its port
         # varies, RFC 8252 7.3), is registered

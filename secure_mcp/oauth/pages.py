@@ -15,7 +15,9 @@ STYLE = (
     "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}"
     "label{display:block;margin-top:1rem}input{width:100%;padding:.4rem}"
     "button{margin-top:1.2rem;margin-right:.5rem;padding:.5rem 1.2rem}"
-    ".error{color:#a00}dt{font-weight:bold;margin-top:.6rem}code{word-break:break-all}"
+    "button.primary{background:#1a5fb4;border:1px solid #1a5fb4;color:#fff;font-weight:bold}"
+    "button.secondary{background:#fff;border:1px solid #888;color:#333}"
+    ".error{color:#a00}dt{font-weight:bold;margin-top:.6rem}code{overflow-wrap:anywhere}"
 )
 STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
 # RFC 9700 4.16: no framing; the only inline content allowed is the stylesheet above.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import secrets
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,13 @@ DEFAULT_PUBLISH_AHEAD = 600  # a new signing key is in the JWKS this long before
 DEFAULT_JWKS_MAX_AGE = 300  # Cache-Control max-age of the JWKS
 DEFAULT_KEY_RELOAD = 60  # seconds between two reads of the key store by a running server
 DEFAULT_DEMO_USERNAME = "demo"
+DEFAULT_SERVER_NAME = "Secure MCP authorization server"
+# What the consent page says each scope lets the application do (OAUTH_SCOPE_DESCRIPTIONS adds
+# to or replaces these); a scope without one is still shown, with its code.
+DEFAULT_SCOPE_DESCRIPTIONS: Mapping[str, str] = {
+    "weather:read": "read weather alerts and forecasts",
+    "weather:alerts": "read active weather alerts",
+}
 MIN_PASSWORD_LENGTH = 12  # characters; a generated one is 16
 MIN_SESSION_SECRET_BYTES = 32
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -72,6 +80,10 @@ class OAuthSettings:
     consent_ttl: int = 12 * 3600  # remembered consent (never for public loopback clients)
     demo_username: str = DEFAULT_DEMO_USERNAME
     demo_password_generated: bool = False
+    server_name: str = DEFAULT_SERVER_NAME  # how the sign-in and consent pages name this server
+    scope_descriptions: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_SCOPE_DESCRIPTIONS)
+    )
     session_secret: str | None = field(default=None, repr=False)
     introspection_credentials: ResourceCredentials | None = None  # for resources[0]
     cleanup_interval: float = 300.0
@@ -337,6 +349,25 @@ def _rate(env: Mapping[str, str], name: str, default: Rate) -> Rate:
         ) from None
 
 
+def _scope_descriptions(value: str | None) -> dict[str, str]:
+    """The defaults, with OAUTH_SCOPE_DESCRIPTIONS (a JSON object of scope: words) over them."""
+    descriptions = dict(DEFAULT_SCOPE_DESCRIPTIONS)
+    if not value:
+        return descriptions
+    try:
+        given = json.loads(value)
+    except ValueError:
+        given = None
+    if not isinstance(given, dict) or not all(
+        isinstance(words, str) and words.strip() for words in given.values()
+    ):
+        raise SettingsError(
+            "OAUTH_SCOPE_DESCRIPTIONS must be a JSON object of scope: description, e.g. "
+            '{"weather:read": "read weather alerts and forecasts"}'
+        )
+    return {**descriptions, **{str(k): v.strip() for k, v in given.items()}}
+
+
 def _optional_path(value: str | None) -> Path | None:
     """A path setting, None when unset or empty."""
     return Path(value).expanduser() if value else None
@@ -385,6 +416,8 @@ def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
             env.get("OAUTH_JWKS_MAX_AGE"), "OAUTH_JWKS_MAX_AGE", DEFAULT_JWKS_MAX_AGE
         ),
         demo_username=env.get("OAUTH_DEMO_USERNAME") or DEFAULT_DEMO_USERNAME,
+        server_name=env.get("OAUTH_SERVER_NAME") or DEFAULT_SERVER_NAME,
+        scope_descriptions=_scope_descriptions(env.get("OAUTH_SCOPE_DESCRIPTIONS")),
         demo_password=password or secrets.token_urlsafe(12),
         demo_password_generated=not password,
         session_secret=env.get("OAUTH_SESSION_SECRET") or None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -225,3 +226,63 @@ async def test_sign_in_cookies_stay_small(oauth: Harness) -> None:
         response = await oauth.http.get(oauth.authorization_url(flow, state="s" * 1000))
     assert len(response.headers.get("set-cookie", "")) < 1000
     assert all(len(value) < 1000 for value in oauth.http.cookies.values())
+
+
+async def test_the_sign_in_page_names_the_server_and_the_application(oauth: Harness) -> None:
+    _, page = await _login_page(oauth, client_name="Weather CLI")
+    assert "<title>Sign in to Secure MCP authorization server</title>" in page.text
+    assert "<h1>Sign in to Secure MCP authorization server</h1>" in page.text
+    assert f"<code>{oauth.settings.issuer}</code>" in page.text  # which server, exactly
+    assert "<strong>Weather CLI</strong> wants to use" in page.text
+
+
+async def test_the_consent_page_explains_each_scope_and_allow_is_the_primary_button(
+    oauth: Harness,
+) -> None:
+    _, page = await _login_page(oauth)
+    consent = await oauth.http.get((await _sign_in(oauth, page, TEST_PASSWORD)).headers["location"])
+    assert "<li>read weather alerts and forecasts <code>weather:read</code></li>" in consent.text
+    allow = consent.text.index('value="allow"')
+    deny = consent.text.index('value="deny"')
+    assert allow < deny  # Allow first, the primary action
+    assert 'class="primary" name="decision" value="allow">Allow</button>' in consent.text
+    assert 'class="secondary" name="decision" value="deny">Deny</button>' in consent.text
+    assert "Secure MCP authorization server" in consent.text
+
+
+async def test_scope_descriptions_are_configurable(tmp_path: Path) -> None:
+    descriptions = {"weather:read": "see the weather <for you>"}
+    scopes = ("weather:read", "weather:alerts")
+    async with running_oauth_app(
+        tmp_path, scopes=scopes, scope_descriptions=descriptions, server_name="Acme sign-in"
+    ) as (app, settings):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
+            oauth = Harness(app, settings, http)
+            flow = Flow(await oauth.register(), *pkce())
+            page = await http.get(
+                oauth.authorization_url(flow, scope="weather:read weather:alerts")
+            )
+            assert "<h1>Sign in to Acme sign-in</h1>" in page.text
+            consent = await http.get(
+                (await _sign_in(oauth, page, TEST_PASSWORD)).headers["location"]
+            )
+    assert "<li>see the weather &lt;for you&gt; <code>weather:read</code></li>" in consent.text
+    assert "<li>a permission this server calls <code>weather:alerts</code></li>" in consent.text
+
+
+async def test_an_unknown_application_says_what_to_do(oauth: Harness) -> None:
+    """After a reset of this server's data, or a registration that expired unused."""
+    response = await oauth.http.get(
+        "/authorize", params={"client_id": "gone", "redirect_uri": "http://127.0.0.1:9/cb"}
+    )
+    assert response.status_code == 400
+    assert "location" not in response.headers
+    assert (
+        html.escape(
+            "The application (client_id) is not registered here: it may have registered before "
+            "this server's data was reset, or its registration expired unused. Start the "
+            "application again; it can register anew."
+        )
+        in response.text
+    )

@@ -285,3 +285,24 @@ def test_connection_limits(tmp_path: Path) -> None:
         settings_from([], {**env, "OAUTH_BODY_TIMEOUT": "later"})
     with pytest.raises(SettingsError, match="timeouts must be positive"):
         settings_from(["--header-timeout", "0"], env)
+
+
+def test_server_name_and_scope_descriptions_from_the_environment(tmp_path: Path) -> None:
+    env = {
+        "OAUTH_DATA_DIR": str(tmp_path),
+        "OAUTH_SERVER_NAME": "Acme sign-in",
+        "OAUTH_SCOPE_DESCRIPTIONS": '{"weather:read": "see the weather", "x:y": "z"}',
+    }
+    settings = settings_from([], env)
+    assert settings.server_name == "Acme sign-in"
+    assert settings.scope_descriptions["weather:read"] == "see the weather"
+    assert settings.scope_descriptions["x:y"] == "z"
+    defaults = settings_from([], {"OAUTH_DATA_DIR": str(tmp_path)})
+    assert defaults.server_name == "Secure MCP authorization server"
+    assert defaults.scope_descriptions["weather:read"] == "read weather alerts and forecasts"
+
+
+@pytest.mark.parametrize("value", ["not json", '["a"]', '{"weather:read": 1}', '{"a": ""}'])
+def test_bad_scope_descriptions_are_refused(tmp_path: Path, value: str) -> None:
+    with pytest.raises(SettingsError, match="OAUTH_SCOPE_DESCRIPTIONS must be a JSON object"):
+        settings_from([], {"OAUTH_DATA_DIR": str(tmp_path), "OAUTH_SCOPE_DESCRIPTIONS": value})
