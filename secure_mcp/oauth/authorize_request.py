@@ -115,7 +115,7 @@ async def _client_and_redirect(
     if client is None:
         raise PageError(
             "The application (client_id) is not registered here: it may have registered before "
-            "this server's data was reset, or its registration expired unused. Start the "
+            "the data of this server was reset, or its registration expired unused. Start the "
             "application again; it can register anew."
         )
     if "redirect_uri" not in params:

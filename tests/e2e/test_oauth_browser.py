@@ -93,7 +93,8 @@ async def test_sign_in_and_allow_in_chromium(tmp_path: Path, chromium: Browser) 
         assert await allow.evaluate(colour) == "rgb(26, 95, 180)"  # the primary button
         assert await deny.evaluate(colour) == "rgb(255, 255, 255)"
         allow_box, deny_box = await allow.bounding_box(), await deny.bounding_box()
-        assert allow_box is not None and deny_box is not None
+        assert allow_box is not None
+        assert deny_box is not None
         assert allow_box["x"] < deny_box["x"]  # first
         await allow.click()
         await page.wait_for_url(f"{redirect_uri}?**")

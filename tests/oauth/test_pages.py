@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from pathlib import Path
 
@@ -279,10 +278,7 @@ async def test_an_unknown_application_says_what_to_do(oauth: Harness) -> None:
     assert response.status_code == 400
     assert "location" not in response.headers
     assert (
-        html.escape(
-            "The application (client_id) is not registered here: it may have registered before "
-            "this server's data was reset, or its registration expired unused. Start the "
-            "application again; it can register anew."
-        )
-        in response.text
-    )
+        "The application (client_id) is not registered here: it may have registered before "
+        "the data of this server was reset, or its registration expired unused. Start the "
+        "application again; it can register anew."
+    ) in response.text
