@@ -69,7 +69,7 @@ def first_prompt(env: dict[str, str]) -> float:
     """Seconds until the interactive client, on a pseudo-terminal, shows its first `> `."""
     main, child = pty.openpty()
     start = time.perf_counter()
-    process = subprocess.Popen(  # noqa: S603 - our own script
+    process = subprocess.Popen(
         [sys.executable, str(ROOT / "client.py")],
         stdin=child,
         stdout=child,
