@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -50,7 +51,8 @@ def main(argv: list[str]) -> int:
     options = uvicorn_options(settings.connection_limits)  # slow clients, connection caps
     print(f"  listening:   {listeners.where}", flush=True)
     config = uvicorn.Config(app, log_level="info", **options)
-    uvicorn.Server(config).run(sockets=listeners.sockets)
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl-C it handled
+        uvicorn.Server(config).run(sockets=listeners.sockets)
     return 0
 
 

@@ -28,7 +28,7 @@ async def test_sqlish_client_id_at_authorize(auth: LiveAuth, value: str) -> None
     )
     assert response.status_code == 400
     assert "location" not in response.headers
-    assert "The application (client_id) is not registered here." in response.text
+    assert "The application (client_id) is not registered here" in response.text
 
 
 @pytest.mark.parametrize("value", SQLISH, ids=range(len(SQLISH)))

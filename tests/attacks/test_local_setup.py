@@ -158,6 +158,7 @@ def test_weak_secrets_stop_oauth_py(
 
 def test_a_localhost_issuer_holds_both_loopback_addresses(tmp_path: Path) -> None:
     with run_oauth_server(tmp_path, host="localhost") as server:
+        program = server.program
         assert f"listening:   127.0.0.1:{server.port} and [::1]:{server.port}" in (
             server.program.output()
         )
@@ -170,6 +171,8 @@ def test_a_localhost_issuer_holds_both_loopback_addresses(tmp_path: Path) -> Non
         for host in ("127.0.0.1", "[::1]"):
             response = httpx2.get(f"http://{host}:{server.port}/health", timeout=5)
             assert response.status_code == 200
+    assert program.process.returncode == 0  # Ctrl-C (SIGINT) stops it cleanly
+    assert "Traceback" not in program.output()
 
 
 def test_a_taken_ipv6_loopback_stops_a_localhost_issuer(tmp_path: Path) -> None:

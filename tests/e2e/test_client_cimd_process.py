@@ -154,7 +154,7 @@ async def test_document_client_signs_in_without_registering(
     assert "You can close this tab" in browser.pages[-1]
 
     storage = FileTokenStorage(settings.state_dir, stack.weather.url)
-    _, client = storage.server(stack.oauth.issuer)
+    [(_, _, client)] = storage.all_tokens()  # kept with its tokens, not as a registration
     assert client is not None
     assert client.client_id == cimd.url
     tokens = await storage.get_tokens()

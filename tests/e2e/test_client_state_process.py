@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from secure_mcp.common.private_files import write_private_json
 from tests.support.client_process import run_client
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import free_port
@@ -25,7 +26,7 @@ from tests.support.weather_server import WeatherServer, run_weather_server
 
 pytestmark = pytest.mark.process
 
-ACCESS_TOKEN_TTL = 2
+ACCESS_TOKEN_TTL = 120  # long enough for slow machines: the test expires the stored one
 CALL = ("--call", "get_alerts", '{"state": "FL"}')
 TOKEN_REQUEST = re.compile(r'"POST /token HTTP/1\.1" (\d+)')
 
@@ -56,6 +57,16 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         yield Stack(oauth, weather)
 
 
+def expire_stored_tokens(state_dir: Path) -> None:
+    """Move the stored access token's expiry into the past, as if it had run out."""
+    path = state_dir / "oauth-state.json"
+    state = json.loads(path.read_text())
+    for per_resource in state["tokens"].values():
+        for entry in per_resource.values():
+            entry["expires_at"] = 0
+    write_private_json(path, state)
+
+
 def token_requests(oauth: OAuthServer) -> list[str]:
     """The status of every POST /token in oauth.py's access log so far."""
     return TOKEN_REQUEST.findall(oauth.program.output())
@@ -67,7 +78,7 @@ async def test_parallel_calls_with_an_expired_token_refresh_once(
     state = tmp_path / "client-state"
     first = await run_client(stack.weather.url, state, *CALL, oauth=stack.oauth)
     assert (first.code, first.signed_in) == (0, 1), first.err
-    await asyncio.sleep(ACCESS_TOKEN_TTL + 1)  # the access token has expired, here and at oauth.py
+    expire_stored_tokens(state)  # every process now wants to refresh
     before = len(token_requests(stack.oauth))
 
     # --paste with no input: a process that wanted a sign-in would fail at once, not wait.

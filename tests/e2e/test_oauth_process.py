@@ -108,7 +108,7 @@ async def test_full_flow_against_the_real_process(tmp_path: Path) -> None:
 def test_generated_password_is_printed(tmp_path: Path) -> None:
     with run_oauth_server(tmp_path, extra_env={"OAUTH_DEMO_PASSWORD": ""}) as server:
         out = server.program.output()
-        assert "generated for this run" in out
+        assert f"(kept in {server.data_dir / 'demo-password'}; set OAUTH_DEMO_PASSWORD" in out
         assert "username demo" in out
 
 
