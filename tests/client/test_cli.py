@@ -466,3 +466,10 @@ def test_confirm_tools_is_announced(tmp_path: Path) -> None:
     )
     assert code == 0
     assert "Each tool call Claude makes waits for your yes (/confirm off).\n" in out.text
+
+
+def test_the_real_connect_and_logout_are_loaded_when_needed() -> None:
+    from secure_mcp.client import connection
+
+    assert cli._connect() is connection.connect
+    assert cli._logout_stored() is connection.logout_stored

@@ -359,3 +359,43 @@ async def test_credentials_still_refused_are_a_503_saying_tokens_cannot_be_check
     assert caught.value.error == "introspection_refused"
     refusals = [r for r in caplog.records if "refuses" in r.getMessage()]
     assert len(refusals) == 1  # said once, not at every request
+
+
+async def test_requests_refused_together_read_the_credentials_once() -> None:
+    """Five requests all refused before the first re-read: one read, all retried with it."""
+    refused = asyncio.Event()
+    answers = {"refused": 0}
+    wanted = basic_auth(NEW_CREDENTIALS)
+    expected = next(wanted.auth_flow(httpx2.Request("POST", "http://x"))).headers["authorization"]
+
+    class Slow(httpx2.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+            if request.url.path.startswith("/.well-known"):
+                meta = {"issuer": ISSUER, "introspection_endpoint": f"{ISSUER}/introspect"}
+                return httpx2.Response(200, json=meta)
+            if request.headers.get("authorization") != expected:
+                answers["refused"] += 1
+                if answers["refused"] == 5:
+                    refused.set()
+                await refused.wait()  # every request is refused before any re-read
+                return httpx2.Response(401, json={"error": "invalid_client"})
+            return httpx2.Response(200, json=ACTIVE)
+
+    reads: list[str] = []
+
+    def reload() -> ResourceCredentials:
+        reads.append("read")
+        return NEW_CREDENTIALS
+
+    v = IntrospectionVerifier(
+        issuer=ISSUER,
+        resource=RESOURCE,
+        credentials=CREDENTIALS,
+        cache_ttl=0,
+        cache_size=10,
+        transport=Slow(),
+        reload_credentials=reload,
+    )
+    await asyncio.gather(*(v.check(access_token(f"t{i}")) for i in range(5)))
+    assert reads == ["read"]
+    assert answers["refused"] == 5

@@ -432,7 +432,8 @@ class SecureOAuthProvider(OAuthClientProvider):
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
         """The SDK's flow, observed (`_observed_flow`); run once more when the server turns
         out to have forgotten the registration, so the client registers again by itself."""
-        for may_restart in (True, False):
+        may_restart = True
+        while True:
             inner = self._observed_flow(request, may_restart)
             response: httpx2.Response | None = None
             try:
@@ -448,6 +449,7 @@ class SecureOAuthProvider(OAuthClientProvider):
                     response = yield outgoing
             finally:
                 await inner.aclose()
+            may_restart = False  # once: a second refusal is reported, not retried
 
     async def _observed_flow(
         self, request: httpx2.Request, may_restart: bool

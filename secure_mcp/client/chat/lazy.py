@@ -16,11 +16,6 @@ class LazyChat:
         self._confirm_tools = confirm_tools
 
     @property
-    def started(self) -> bool:
-        """True once a question set Claude up."""
-        return self._chat is not None
-
-    @property
     def confirm_tools(self) -> bool:
         """Ask before each tool call Claude makes (`/confirm on|off`)."""
         return self._confirm_tools

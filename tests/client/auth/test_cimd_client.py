@@ -31,6 +31,7 @@ from secure_mcp.weather.app import build_app as build_weather_app
 from secure_mcp.weather.settings import WeatherSettings
 from tests.client.auth.fakes import RS_ORIGIN, RS_URL, FakeAuthServer, Router, running, weather_mcp
 from tests.client.auth.harness import ScriptedBrowser
+from tests.client.test_connection import expire_stored_tokens
 from tests.support.cimd_server import DocumentHost, FakeResolver, document
 from tests.support.headless import authorize_headlessly
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
@@ -255,6 +256,27 @@ async def test_a_changed_metadata_url_is_used_at_the_next_sign_in(tmp_path: Path
         FileTokenStorage(first.state_dir, RS_URL).delete_tokens()  # sign in again below
         async with connect(moved, write=quiet, http_transport=router, opener=browser.open):
             pass
+    assert [p["client_id"] for p in fake_as.authorize_params] == [
+        DOC_URL,
+        "https://app.example/v2/client.json",
+    ]
+
+
+async def test_tokens_of_a_former_metadata_url_are_not_refreshed_as_it(tmp_path: Path) -> None:
+    """Tokens issued to the old document URL stay with it; a new sign-in uses the new one."""
+    fake_as = FakeAuthServer(cimd_supported=True)
+    browser = ScriptedBrowser()
+    first = client_settings(tmp_path)
+    moved = dataclasses.replace(first, client_metadata_url="https://app.example/v2/client.json")
+    async with running(weather_mcp(fake_as), fake_as) as router:
+        browser.router = router
+        async with connect(first, write=quiet, http_transport=router, opener=browser.open):
+            pass
+        expire_stored_tokens(first.state_dir)  # kept, but in need of a refresh
+        fake_as.log.clear()
+        async with connect(moved, write=quiet, http_transport=router, opener=browser.open):
+            pass
+    assert "POST /token refresh_token" not in fake_as.log
     assert [p["client_id"] for p in fake_as.authorize_params] == [
         DOC_URL,
         "https://app.example/v2/client.json",

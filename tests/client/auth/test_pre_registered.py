@@ -19,6 +19,7 @@ from secure_mcp.client.settings import ClientSettings
 from tests.client.auth.fakes import AS_ORIGIN, RS_URL, FakeAuthServer, FakeResource, Router
 from tests.client.auth.harness import ScriptedBrowser
 from tests.client.auth.test_provider import sign_in, signed_in_client
+from tests.client.test_connection import expire_stored_tokens
 
 OTHER_AS = "http://127.0.0.1:9100"
 
@@ -137,3 +138,20 @@ async def test_secret_never_reaches_another_authorization_server(
     assert other.registrations == {}
     assert other.authorize_params == []
     assert browser.opened == []
+
+
+async def test_a_confidential_client_refreshes_as_itself(
+    settings: ClientSettings, browser: ScriptedBrowser, lines: list[str]
+) -> None:
+    """The refresh, under the state folder's lock, stays with the configured client."""
+    server = RecordingAuthServer()
+    settings = dataclasses.replace(
+        settings, client_id="pre-registered", client_secret="s3cret", client_issuer=AS_ORIGIN
+    )
+    resource = FakeResource(server)
+    await sign_in(settings, resource, browser, lines)
+    expire_stored_tokens(settings.state_dir)
+    await sign_in(settings, resource, browser, lines)
+    assert server.log[-1] == "POST /token refresh_token"
+    assert server.token_auth == [basic("pre-registered", "s3cret")] * 2
+    assert len(browser.opened) == 1

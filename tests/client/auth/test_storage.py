@@ -103,3 +103,47 @@ async def test_a_state_folder_that_cannot_be_made_is_one_line() -> None:
     storage.current_issuer = lambda: "http://as"
     with pytest.raises(StorageError, match=r"^cannot lock /proc/self/secure-mcp-state/"):
         await storage.set_tokens(OAuthToken(access_token="a"))
+
+
+async def test_the_refresh_lock_is_exclusive_and_given_up_after_a_while(tmp_path: Path) -> None:
+    storage = FileTokenStorage(tmp_path, RESOURCE)
+    held = await storage.refresh_lock(1.0)
+    assert held is not None
+    other = FileTokenStorage(tmp_path, RESOURCE)  # another process, as far as flock is concerned
+    assert await other.refresh_lock(0.1) is None  # a stuck holder: the caller goes on
+    held.release()
+    held.release()  # idempotent
+    again = await other.refresh_lock(0.1)
+    assert again is not None
+    again.release()
+
+
+async def test_forgetting_a_registration_keeps_other_clients(tmp_path: Path) -> None:
+    mine = FileTokenStorage(tmp_path, RESOURCE)
+    theirs = FileTokenStorage(tmp_path, "http://127.0.0.1:8001/mcp")
+    mine.bind(ISSUER, metadata(), None)
+    theirs.bind(ISSUER, metadata(), None)
+    pre = OAuthClientInformationFull(client_id="pre-registered", issuer=ISSUER)
+    gone = OAuthClientInformationFull(client_id="gone", issuer=ISSUER)
+    await mine.set_client_info(OAuthClientInformationFull(client_id="newer", issuer=ISSUER))
+    theirs.current_client = lambda: pre
+    await theirs.set_tokens(OAuthToken(access_token="kept"))
+    mine.current_client = lambda: gone
+    await mine.set_tokens(OAuthToken(access_token="dropped"))
+    mine.forget_registration(ISSUER, "gone")
+    assert mine.registration(ISSUER) is not None  # another registration: kept
+    assert await mine.get_tokens() is None
+    assert await theirs.get_tokens() == OAuthToken(access_token="kept")
+
+
+async def test_a_state_file_that_cannot_be_written_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(path: Path, data: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("secure_mcp.client.auth.storage.write_private_json", full)
+    storage = FileTokenStorage(tmp_path / "state", RESOURCE)
+    storage.current_issuer = lambda: "http://as"
+    with pytest.raises(StorageError, match=r"^cannot write .*No space left on device"):
+        await storage.set_tokens(OAuthToken(access_token="a"))

@@ -132,3 +132,16 @@ def test_the_server_tool_name_is_shown_inert() -> None:
     with pytest.raises(UsageError) as caught:
         check_call([tool], "evil\x1b[2J", {})
     assert "\x1b" not in str(caught.value)
+
+
+def test_argument_texts_say_types_lists_and_long_values() -> None:
+    from secure_mcp.client.chat.calls import argument_text
+
+    assert argument_text("n", {"type": ["integer", "null"], "minimum": 1}) == (
+        "n (integer or null, at least 1)"
+    )
+    assert argument_text("s", {"type": "string", "default": "x" * 60}) == (
+        f's (string, default "{"x" * 38}…)'
+    )
+    assert argument_text("f", {"maximum": 2.5}) == "f (any, at most 2.5)"
+    assert argument_text("odd", "not a schema") == "odd (any)"

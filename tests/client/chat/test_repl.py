@@ -255,3 +255,41 @@ def test_parse_call(text: str, expected: tuple[str, dict[str, Any]]) -> None:
 def test_parse_call_rejects(text: str) -> None:
     with pytest.raises(UsageError):
         parse_call(text)
+
+
+async def test_claude_is_set_up_at_the_first_question_keeping_the_settings_made_before() -> None:
+    from secure_mcp.client.chat.lazy import LazyChat
+
+    class Chat:
+        confirm_tools = False
+
+        def __init__(self) -> None:
+            self.asked: list[str] = []
+            self.cleared = 0
+
+        async def ask(self, question: str) -> None:
+            self.asked.append(question)
+
+        def clear(self) -> None:
+            self.cleared += 1
+
+    made: list[Chat] = []
+
+    async def start() -> Chat:
+        made.append(Chat())
+        return made[-1]
+
+    lazy = LazyChat(start, confirm_tools=False)
+    lazy.clear()  # nothing yet: nothing to clear, nothing started
+    lazy.confirm_tools = True
+    assert made == []
+    await lazy.ask("first")
+    await lazy.ask("second")
+    [chat] = made
+    assert chat.asked == ["first", "second"]
+    assert chat.confirm_tools  # /confirm on before the first question still holds
+    lazy.confirm_tools = False
+    assert not chat.confirm_tools
+    assert not lazy.confirm_tools
+    lazy.clear()
+    assert chat.cleared == 1
