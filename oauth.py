@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sys
@@ -16,11 +17,12 @@ from dotenv import load_dotenv
 from secure_mcp.common.h11_guard import uvicorn_options
 from secure_mcp.common.listeners import host_listener, loopback_listeners
 from secure_mcp.oauth import keys_cli
-from secure_mcp.oauth.app import build_app
+from secure_mcp.oauth.app import build_app, prepare
 from secure_mcp.oauth.banner import banner
 from secure_mcp.oauth.demo_password import keep_demo_password
 from secure_mcp.oauth.settings import SettingsError, settings_from
 from secure_mcp.oauth.signing_keys import KeyStoreError
+from secure_mcp.oauth.storage import StorageError
 
 # Only the `.env` next to this script: python-dotenv would otherwise search every parent folder.
 ENV_FILE = Path(__file__).with_name(".env")
@@ -38,13 +40,14 @@ def main(argv: list[str]) -> int:
     try:
         settings = keep_demo_password(settings_from(argv, os.environ))
         app = build_app(settings)
+        asyncio.run(prepare(settings))  # migrated (or refused) before anything is served
         # Bound before the banner: a taken port stops us before we print a password that
         # belongs to whatever already listens there.
         if settings.host.lower() == "localhost":  # both 127.0.0.1 and ::1, or no start
             listeners = loopback_listeners(settings.port)
         else:
             listeners = host_listener(settings.host, settings.port)
-    except (SettingsError, OSError) as exc:
+    except (SettingsError, StorageError, OSError) as exc:
         print(f"oauth.py: {exc}", file=sys.stderr)
         return 2
     print(banner(settings), flush=True)

@@ -12,8 +12,7 @@ import secrets
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, update
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -43,6 +42,7 @@ from secure_mcp.oauth.models import AuthorizationCode, Client
 from secure_mcp.oauth.pages import error_page, render
 from secure_mcp.oauth.redirect_uris import LOOPBACK_HOSTS
 from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.shared_secrets import SessionKey
 from secure_mcp.oauth.signin import Forged, SignIns, Transaction
 from secure_mcp.oauth.storage import Database, now, token_hash
 
@@ -69,7 +69,7 @@ class AuthorizationEndpoint:
         db: Database,
         documents: Documents | None,
         limits: Limits,
-        key: bytes,
+        key: bytes | SessionKey,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -270,7 +270,7 @@ class AuthorizationEndpoint:
         code = secrets.token_urlsafe(32)
         async with self.db.write() as session:
             if cimd.is_document_url(client.client_id):
-                await _record_document_client(session, client)
+                await session.execute(_document_client_record(self.db, client))
             else:  # a user allowed it: no longer freshly registered
                 await session.execute(
                     update(Client)
@@ -305,23 +305,36 @@ def _name(client: Client) -> str:
     return shown_text(client.client_name or "") or "An unnamed application"
 
 
-async def _record_document_client(session: AsyncSession, client: Client) -> None:
-    """A CIMD client's first authorization stores its row: the document as last authorized.
+def _document_client_record(db: Database, client: Client) -> Any:
+    """The upsert storing a CIMD client's row: the document as last authorized.
 
     The row is a record only: lookups of a URL client_id always go to the (cached) document.
+    One statement, so two instances recording the same first authorization leave one row.
     """
-    row = await session.get(Client, client.client_id)
-    if row is None:
-        row = cimd.snapshot(client)
-        session.add(row)
-    else:
-        row.registered = dict(client.registered)
-        row.redirect_uris = list(client.redirect_uris)
-        row.grant_types = list(client.grant_types)
-        row.scope = client.scope
-        row.client_name = client.client_name
-    if row.authorized_at is None:
-        row.authorized_at = now()
+    row = cimd.snapshot(client)
+    moment = now()
+    document = {
+        "registered": dict(client.registered),
+        "redirect_uris": list(client.redirect_uris),
+        "grant_types": list(client.grant_types),
+        "scope": client.scope,
+        "client_name": client.client_name,
+    }
+    return (
+        db.insert(Client)
+        .values(
+            client_id=row.client_id,
+            secret_hash=None,
+            token_endpoint_auth_method=row.token_endpoint_auth_method,
+            issued_at=row.issued_at,
+            authorized_at=moment,
+            **document,
+        )
+        .on_conflict_do_update(
+            index_elements=["client_id"],
+            set_={**document, "authorized_at": func.coalesce(Client.authorized_at, moment)},
+        )
+    )
 
 
 def _document_context(client: Client, redirect_uri: str) -> dict[str, Any]:

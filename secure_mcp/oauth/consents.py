@@ -43,15 +43,25 @@ async def remembered(db: Database, client: Client, pending: Pending, subject: st
 
 
 async def save(db: Database, pending: Pending, subject: str, ttl: int) -> None:
-    """Remember the user's consent for `ttl` seconds (renewed when it exists)."""
+    """Remember the user's consent for `ttl` seconds (renewed when it exists).
+
+    One upsert on the unique (subject, client, scope, resource): two instances saving the same
+    consent at once leave one row, neither fails.
+    """
+    expires_at = now() + ttl
+    statement = (
+        db.insert(Consent)
+        .values(
+            subject=subject,
+            client_id=pending.client_id,
+            scope=pending.scope,
+            resource=pending.resource,
+            expires_at=expires_at,
+        )
+        .on_conflict_do_update(
+            index_elements=["subject", "client_id", "scope", "resource"],
+            set_={"expires_at": expires_at},
+        )
+    )
     async with db.write() as session:
-        found = await session.scalar(select(Consent).where(_same(pending, subject)))
-        if found is None:
-            found = Consent(
-                subject=subject,
-                client_id=pending.client_id,
-                scope=pending.scope,
-                resource=pending.resource,
-            )
-            session.add(found)
-        found.expires_at = now() + ttl
+        await session.execute(statement)

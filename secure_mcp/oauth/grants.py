@@ -66,12 +66,15 @@ async def _redeem_code(
         grant = tokens.Grant(
             client.client_id, code.subject, code.scope, code.resource, code.family_id
         )
+        with_refresh = "refresh_token" in client.grant_types
+        ttl = settings.refresh_token_ttl if with_refresh else settings.access_token_ttl
+        tokens.start_family(session, code.family_id, now() + ttl)
         return tokens.issue(
             session,
             settings,
             grant,
             access_scope=code.scope,
-            with_refresh="refresh_token" in client.grant_types,
+            with_refresh=with_refresh,
             signer=signer,
         )
 
@@ -93,6 +96,10 @@ async def _rotate_refresh(
         if old is None or old.client_id != client.client_id:
             raise InvalidGrant("unknown refresh token")
         if old.revoked or old.expires_at <= now():
+            raise InvalidGrant("the refresh token is revoked or expired")
+        if not await tokens.hold_family(
+            session, old.family_id, now() + settings.refresh_token_ttl
+        ):  # revoked meanwhile, perhaps by another instance
             raise InvalidGrant("the refresh token is revoked or expired")
         result = await session.execute(
             update(Token)

@@ -1,8 +1,8 @@
 """Flood and password-guessing limits: who is refused, for how long, and how it is answered.
 
 Every limit is a `Limiter` (secure_mcp.common.ratelimit) keyed by the request's source address
-(IPv6 by /64) or by account, so a database-backed limiter shared by several instances can
-replace the memory one without touching the endpoints.
+(IPv6 by /64) or by account: in memory for one instance, or in the database
+(`shared_limits.DatabaseLimiter`) when a database URL makes several instances one server.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
-from secure_mcp.common.ratelimit import Limiter
+from secure_mcp.common.ratelimit import Limiter, Rate
 from secure_mcp.common.sources import source_of
 from secure_mcp.oauth.errors import OAuthError
 from secure_mcp.oauth.pages import error_page
 from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.shared_limits import DatabaseLimiter
+from secure_mcp.oauth.storage import Database
 
 UNKNOWN_ACCOUNT = "(unknown account)"  # one bucket for every name that is not an account
 
@@ -32,8 +34,20 @@ class Limits:
     failures_per_source: Limiter  # failed sign-ins per source
 
     @classmethod
-    def from_settings(cls, settings: OAuthSettings) -> Limits:
-        """Memory limiters at the configured rates."""
+    def from_settings(cls, settings: OAuthSettings, db: Database | None = None) -> Limits:
+        """Limiters at the configured rates: in the database (shared by every instance) when a
+        database URL is configured, else in memory."""
+        if settings.database_url is not None and db is not None:
+            return cls(
+                register=_shared(db, "register", settings.register_rate),
+                pages=_shared(db, "pages", settings.authorize_rate),
+                failures_per_account=_shared(
+                    db, "failures-account", settings.login_failures_per_account
+                ),
+                failures_per_source=_shared(
+                    db, "failures-source", settings.login_failures_per_source
+                ),
+            )
         return cls(
             register=settings.register_rate.limiter(),
             pages=settings.authorize_rate.limiter(),
@@ -52,6 +66,11 @@ class Limits:
         """Count one failed sign-in against the account and the source."""
         await self.failures_per_account.hit(account)
         await self.failures_per_source.hit(source)
+
+
+def _shared(db: Database, name: str, rate: Rate) -> DatabaseLimiter:
+    """A database limiter enforcing `rate` per key."""
+    return DatabaseLimiter(db, name, rate.count / rate.seconds, rate.count)
 
 
 def source(request: Request) -> str:

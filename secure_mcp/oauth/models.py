@@ -1,10 +1,15 @@
-"""The database tables: clients, codes, tokens (with their family), consents, resource servers."""
+"""The database tables: clients, codes, tokens and their families, consents, resource servers,
+pending sign-ins, shared server secrets and rate-limit buckets.
+
+The schema is created and changed only by the Alembic migrations in `migrations/versions`;
+`tests/oauth/test_storage.py::test_the_migrations_build_exactly_these_tables` keeps the two equal.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -108,3 +113,39 @@ class PendingAuthorization(Base):
     request: Mapped[dict[str, Any]] = mapped_column(JSON)  # the validated parameters
     subject: Mapped[str | None] = mapped_column(String(256), default=None)  # once signed in
     expires_at: Mapped[int] = mapped_column(Integer, index=True)
+
+
+class TokenFamily(Base):
+    """Every token issued from one code; the row is the family's lock across instances.
+
+    Rotation updates it (while not revoked) before touching a token, and revocation flags it
+    before revoking the tokens, both in that order: no rotation racing a revocation can leave a
+    live token behind, and a revoked family never gets a new one (RFC 9700 4.14.2).
+    """
+
+    __tablename__ = "token_families"
+
+    family_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[int] = mapped_column(Integer, index=True)  # its newest token's expiry
+
+
+class ServerSecret(Base):
+    """A secret every instance must share, generated once by whichever starts first: the
+    sign-in key and resource servers' introspection credentials (with a database URL only)."""
+
+    __tablename__ = "server_secrets"
+
+    name: Mapped[str] = mapped_column(String(2200), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[int] = mapped_column(Integer)
+
+
+class RateLimit(Base):
+    """One rate-limit bucket shared by every instance (GCRA: the theoretical arrival time)."""
+
+    __tablename__ = "rate_limits"
+
+    bucket: Mapped[str] = mapped_column(String(128), primary_key=True)  # limit name + key
+    tat: Mapped[float] = mapped_column(Float, index=True)  # full again (forgettable) after this
+    allowed: Mapped[bool] = mapped_column(Boolean)  # the last hit's verdict (RETURNING reads it)

@@ -1,7 +1,10 @@
 """Resource servers' introspection credentials: provisioned at start, checked on each call.
 
-The shared file `<data_dir>/resource-servers.json` (0600) holds the secrets weather.py reads;
-the database keeps only their SHA-256 hashes, compared in constant time (RFC 7662 2.1).
+The file `<data_dir>/resource-servers.json` (0600) holds the secrets weather.py reads; the
+`resource_servers` table keeps only their SHA-256 hashes, compared in constant time (RFC 7662
+2.1). Without a database URL the file is where generated credentials are kept; with one, they
+are kept in the database (`shared_secrets`), the same for every instance, and each instance
+writes them to its own data folder's file for a weather.py beside it.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from sqlalchemy import delete, select
 from starlette.requests import Request
 
 from secure_mcp.common import resource_credentials as rc
+from secure_mcp.oauth import shared_secrets
 from secure_mcp.oauth.clients import basic_credentials
 from secure_mcp.oauth.errors import InvalidClient
 from secure_mcp.oauth.models import ResourceServer
@@ -43,10 +47,32 @@ def resolve_credentials(settings: OAuthSettings) -> dict[str, rc.ResourceCredent
     return chosen
 
 
+async def shared_credentials(
+    settings: OAuthSettings, db: Database
+) -> dict[str, rc.ResourceCredentials]:
+    """Each resource's credentials with a database URL: environment (first resource) or the
+    database's, generated there by the first instance; the file gets a copy of the latter."""
+    chosen: dict[str, rc.ResourceCredentials] = {}
+    kept: dict[str, rc.ResourceCredentials] = {}
+    for index, resource in enumerate(settings.resources):
+        if index == 0 and settings.introspection_credentials is not None:
+            chosen[resource] = settings.introspection_credentials
+        else:
+            chosen[resource] = kept[resource] = await shared_secrets.resource_credentials(
+                db, resource, new_credentials
+            )
+    rc.save_all(settings.data_dir, kept)
+    return chosen
+
+
 async def provision(settings: OAuthSettings, db: Database) -> None:
     """Replace the resource_servers table with the configured resources' credentials."""
-    credentials = resolve_credentials(settings)
+    if settings.database_url is None:
+        credentials = resolve_credentials(settings)
+    else:
+        credentials = await shared_credentials(settings, db)
     async with db.write() as session:
+        await db.serialize(session, "resource-servers")  # instances starting together take turns
         await session.execute(delete(ResourceServer))
         for resource, cred in credentials.items():
             session.add(

@@ -160,6 +160,7 @@ class RegistrationEndpoint:
     async def _store(self, client: Client) -> None:
         """Add the client, unless too many registrations wait for a first use (ServerBusy)."""
         async with self.db.write() as session:
+            await self.db.serialize(session, "registrations")  # the bound holds across instances
             unused = await session.scalar(
                 select(func.count()).where(Client.authorized_at.is_(None))
             )

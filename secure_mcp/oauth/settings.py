@@ -12,6 +12,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from secure_mcp.common.connection_limits import ConnectionLimits, add_limit_flags, limits_from
 from secure_mcp.common.paths import oauth_data_dir
 from secure_mcp.common.ratelimit import Rate
@@ -52,6 +55,13 @@ DEFAULT_AUTHORIZE_RATE = Rate(60, 60)
 DEFAULT_LOGIN_FAILURES_PER_ACCOUNT = Rate(5, 300)
 DEFAULT_LOGIN_FAILURES_PER_SOURCE = Rate(20, 300)
 SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]+$")  # RFC 6749 3.3 scope-token
+DATABASE_DRIVERS = {
+    "postgresql+asyncpg": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "sqlite": "sqlite+aiosqlite",
+}
 INSECURE_FLAG = "--allow-insecure-http (OAUTH_ALLOW_INSECURE_HTTP=1)"
 
 
@@ -101,6 +111,8 @@ class OAuthSettings:
     unused_client_ttl: int = 24 * 3600  # a registration no user ever allowed is deleted after
     max_unused_clients: int = 10_000  # registrations no user has allowed yet, all sources
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    # SQLAlchemy async URL shared by every instance; None: the SQLite file in the data folder
+    database_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         check_issuer(self.issuer)
@@ -138,6 +150,8 @@ class OAuthSettings:
                 f"127.0.0.1 and ::1), not {self.host}; or use an issuer on the address you bind, "
                 f"e.g. http://127.0.0.1:{self.port}"
             )
+        if self.database_url is not None:
+            object.__setattr__(self, "database_url", check_database_url(self.database_url))
         if min(self.max_pending, self.unused_client_ttl, self.max_unused_clients) <= 0:
             raise SettingsError(
                 "the pending-authorization and registration limits must be positive"
@@ -217,6 +231,30 @@ def check_session_secret(secret: str, source: str) -> None:
         )
 
 
+def check_database_url(url: str) -> str:
+    """The URL in SQLAlchemy's async form: PostgreSQL through asyncpg, or SQLite through aiosqlite.
+
+    `postgresql://` and `postgres://` are read as `postgresql+asyncpg://`, `sqlite://` as
+    `sqlite+aiosqlite://`; any other driver is a SettingsError (the password is never shown).
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise SettingsError(
+            "--database-url must be an SQLAlchemy URL such as "
+            "postgresql+asyncpg://user:password@host:5432/oauth"
+        ) from None
+    driver = DATABASE_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise SettingsError(
+            f"--database-url: unsupported database {parsed.drivername!r}; use "
+            "postgresql+asyncpg://... or sqlite+aiosqlite:///path"
+        )
+    if driver == "sqlite+aiosqlite" and not parsed.database:
+        raise SettingsError("--database-url: an SQLite URL needs a file path (sqlite:///path)")
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
 def check_issuer(issuer: str) -> None:
     """RFC 8414 2: an http(s) URL with no query or fragment; no trailing slash (published as is)."""
     parts = urlsplit(issuer)
@@ -263,6 +301,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, help=f"port (OAUTH_PORT, {DEFAULT_PORT})")
     parser.add_argument("--issuer", help=f"issuer URL (OAUTH_ISSUER, {DEFAULT_ISSUER})")
     parser.add_argument("--data-dir", help="SQLite file and generated secrets (OAUTH_DATA_DIR)")
+    parser.add_argument(
+        "--database-url",
+        help="shared database of several instances, e.g. postgresql+asyncpg://user:password@"
+        "host/oauth (OAUTH_DATABASE_URL; default: the SQLite file in the data folder)",
+    )
     parser.add_argument(
         "--resource",
         action="append",
@@ -428,6 +471,7 @@ def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
         allow_insecure_http=bool(args.allow_insecure_http)
         or _flag(env.get("OAUTH_ALLOW_INSECURE_HTTP"), "OAUTH_ALLOW_INSECURE_HTTP"),
         connection_limits=connection_limits,
+        database_url=args.database_url or env.get("OAUTH_DATABASE_URL") or None,
         **_limits(env),
     )
 

@@ -29,6 +29,7 @@ from secure_mcp.oauth.authorize_request import PageError, Pending
 from secure_mcp.oauth.limits import ServerBusy
 from secure_mcp.oauth.models import PendingAuthorization
 from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.shared_secrets import SessionKey
 from secure_mcp.oauth.storage import Database, now, token_hash
 from secure_mcp.oauth.tokens import rowcount
 
@@ -66,16 +67,16 @@ class Transaction:
 class SignIns:
     """Creates, resumes, signs in and ends pending authorizations."""
 
-    def __init__(self, settings: OAuthSettings, db: Database, key: bytes) -> None:
+    def __init__(self, settings: OAuthSettings, db: Database, key: bytes | SessionKey) -> None:
         self.settings = settings
         self.db = db
-        self.key = key
+        self.key = key if isinstance(key, SessionKey) else SessionKey(key)
         self.path = settings.issuer_path + "/authorize"
 
     def _csrf(self, row: PendingAuthorization) -> str:
         """The row's CSRF token: a MAC of its ids under the server key (changes at sign-in)."""
         message = f"csrf:{row.tx_hash}:{row.binding_hash}".encode()
-        return hmac.new(self.key, message, hashlib.sha256).hexdigest()
+        return hmac.new(self.key.value, message, hashlib.sha256).hexdigest()
 
     def csrf_ok(self, transaction: Transaction, token: str) -> bool:
         """The form's CSRF token is this row's (constant time)."""
@@ -94,6 +95,7 @@ class SignIns:
             expires_at=moment + self.settings.code_ttl,
         )
         async with self.db.write() as session:
+            await self.db.serialize(session, "pending")  # the bound holds across instances
             live = PendingAuthorization.expires_at > moment
             count = await session.scalar(select(func.count()).where(live))
             if (count or 0) >= self.settings.max_pending:  # a global bound: storage stays bounded

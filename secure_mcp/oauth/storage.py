@@ -1,4 +1,12 @@
-"""SQLite storage through SQLAlchemy async: one engine, serialized write transactions, cleanup."""
+"""The database through SQLAlchemy async: SQLite (default) or PostgreSQL shared by instances.
+
+Correctness across processes comes from the database itself: conditional UPDATEs and DELETEs
+(codes, refresh tokens, sign-ins), upserts on unique keys (consents, document clients, rate
+limits, shared secrets), the token family row as a lock, and transaction-scoped advisory locks
+around global bounds. On SQLite every write transaction is `BEGIN IMMEDIATE` (one writer at a
+time, even from another process); an asyncio lock only spares SQLite's busy-wait in process.
+PostgreSQL runs at READ COMMITTED with no process-local lock.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +14,46 @@ import asyncio
 import contextlib
 import hashlib
 import time
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, delete, event, inspect, text
+from sqlalchemy import ColumnElement, Connection, delete, event, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from secure_mcp.common.private_files import ensure_private_dir
+from secure_mcp.oauth import schema
 from secure_mcp.oauth.models import (
     AuthorizationCode,
     Base,
     Client,
     Consent,
     PendingAuthorization,
+    RateLimit,
     Token,
+    TokenFamily,
 )
 
 DB_FILE = "oauth.sqlite3"
 DEFAULT_UNUSED_CLIENT_TTL = 24 * 3600
-# Tables of earlier versions that held per-browser-session state, which no longer exists.
-LEGACY_TABLES = ("pending_requests", "consents")
+CONNECT_TIMEOUT = 10.0  # seconds to reach PostgreSQL before giving up with one line
+WRITE = "secure_mcp_write"  # execution option: this connection's transactions write (SQLite)
+
+
+class StorageError(Exception):
+    """The database cannot be used: unreachable, refused, or of a newer schema (one line)."""
 
 
 def token_hash(value: str) -> str:
@@ -40,50 +66,73 @@ def now() -> int:
     return int(time.time())
 
 
-def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    """WAL journal and a busy timeout on every new connection."""
+def lock_key(name: str) -> int:
+    """A stable 32-bit key for a PostgreSQL advisory lock named `name`."""
+    return zlib.crc32(f"secure-mcp-oauth:{name}".encode())
+
+
+def _sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    """WAL journal, a busy timeout, and BEGIN left to `_sqlite_begin` on every new connection."""
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+    dbapi_connection.isolation_level = None  # no implicit BEGIN: `_sqlite_begin` emits it
 
 
-def upgrade(conn: Connection) -> None:
-    """Bring a database from an earlier version to the current tables (before create_all).
-
-    Drops the per-browser-session tables, and adds `clients.authorized_at`, set for every
-    existing client: a registration made before the column existed is not judged unused.
-    """
-    for table in LEGACY_TABLES:
-        conn.execute(text(f"DROP TABLE IF EXISTS {table}"))
-    tables = inspect(conn).get_table_names()
-    columns = (
-        {c["name"] for c in inspect(conn).get_columns("clients")} if "clients" in tables else set()
-    )
-    if "clients" in tables and "authorized_at" not in columns:
-        conn.execute(text("ALTER TABLE clients ADD COLUMN authorized_at INTEGER"))
-        conn.execute(text("UPDATE clients SET authorized_at = issued_at"))
+def _sqlite_begin(conn: Connection) -> None:
+    """Writers take SQLite's write lock at BEGIN: no lost update between two processes."""
+    writes = conn.get_execution_options().get(WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
 class Database:
-    """The authorization server's database in `<data_dir>/oauth.sqlite3`."""
+    """The authorization server's database: `url`, or `<data_dir>/oauth.sqlite3` without one."""
 
-    def __init__(self, data_dir: Path, unused_client_ttl: int = DEFAULT_UNUSED_CLIENT_TTL) -> None:
-        self.path = data_dir / DB_FILE
+    def __init__(
+        self,
+        data_dir: Path,
+        unused_client_ttl: int = DEFAULT_UNUSED_CLIENT_TTL,
+        *,
+        url: str | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.path: Path | None = None if url else data_dir / DB_FILE
+        self.url = url or f"sqlite+aiosqlite:///{data_dir / DB_FILE}"
         self.unused_client_ttl = unused_client_ttl
-        self.engine = create_async_engine(f"sqlite+aiosqlite:///{self.path}")
-        event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+        self.engine = _engine(self.url)
+        self.dialect = self.engine.dialect.name  # "sqlite" or "postgresql"
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self._write_lock = asyncio.Lock()
+        self._writers = async_sessionmaker(
+            self.engine.execution_options(**{WRITE: True}), expire_on_commit=False
+        )
+        # SQLite has one writer at a time anyway: waiting here is cheaper than its busy loop
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+
+    @property
+    def shown_url(self) -> str:
+        """The URL with its password hidden, for the banner and messages."""
+        return make_url(self.url).render_as_string(hide_password=True)
 
     async def start(self) -> None:
-        """Create the folder (0700), the file (0600) and the tables; drop expired rows."""
-        ensure_private_dir(self.path.parent)
-        self.path.touch(mode=0o600, exist_ok=True)
-        async with self.engine.begin() as conn:
-            await conn.run_sync(upgrade)
-            await conn.run_sync(Base.metadata.create_all)
+        """Bring the schema to this version (one instance at a time), then drop expired rows."""
+        await self.migrate()
         await self.cleanup()
+
+    async def migrate(self) -> None:
+        """Apply the migrations; StorageError when unreachable or of a newer schema."""
+        if self.path is not None:
+            ensure_private_dir(self.path.parent)
+            self.path.touch(mode=0o600, exist_ok=True)
+        try:
+            async with self.engine.execution_options(**{WRITE: True}).connect() as conn:
+                await conn.run_sync(schema.upgrade)
+        except schema.SchemaTooNew as exc:
+            raise StorageError(str(exc)) from None
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            raise StorageError(
+                f"cannot use the database {self.shown_url}: {_reason(exc)}"
+            ) from None
 
     async def close(self) -> None:
         """Close every connection."""
@@ -97,22 +146,90 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """One transaction, committed at block end (rolled back on error); writers take turns."""
-        async with self._write_lock, self.sessions() as session, session.begin():
+        """One transaction, committed at block end (rolled back on error)."""
+        async with contextlib.AsyncExitStack() as stack:
+            if self._write_lock is not None:
+                await stack.enter_async_context(self._write_lock)
+            session = await stack.enter_async_context(self._writers())
+            await stack.enter_async_context(session.begin())
             yield session
 
+    def insert(self, model: type[Base]) -> Any:
+        """An INSERT for `model` in this dialect, with `on_conflict_do_update/_nothing`."""
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        return dialect.insert(model)
+
+    async def serialize(self, session: AsyncSession, name: str) -> None:
+        """Until this transaction ends, be the only one holding `name` in every instance.
+
+        PostgreSQL: a transaction advisory lock; SQLite: BEGIN IMMEDIATE already serialises.
+        """
+        if self.dialect == "postgresql":
+            await session.execute(select(_xact_lock(name)))
+
     async def cleanup(self) -> int:
-        """Delete expired rows, and registrations no user allowed in time; return the count."""
+        """Delete expired rows, and registrations no user allowed in time; return the count.
+
+        One instance at a time; rows another transaction holds are left for the next round
+        (SKIP LOCKED), so cleanup never waits for, or deadlocks with, a grant.
+        """
         moment = now()
         removed = 0
         async with self.write() as session:
-            for table in (AuthorizationCode, Token, Consent, PendingAuthorization):
-                result = await session.execute(delete(table).where(table.expires_at < moment))
-                removed += int(getattr(result, "rowcount", 0) or 0)
-            unused = delete(Client).where(
-                Client.authorized_at.is_(None),
-                Client.issued_at < moment - self.unused_client_ttl,
+            if self.dialect == "postgresql":
+                got = await session.scalar(select(_try_xact_lock("cleanup")))
+                if not got:
+                    return 0
+            unused = Client.authorized_at.is_(None) & (
+                Client.issued_at < moment - self.unused_client_ttl
             )
-            result = await session.execute(unused)
-            removed += int(getattr(result, "rowcount", 0) or 0)
+            expired: list[tuple[type[Base], ColumnElement[bool], InstrumentedAttribute[Any]]] = [
+                (
+                    AuthorizationCode,
+                    AuthorizationCode.expires_at < moment,
+                    AuthorizationCode.code_hash,
+                ),
+                (Token, Token.expires_at < moment, Token.token_hash),
+                (TokenFamily, TokenFamily.expires_at < moment, TokenFamily.family_id),
+                (Consent, Consent.expires_at < moment, Consent.id),
+                (
+                    PendingAuthorization,
+                    PendingAuthorization.expires_at < moment,
+                    PendingAuthorization.id,
+                ),
+                (RateLimit, RateLimit.tat < moment, RateLimit.bucket),
+                (Client, unused, Client.client_id),
+            ]
+            for table, condition, key in expired:
+                doomed = select(key).where(condition).with_for_update(skip_locked=True)
+                result = await session.execute(delete(table).where(key.in_(doomed)))
+                removed += int(getattr(result, "rowcount", 0) or 0)
         return removed
+
+
+def _xact_lock(name: str) -> Any:
+    """`pg_advisory_xact_lock(key)`: waits for the lock, held until the transaction ends."""
+    return func.pg_advisory_xact_lock(lock_key(name))
+
+
+def _try_xact_lock(name: str) -> Any:
+    """`pg_try_advisory_xact_lock(key)`: true when taken, false when another holds it."""
+    return func.pg_try_advisory_xact_lock(lock_key(name))
+
+
+def _engine(url: str) -> AsyncEngine:
+    """The engine for `url`: SQLite with WAL and explicit BEGINs, or PostgreSQL with a timeout."""
+    if make_url(url).get_backend_name() == "sqlite":
+        engine = create_async_engine(url)
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        return engine
+    return create_async_engine(url, connect_args={"timeout": CONNECT_TIMEOUT})
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of a driver error, without SQLAlchemy's statement dump."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -16,7 +16,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from secure_mcp.common import token_format
-from secure_mcp.oauth.models import Token
+from secure_mcp.oauth.models import Token, TokenFamily
 from secure_mcp.oauth.rfc9068 import JwtSigner
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database, now, token_hash
@@ -107,8 +107,34 @@ def issue(
     return body
 
 
+def start_family(session: AsyncSession, family_id: str, expires_at: int) -> None:
+    """The family row of a code being redeemed (its primary key refuses a second one)."""
+    session.add(TokenFamily(family_id=family_id, revoked=False, expires_at=expires_at))
+
+
+async def hold_family(session: AsyncSession, family_id: str, expires_at: int) -> bool:
+    """Lock the family for a rotation in this transaction; False when it is revoked (or gone).
+
+    Always before any token row of the family, as in `revoke_family`: one lock order, no
+    deadlock, and a revocation either waits for this rotation or is seen by it.
+    """
+    result = await session.execute(
+        update(TokenFamily)
+        .where(TokenFamily.family_id == family_id, TokenFamily.revoked.is_(False))
+        .values(expires_at=expires_at)
+    )
+    return rowcount(result) == 1
+
+
 async def revoke_family(session: AsyncSession, family_id: str) -> None:
-    """Revoke every token issued from one code (RFC 9700 4.14.2, 4.2.4)."""
+    """Revoke every token issued from one code (RFC 9700 4.14.2, 4.2.4).
+
+    The family row first: it waits for a rotation in flight to commit, and the token UPDATE
+    that follows (a new statement, so a new snapshot at READ COMMITTED) sees its new tokens.
+    """
+    await session.execute(
+        update(TokenFamily).where(TokenFamily.family_id == family_id).values(revoked=True)
+    )
     await session.execute(update(Token).where(Token.family_id == family_id).values(revoked=True))
 
 

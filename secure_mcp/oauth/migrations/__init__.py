@@ -1,0 +1,1 @@
+"""Alembic migrations of the authorization server's database (applied by `schema.upgrade`)."""
