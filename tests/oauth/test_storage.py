@@ -7,17 +7,20 @@ process-local lock, so whatever holds between them holds because of the database
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx2
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, func, select, text, update
 
 from secure_mcp.common.ratelimit import MemoryLimiter
-from secure_mcp.common.resource_credentials import ResourceCredentials
+from secure_mcp.common.resource_credentials import ResourceCredentials, save_all
 from secure_mcp.oauth import consents, schema, shared_secrets, tokens
 from secure_mcp.oauth.authorize import _document_client_record
 from secure_mcp.oauth.authorize_request import Pending
@@ -33,6 +36,8 @@ from secure_mcp.oauth.models import (
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.shared_limits import DatabaseLimiter
 from secure_mcp.oauth.storage import Database, StorageError, now
+from tests.oauth.helpers import Flow, Harness, pkce
+from tests.support.oauth_server import running_oauth_app
 
 PENDING = Pending(
     client_id="https://app.example/client.json",
@@ -267,3 +272,47 @@ async def test_cleanup_deletes_what_expired_and_instances_may_run_it_together(
     async with first.read() as session:
         assert (await session.scalars(select(RateLimit.bucket))).all() == ["t:live"]
         assert await session.scalar(select(func.count()).select_from(Token)) == 0
+
+
+RELEASE = Path(__file__).parents[1] / "fixtures" / "oauth-db" / "release-538f78e"
+
+
+async def test_a_database_of_the_previous_release_upgrades_and_keeps_working(
+    tmp_path: Path,
+) -> None:
+    """The release before migrations (tests/fixtures/oauth-db/make_release_db.py made it)."""
+    facts = json.loads(RELEASE.with_suffix(".json").read_text())
+    data = tmp_path / "oauth-data"
+    data.mkdir(mode=0o700)
+    with sqlite3.connect(data / "oauth.sqlite3") as conn:
+        conn.executescript(RELEASE.with_suffix(".sql").read_text())
+        shift = now() - conn.execute("SELECT MIN(issued_at) FROM tokens").fetchone()[0]
+        for table in ("tokens", "authorization_codes", "user_consents", "pending_authorizations"):
+            conn.execute(f"UPDATE {table} SET expires_at = expires_at + ?", (shift,))  # noqa: S608
+    (data / "oauth.sqlite3").chmod(0o600)
+    save_all(data, {r: ResourceCredentials(*c) for r, c in facts["resource_credentials"].items()})
+    async with running_oauth_app(tmp_path) as (app, settings):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
+            oauth = Harness(app, settings, http)
+            assert (await oauth.introspect(facts["access_token"]))["active"] is True
+            refreshed = await oauth.token(
+                {"grant_type": "refresh_token", "refresh_token": facts["refresh_token"],
+                 "client_id": facts["public_client_id"]}
+            )  # fmt: skip
+            assert refreshed.status_code == 200, refreshed.text
+            redeemed = await oauth.token(
+                {"grant_type": "authorization_code", "code": facts["unused_code"],
+                 "code_verifier": facts["code_verifier"]},
+                auth=(facts["confidential_client_id"], facts["confidential_client_secret"]),
+            )  # fmt: skip
+            assert redeemed.status_code == 200, redeemed.text
+            client = {"client_id": facts["confidential_client_id"]}
+            flow = Flow(client, *pkce(), redirect_uri="https://app.example/cb")
+            await oauth.authorize(flow)  # the consent remembered by the old release still holds
+            assert flow.code
+    with sqlite3.connect(data / "oauth.sqlite3") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (schema.head(),)
+        ]
+        assert conn.execute("SELECT COUNT(*) FROM pending_authorizations").fetchone() == (1,)

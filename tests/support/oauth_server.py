@@ -48,7 +48,9 @@ class OAuthServer:
         return f"{self.issuer}/.well-known/oauth-authorization-server"
 
 
-def _child_env(resources: Sequence[str], extra_env: Mapping[str, str] | None) -> dict[str, str]:
+def oauth_child_env(
+    extra_env: Mapping[str, str] | None = None, resources: Sequence[str] = (DEFAULT_RESOURCE,)
+) -> dict[str, str]:
     """Environment pinning every OAUTH_* setting: a developer's shell or .env cannot leak in."""
     return {
         "OAUTH_RESOURCES": ",".join(resources),
@@ -59,6 +61,7 @@ def _child_env(resources: Sequence[str], extra_env: Mapping[str, str] | None) ->
         "OAUTH_SESSION_SECRET": "",
         "INTROSPECTION_CLIENT_ID": "",
         "INTROSPECTION_CLIENT_SECRET": "",
+        "OAUTH_DATABASE_URL": "",
         **LIMITS_ENV,
         "OAUTH_HEADER_TIMEOUT": "",
         "OAUTH_BODY_TIMEOUT": "",
@@ -85,7 +88,7 @@ def run_oauth_server(
     port = port or free_port()
     issuer = f"http://{host}:{port}"
     data_dir = tmp_path / "oauth-data"
-    env = _child_env(resources, extra_env)
+    env = oauth_child_env(extra_env, resources)
     args = ["--host", host, "--port", str(port), "--issuer", issuer]
     args += ["--data-dir", str(data_dir)]
     with run_program(

@@ -66,16 +66,10 @@ def wait_ready(program: Program, url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} not ready after {timeout}s:\n{program.output()}")
 
 
-@contextlib.contextmanager
-def run_program(
-    script: str,
-    args: Sequence[str],
-    *,
-    ready_url: str,
-    log_dir: Path,
-    env: Mapping[str, str] | None = None,
-) -> Iterator[Program]:
-    """Run `python <script> <args>` from the repository root until the block ends."""
+def start_program(
+    script: str, args: Sequence[str], *, log_dir: Path, env: Mapping[str, str] | None = None
+) -> Program:
+    """Start `python <script> <args>` from the repository root; do not wait for it."""
     log_path = log_dir / f"{Path(script).stem}-{time.monotonic_ns()}.log"
     child_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with log_path.open("wb") as log:
@@ -87,7 +81,20 @@ def run_program(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    program = Program(process, log_path)
+    return Program(process, log_path)
+
+
+@contextlib.contextmanager
+def run_program(
+    script: str,
+    args: Sequence[str],
+    *,
+    ready_url: str,
+    log_dir: Path,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[Program]:
+    """Run `python <script> <args>` from the repository root until the block ends."""
+    program = start_program(script, args, log_dir=log_dir, env=env)
     try:
         wait_ready(program, ready_url)
         yield program
