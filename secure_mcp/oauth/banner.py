@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from sqlalchemy.engine import make_url
+
 from secure_mcp.common.resource_credentials import credentials_path
 from secure_mcp.oauth.demo_password import DEMO_PASSWORD_FILE
 from secure_mcp.oauth.rfc8414 import JWKS_PATH
 from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.storage import DB_FILE
 
 INSECURE_WARNING = (
     "!! WARNING: --cimd-allow-insecure / OAUTH_CIMD_ALLOW_INSECURE is on.",
@@ -33,6 +36,14 @@ def _token_format(settings: OAuthSettings) -> str:
     return f"opaque (checked by introspection), {settings.access_token_ttl} s"
 
 
+def shown_database(settings: OAuthSettings) -> str:
+    """Where the data lives, the password hidden; secrets with it when it is shared."""
+    if settings.database_url is None:
+        return f"{settings.data_dir / DB_FILE} (SQLite; session key in the data folder)"
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    return f"{url} (shared; session key and introspection credentials kept there)"
+
+
 def banner(settings: OAuthSettings) -> str:
     """The start-up text; the demo password appears only when it was generated (and kept)."""
     if settings.demo_password_generated:
@@ -50,6 +61,7 @@ def banner(settings: OAuthSettings) -> str:
         f"  scopes:      {' '.join(settings.scopes)}",
         f"  access tokens: {_token_format(settings)}",
         f"  data folder: {settings.data_dir}",
+        f"  database:    {shown_database(settings)}",
         f"  introspection credentials: {credentials_path(settings.data_dir)}",
         f"  demo login:  username {settings.demo_username}",
         f"               password {password}",

@@ -239,7 +239,7 @@ def check_database_url(url: str) -> str:
     """
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise SettingsError(
             "--database-url must be an SQLAlchemy URL such as "
             "postgresql+asyncpg://user:password@host:5432/oauth"

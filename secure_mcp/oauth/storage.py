@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import time
 import zlib
 from collections.abc import AsyncIterator
@@ -49,6 +50,7 @@ from secure_mcp.oauth.models import (
 DB_FILE = "oauth.sqlite3"
 DEFAULT_UNUSED_CLIENT_TTL = 24 * 3600
 CONNECT_TIMEOUT = 10.0  # seconds to reach PostgreSQL before giving up with one line
+SQLITE_START_ATTEMPTS = 100  # x 0.1 s: instances starting together on one new SQLite file
 WRITE = "secure_mcp_write"  # execution option: this connection's transactions write (SQLite)
 
 
@@ -74,8 +76,8 @@ def lock_key(name: str) -> int:
 def _sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     """WAL journal, a busy timeout, and BEGIN left to `_sqlite_begin` on every new connection."""
     cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=10000")  # first: switching to WAL may wait too
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
     dbapi_connection.isolation_level = None  # no implicit BEGIN: `_sqlite_begin` emits it
 
@@ -124,15 +126,19 @@ class Database:
         if self.path is not None:
             ensure_private_dir(self.path.parent)
             self.path.touch(mode=0o600, exist_ok=True)
-        try:
-            async with self.engine.execution_options(**{WRITE: True}).connect() as conn:
-                await conn.run_sync(schema.upgrade)
-        except schema.SchemaTooNew as exc:
-            raise StorageError(str(exc)) from None
-        except (DBAPIError, OSError, TimeoutError) as exc:
-            raise StorageError(
-                f"cannot use the database {self.shown_url}: {_reason(exc)}"
-            ) from None
+        for attempt in itertools.count(1):
+            try:
+                async with self.engine.execution_options(**{WRITE: True}).connect() as conn:
+                    await conn.run_sync(schema.upgrade)
+                return
+            except schema.SchemaTooNew as exc:
+                raise StorageError(str(exc)) from None
+            except (DBAPIError, OSError, TimeoutError) as exc:
+                if _sqlite_busy(exc) and attempt < SQLITE_START_ATTEMPTS:
+                    await asyncio.sleep(0.1)  # another process is switching the file to WAL
+                    continue
+                reason = _reason(exc)
+                raise StorageError(f"cannot use the database {self.shown_url}: {reason}") from None
 
     async def close(self) -> None:
         """Close every connection."""
@@ -225,6 +231,11 @@ def _engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, connect_args={"timeout": CONNECT_TIMEOUT})
+
+
+def _sqlite_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked", which a journal-mode switch answers without waiting."""
+    return isinstance(exc, DBAPIError) and "database is locked" in str(exc.orig)
 
 
 def _reason(exc: BaseException) -> str:

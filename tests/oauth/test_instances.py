@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from secure_mcp.common.ratelimit import Rate
-from secure_mcp.common.resource_credentials import CREDENTIALS_FILE
+from secure_mcp.common.resource_credentials import CREDENTIALS_FILE, ResourceCredentials, load_all
 from tests.oauth.helpers import REDIRECT, RESOURCE, Flow, pkce
 from tests.support.instances import Pair, two_instances
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
@@ -191,3 +191,23 @@ async def test_the_registration_bound_holds_across_instances(
             *(pair.direct[i % 2].post("/register", json=body) for i in range(8))
         )
     assert sorted(answer.status_code for answer in answers) == [201] * 3 + [503] * 5
+
+
+async def test_introspection_credentials_from_the_environment_are_shared(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Set on every instance, they are never stored: only the generated ones reach the file."""
+    given = ResourceCredentials("rs-from-env", "a-secret-from-the-environment")
+    other = "https://other.example/mcp"
+    async with two_instances(
+        tmp_path, database_url, introspection_credentials=given, resources=(RESOURCE, other)
+    ) as pair:
+        token = (await pair.harness.redeem(await pair.at(0).new_flow())).json()["access_token"]
+        for http in pair.direct:
+            answer = await http.post(
+                "/introspect", data={"token": token}, auth=("rs-from-env", given.client_secret)
+            )
+            assert answer.json()["active"] is True
+        files = [load_all(tmp_path / name / "oauth-data") for name in ("a", "b")]
+    assert files[0] == files[1]
+    assert list(files[0]) == [other]

@@ -306,3 +306,50 @@ def test_server_name_and_scope_descriptions_from_the_environment(tmp_path: Path)
 def test_bad_scope_descriptions_are_refused(tmp_path: Path, value: str) -> None:
     with pytest.raises(SettingsError, match="OAUTH_SCOPE_DESCRIPTIONS must be a JSON object"):
         settings_from([], {"OAUTH_DATA_DIR": str(tmp_path), "OAUTH_SCOPE_DESCRIPTIONS": value})
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("postgresql+asyncpg://u:p@db:5432/oauth", "postgresql+asyncpg://u:p@db:5432/oauth"),
+        (
+            "postgresql://u:p%40w@db/oauth?ssl=require",
+            "postgresql+asyncpg://u:p%40w@db/oauth?ssl=require",
+        ),
+        ("postgres://u@db/oauth", "postgresql+asyncpg://u@db/oauth"),
+        ("sqlite:////srv/oauth.sqlite3", "sqlite+aiosqlite:////srv/oauth.sqlite3"),
+        ("sqlite+aiosqlite:///rel.sqlite3", "sqlite+aiosqlite:///rel.sqlite3"),
+    ],
+    ids=["asyncpg", "postgresql", "postgres", "sqlite", "aiosqlite"],
+)
+def test_database_urls_are_read_in_their_async_form(tmp_path: Path, given: str, kept: str) -> None:
+    from_flag = settings_from(["--database-url", given], {"OAUTH_DATA_DIR": str(tmp_path)})
+    from_env = settings_from([], {"OAUTH_DATA_DIR": str(tmp_path), "OAUTH_DATABASE_URL": given})
+    assert from_flag.database_url == from_env.database_url == kept
+    assert "p%40w" not in repr(from_flag)
+    shown = banner(from_flag)
+    assert "database:    " in shown
+    assert ":p@" not in shown
+    assert "p%40w" not in shown
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql+aiomysql://u:p@db/oauth", r"unsupported database 'mysql\+aiomysql'"),
+        ("not a url", "must be an SQLAlchemy URL"),
+        ("postgresql://db:port/oauth", "must be an SQLAlchemy URL"),
+        ("sqlite://", "needs a file path"),
+    ],
+    ids=["mysql", "garbage", "bad-port", "sqlite-memory"],
+)
+def test_unusable_database_urls_are_refused(tmp_path: Path, url: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message) as refused:
+        settings_from(["--database-url", url], {"OAUTH_DATA_DIR": str(tmp_path)})
+    assert ":p@" not in str(refused.value)
+
+
+def test_without_a_database_url_the_banner_names_the_sqlite_file(tmp_path: Path) -> None:
+    settings = settings_from([], {"OAUTH_DATA_DIR": str(tmp_path)})
+    assert settings.database_url is None
+    assert f"database:    {tmp_path / 'oauth.sqlite3'} (SQLite" in banner(settings)

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, func, select, text, update
 from secure_mcp.common.ratelimit import MemoryLimiter
 from secure_mcp.common.resource_credentials import ResourceCredentials, save_all
 from secure_mcp.oauth import consents, schema, shared_secrets, tokens
+from secure_mcp.oauth.app import prepare
 from secure_mcp.oauth.authorize import _document_client_record
 from secure_mcp.oauth.authorize_request import Pending
 from secure_mcp.oauth.models import (
@@ -35,9 +36,10 @@ from secure_mcp.oauth.models import (
 )
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.shared_limits import DatabaseLimiter
-from secure_mcp.oauth.storage import Database, StorageError, now
+from secure_mcp.oauth.storage import Database, StorageError, _reason, now
 from tests.oauth.helpers import Flow, Harness, pkce
 from tests.support.oauth_server import running_oauth_app
+from tests.support.postgres import PASSWORD, Cluster
 
 PENDING = Pending(
     client_id="https://app.example/client.json",
@@ -316,3 +318,80 @@ async def test_a_database_of_the_previous_release_upgrades_and_keeps_working(
             (schema.head(),)
         ]
         assert conn.execute("SELECT COUNT(*) FROM pending_authorizations").fetchone() == (1,)
+
+
+async def test_a_wrong_database_password_is_one_line_without_it(
+    postgres: Cluster, tmp_path: Path
+) -> None:
+    url = postgres.url().replace(f":{PASSWORD}@", ":not-the-password@")
+    db = Database(tmp_path, url=url)
+    with pytest.raises(StorageError) as refused:
+        await db.migrate()
+    await db.close()
+    message = str(refused.value)
+    assert "password authentication failed" in message
+    assert "not-the-password" not in message
+    assert "\n" not in message
+    assert _reason(TimeoutError()) == "TimeoutError"
+
+
+async def test_prepare_migrates_before_serving(database_url: str, tmp_path: Path) -> None:
+    settings = OAuthSettings(data_dir=tmp_path, demo_password="x" * 12, database_url=database_url)
+    await prepare(settings)
+    db = Database(tmp_path, url=database_url)
+    async with db.engine.connect() as conn:
+        assert await conn.run_sync(schema.current) == schema.head()
+    await db.close()
+
+
+async def test_a_family_revoked_elsewhere_refuses_the_rotation(tmp_path: Path) -> None:
+    """The family row alone decides: revoked by another instance a moment ago, no new token."""
+    async with running_oauth_app(tmp_path) as (app, settings):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
+            oauth = Harness(app, settings, http)
+            flow = await oauth.new_flow()
+            body = (await oauth.redeem(flow)).json()
+            db = Database(settings.data_dir)
+            async with db.write() as session:
+                await session.execute(update(TokenFamily).values(revoked=True))
+            await db.close()
+            refused = await oauth.token(
+                {"grant_type": "refresh_token", "refresh_token": body["refresh_token"],
+                 "client_id": flow.client["client_id"]}
+            )  # fmt: skip
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid_grant"
+
+
+def test_limiter_rates_must_be_positive(tmp_path: Path) -> None:
+    db = Database(tmp_path)
+    for rate, burst in ((0.0, 1), (1.0, 0)):
+        with pytest.raises(ValueError, match="positive"):
+            DatabaseLimiter(db, "x", rate, burst)
+
+
+def test_the_session_key_is_never_shown_and_must_be_loaded() -> None:
+    key = shared_secrets.SessionKey()
+    with pytest.raises(RuntimeError, match="loaded when the server starts"):
+        _ = key.value
+    key.set("k" * 48)
+    assert key.value == b"k" * 48
+    assert "k" not in repr(key).replace("SessionKey", "")
+
+
+async def test_a_new_sqlite_file_locked_by_another_process_is_waited_for(tmp_path: Path) -> None:
+    """A journal-mode switch answers "database is locked" at once: start retries, briefly."""
+    path = tmp_path / "shared.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another instance writing before the switch to WAL
+    db = Database(tmp_path, url=f"sqlite+aiosqlite:///{path}")
+    migration = asyncio.create_task(db.migrate())
+    await asyncio.sleep(0.3)
+    assert not migration.done()
+    holder.execute("COMMIT")
+    holder.close()
+    await asyncio.wait_for(migration, 15)
+    async with db.engine.connect() as conn:
+        assert await conn.run_sync(schema.current) == schema.head()
+    await db.close()
