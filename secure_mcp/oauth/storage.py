@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import itertools
 import time
 import zlib
 from collections.abc import AsyncIterator
@@ -126,7 +125,9 @@ class Database:
         if self.path is not None:
             ensure_private_dir(self.path.parent)
             self.path.touch(mode=0o600, exist_ok=True)
-        for attempt in itertools.count(1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 async with self.engine.execution_options(**{WRITE: True}).connect() as conn:
                     await conn.run_sync(schema.upgrade)
