@@ -82,9 +82,13 @@ def _sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    """Writers take SQLite's write lock at BEGIN: no lost update between two processes."""
-    writes = conn.get_execution_options().get(WRITE, False)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+    """Writers take SQLite's write lock at BEGIN: no lost update between two processes.
+
+    Reads emit nothing (each statement is its own snapshot, as with the driver's default): every
+    read is one statement, and a BEGIN would cost a round trip to the driver's thread.
+    """
+    if conn.get_execution_options().get(WRITE, False):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
