@@ -19,6 +19,7 @@ import httpx2
 import pytest
 
 from secure_mcp.common.resource_credentials import CREDENTIALS_FILE, load_all
+from secure_mcp.oauth.schema import head
 from tests.oauth.helpers import Flow, pkce, query_of
 from tests.support.flows import mcp_post
 from tests.support.headless import authorize_headlessly
@@ -123,7 +124,7 @@ def test_started_together_on_an_empty_database_they_migrate_once(
     instances: Instances, postgres: Cluster, database: str
 ) -> None:
     name = database.rsplit("/", 1)[1]
-    assert postgres.psql("SELECT version_num FROM alembic_version", name).split() == ["0002"]
+    assert postgres.psql("SELECT version_num FROM alembic_version", name).split() == [head()]
     for server in instances.servers:
         assert httpx2.get(f"http://127.0.0.1:{server.port}/health").status_code == 200
 

@@ -15,7 +15,7 @@ import secrets
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,9 +116,9 @@ def start_cluster(bin_dir: Path) -> Cluster:
     return Cluster(bin_dir, folder, port, as_user)
 
 
-def unavailable(reason: str) -> None:
+def unavailable(reason: str, env: Mapping[str, str] = os.environ) -> None:
     """Skip with `reason`, or fail under CI=true (CI installs PostgreSQL: it must be there)."""
-    if os.environ.get("CI") == "true":
+    if env.get("CI") == "true":
         pytest.fail(f"PostgreSQL is required under CI=true: {reason}")
     pytest.skip(reason)
 
