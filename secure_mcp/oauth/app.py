@@ -40,6 +40,7 @@ from secure_mcp.oauth.rfc7591 import RegistrationEndpoint
 from secure_mcp.oauth.rfc7662 import IntrospectionEndpoint
 from secure_mcp.oauth.rfc9068 import JwksEndpoint, JwtSigner
 from secure_mcp.oauth.settings import OAuthSettings, SettingsError, check_session_secret
+from secure_mcp.oauth.shared_secrets import SessionKey
 from secure_mcp.oauth.signing_keys import (
     CLOCK_SKEW,
     KEYS_FILE,
@@ -48,7 +49,6 @@ from secure_mcp.oauth.signing_keys import (
     Schedule,
     SigningKeys,
 )
-from secure_mcp.oauth.shared_secrets import SessionKey
 from secure_mcp.oauth.storage import DB_FILE, Database
 from secure_mcp.oauth.token import TokenEndpoint
 
