@@ -31,8 +31,10 @@ from secure_mcp.oauth.cors import (
     CLIENT_AUTH_HEADERS,
     METADATA_HEADERS,
     REGISTER_HEADERS,
+    TOKEN_HEADERS,
     cors_route,
 )
+from secure_mcp.oauth.dpop import TokenEndpointProofs
 from secure_mcp.oauth.headers import SecurityHeadersMiddleware
 from secure_mcp.oauth.limits import Limits
 from secure_mcp.oauth.rfc7009 import RevocationEndpoint
@@ -104,9 +106,11 @@ def routes(
         Route("/authorize/signout", authorize.signout, methods=["POST"]),
         cors_route(
             "/token",
-            TokenEndpoint(settings, db, documents, signer).handle,
+            TokenEndpoint(
+                settings, db, TokenEndpointProofs(settings, db, key), documents, signer
+            ).handle,
             ["POST"],
-            CLIENT_AUTH_HEADERS,
+            TOKEN_HEADERS,
         ),
         cors_route("/register", register.handle, ["POST"], REGISTER_HEADERS),
         Route("/introspect", IntrospectionEndpoint(settings, db).handle, methods=["POST"]),

@@ -283,6 +283,7 @@ class AuthorizationEndpoint:
                     client_id=pending.client_id,
                     redirect_uri=pending.redirect_uri,
                     code_challenge=pending.code_challenge,
+                    dpop_jkt=pending.dpop_jkt,
                     resource=pending.resource,
                     scope=pending.scope,
                     subject=subject,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -23,10 +24,11 @@ from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database
 
 MAX_STATE = 1024
+JKT = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url of a SHA-256 digest (RFC 7638, RFC 9449 10)
 # OAuth 2.1 4.1.1 and RFC 8707 2; any other parameter is ignored, even repeated (RFC 6749 3.1)
 PARAMETERS = frozenset(
     {"response_type", "client_id", "redirect_uri", "scope", "state", "resource"}
-    | {"code_challenge", "code_challenge_method"}
+    | {"code_challenge", "code_challenge_method", "dpop_jkt"}
 )
 
 
@@ -44,6 +46,7 @@ class Pending:
     resource: str
     code_challenge: str
     state: str | None
+    dpop_jkt: str | None = None  # RFC 9449 10: the code is for this DPoP key only
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form, kept in the pending authorization's row."""
@@ -152,6 +155,9 @@ def _check_rest(
     )
     if len(params.get("state", "")) > MAX_STATE:
         raise InvalidRequest("state is too long")
+    dpop_jkt = params.get("dpop_jkt")
+    if dpop_jkt is not None and not JKT.fullmatch(dpop_jkt):
+        raise InvalidRequest("dpop_jkt must be a SHA-256 JWK thumbprint (RFC 9449 10)")
     return Pending(
         client_id=client.client_id,
         redirect_uri=redirect_uri,
@@ -159,6 +165,7 @@ def _check_rest(
         resource=requested_resource(settings, params.get("resource")),
         code_challenge=challenge,
         state=params.get("state"),
+        dpop_jkt=dpop_jkt,
     )
 
 

@@ -21,7 +21,9 @@ MCP_PROTOCOL_VERSION = "MCP-Protocol-Version"  # sent by the SDKs' discovery req
 METADATA_HEADERS = (MCP_PROTOCOL_VERSION,)
 REGISTER_HEADERS = ("Content-Type", MCP_PROTOCOL_VERSION)
 CLIENT_AUTH_HEADERS = ("Authorization", "Content-Type", MCP_PROTOCOL_VERSION)
-EXPOSED = ("WWW-Authenticate",)  # the Basic challenge of a 401 invalid_client (RFC 6749 5.2)
+TOKEN_HEADERS = (*CLIENT_AUTH_HEADERS, "DPoP")  # RFC 9449 4.1: the proof
+# the Basic challenge of a 401 invalid_client (RFC 6749 5.2); a DPoP nonce (RFC 9449 8.1)
+EXPOSED = ("WWW-Authenticate", "DPoP-Nonce")
 
 
 def allowed_methods(methods: Sequence[str]) -> str:

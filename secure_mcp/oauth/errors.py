@@ -112,3 +112,23 @@ class InvalidClientDocument(InvalidClient):
 
     def __init__(self, description: str) -> None:
         super().__init__(description, used_basic=False)
+
+
+class InvalidDpopProof(OAuthError):
+    """RFC 9449 5, 7.1: the DPoP proof is missing where required, malformed or replayed."""
+
+    error = "invalid_dpop_proof"
+
+
+class UseDpopNonce(OAuthError):
+    """RFC 9449 8: the proof must carry the server's nonce, sent in the `DPoP-Nonce` header."""
+
+    error = "use_dpop_nonce"
+
+    def __init__(self, description: str, nonce: str) -> None:
+        super().__init__(description)
+        self.nonce = nonce
+
+    def response(self, *, headers: dict[str, str] | None = None) -> JSONResponse:
+        """400 with the nonce to use (RFC 9449 8.1)."""
+        return super().response(headers={"DPoP-Nonce": self.nonce, **(headers or {})})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from sqlalchemy import update
@@ -19,6 +20,18 @@ from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database, now, token_hash
 
 
+def _same_key(bound: str, jkt: str | None) -> bool:
+    """True when the request's proof is of the key a code or token is bound to."""
+    return jkt is not None and hmac.compare_digest(bound, jkt)
+
+
+def _bindings(client: Client, jkt: str | None) -> dict[str, str | None]:
+    """The access token is bound to the proof's key; so is a public client's refresh token
+    (RFC 9449 5: a confidential client's is bound by its authentication already)."""
+    public = client.token_endpoint_auth_method == "none"  # noqa: S105 - a method name
+    return {"jkt": jkt, "refresh_jkt": jkt if public else None}
+
+
 class ReplayedGrant(InvalidGrant):
     """A used code or rotated refresh token came back: its family must be revoked."""
 
@@ -27,10 +40,14 @@ class ReplayedGrant(InvalidGrant):
         self.family_id = family_id
 
 
-def _check_code(code: AuthorizationCode, client: Client, form: dict[str, str]) -> None:
-    """The code's bindings (RFC 6749 4.1.3, RFC 7636 4.6, RFC 8707 2.2)."""
+def _check_code(
+    code: AuthorizationCode, client: Client, form: dict[str, str], jkt: str | None
+) -> None:
+    """The code's bindings (RFC 6749 4.1.3, RFC 7636 4.6, RFC 8707 2.2, RFC 9449 10)."""
     if code.expires_at <= now():
         raise InvalidGrant("the authorization code has expired")
+    if code.dpop_jkt is not None and not _same_key(code.dpop_jkt, jkt):
+        raise InvalidGrant("the authorization code is bound to another DPoP key (dpop_jkt)")
     # OAuth 2.1 4.1.3: redirect_uri is no longer sent (PKCE binds the code); one that is sent
     # must still be the authorization request's
     sent = form.get("redirect_uri")
@@ -46,6 +63,7 @@ async def _redeem_code(
     client: Client,
     form: dict[str, str],
     signer: JwtSigner | None,
+    jkt: str | None,
 ) -> dict[str, Any]:
     """Mark the code used (only once, however many try at the same time) and issue tokens."""
     value = form.get("code", "")
@@ -62,9 +80,14 @@ async def _redeem_code(
         )
         if tokens.rowcount(result) != 1:  # OAuth 2.1 4.1.3: single use
             raise ReplayedGrant("the authorization code was already used", code.family_id)
-        _check_code(code, client, form)
+        _check_code(code, client, form, jkt)
         grant = tokens.Grant(
-            client.client_id, code.subject, code.scope, code.resource, code.family_id
+            client.client_id,
+            code.subject,
+            code.scope,
+            code.resource,
+            code.family_id,
+            **_bindings(client, jkt),
         )
         with_refresh = "refresh_token" in client.grant_types
         ttl = settings.refresh_token_ttl if with_refresh else settings.access_token_ttl
@@ -85,6 +108,7 @@ async def _rotate_refresh(
     client: Client,
     form: dict[str, str],
     signer: JwtSigner | None,
+    jkt: str | None,
 ) -> dict[str, Any]:
     """Rotate the refresh token (RFC 9700 4.14.2); a reused one revokes its family."""
     if "refresh_token" not in form:  # OAuth 2.1 4.3.1: required
@@ -97,6 +121,9 @@ async def _rotate_refresh(
             raise InvalidGrant("unknown refresh token")
         if old.revoked or old.expires_at <= now():
             raise InvalidGrant("the refresh token is revoked or expired")
+        if old.jkt is not None and not _same_key(old.jkt, jkt):
+            # RFC 9449 5: checked before rotation, so a stolen token cannot burn the family
+            raise InvalidGrant("the refresh token is bound to another DPoP key")
         if not await tokens.hold_family(
             session, old.family_id, now() + settings.refresh_token_ttl
         ):  # revoked meanwhile, perhaps by another instance
@@ -110,7 +137,14 @@ async def _rotate_refresh(
             raise ReplayedGrant("the refresh token was already used", old.family_id)
         scope = narrowed_scope(old.scope, form.get("scope"), settings.scopes)
         check_same_resource(form.get("resource"), old.resource)
-        grant = tokens.Grant(client.client_id, old.subject, old.scope, old.resource, old.family_id)
+        grant = tokens.Grant(
+            client.client_id,
+            old.subject,
+            old.scope,
+            old.resource,
+            old.family_id,
+            **_bindings(client, jkt),
+        )
         return tokens.issue(
             session, settings, grant, access_scope=scope, with_refresh=True, signer=signer
         )
@@ -122,16 +156,18 @@ async def exchange(
     client: Client,
     form: dict[str, str],
     signer: JwtSigner | None = None,
+    jkt: str | None = None,
 ) -> dict[str, Any]:
     """Run the requested grant; a replay revokes the family in its own committed transaction.
 
-    With `signer`, access tokens are RFC 9068 JWTs; refresh tokens stay opaque.
+    With `signer`, access tokens are RFC 9068 JWTs; refresh tokens stay opaque. With `jkt` (a
+    valid DPoP proof's key), the tokens are bound to that key (RFC 9449 5).
     """
     grant_type = form.get("grant_type")
     try:
         if grant_type == "authorization_code":
-            return await _redeem_code(db, settings, client, form, signer)
-        return await _rotate_refresh(db, settings, client, form, signer)
+            return await _redeem_code(db, settings, client, form, signer, jkt)
+        return await _rotate_refresh(db, settings, client, form, signer, jkt)
     except ReplayedGrant as replay:
         async with db.write() as session:
             await tokens.revoke_family(session, replay.family_id)

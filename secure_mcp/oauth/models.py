@@ -45,6 +45,7 @@ class AuthorizationCode(Base):
     client_id: Mapped[str] = mapped_column(String(2048))  # or a CIMD URL
     redirect_uri: Mapped[str] = mapped_column(String(2048))
     code_challenge: Mapped[str] = mapped_column(String(128))
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64), default=None)  # RFC 9449 10
     resource: Mapped[str] = mapped_column(String(2048))
     scope: Mapped[str] = mapped_column(String(1024))
     subject: Mapped[str] = mapped_column(String(256))
@@ -69,6 +70,18 @@ class Token(Base):
     expires_at: Mapped[int] = mapped_column(Integer, index=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     rotated: Mapped[bool] = mapped_column(Boolean, default=False)  # refresh token already used
+    # RFC 9449 6: the thumbprint of the DPoP key the token is bound to (None: a bearer token)
+    jkt: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class DpopProof(Base):
+    """A DPoP proof accepted at the token endpoint, kept while a replay could pass (RFC 9449
+    11.1); shared by every instance on the same database."""
+
+    __tablename__ = "dpop_proofs"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of jkt and jti
+    expires_at: Mapped[int] = mapped_column(Integer, index=True)
 
 
 class Consent(Base):

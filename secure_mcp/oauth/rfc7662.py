@@ -46,6 +46,8 @@ class IntrospectionEndpoint:
             "exp": token.expires_at,
             "iat": token.issued_at,
             "iss": self.settings.issuer,
-            "token_type": "Bearer",
+            "token_type": "DPoP" if token.jkt else "Bearer",
         }
+        if token.jkt:  # RFC 9449 6.2: the key the resource server must see a proof of
+            body["cnf"] = {"jkt": token.jkt}
         return JSONResponse(body, headers=NO_STORE)

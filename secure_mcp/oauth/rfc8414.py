@@ -33,6 +33,7 @@ def metadata(settings: OAuthSettings) -> dict[str, Any]:
         "code_challenge_methods_supported": ["S256"],  # OAuth 2.1 4.1.1: S256 only
         "authorization_response_iss_parameter_supported": True,  # RFC 9207 3
         "client_id_metadata_document_supported": True,  # CIMD draft 5
+        "dpop_signing_alg_values_supported": list(settings.dpop_algorithms),  # RFC 9449 5.1
     }
     if settings.jwt_access_tokens:  # RFC 8414 2: the keys resource servers verify JWTs with
         document["jwks_uri"] = settings.endpoint(JWKS_PATH)

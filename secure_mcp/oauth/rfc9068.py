@@ -22,7 +22,15 @@ class JwtSigner:
         self.keys = keys
 
     def access_token(
-        self, *, audience: str, client_id: str, subject: str, scope: str, issued: int, ttl: int
+        self,
+        *,
+        audience: str,
+        client_id: str,
+        subject: str,
+        scope: str,
+        issued: int,
+        ttl: int,
+        jkt: str | None = None,
     ) -> str:
         """A signed JWT with exactly the RFC 9068 2.2 claims this server issues."""
         kid, key = self.keys.current()
@@ -37,6 +45,8 @@ class JwtSigner:
             "sub": subject,
             "scope": scope,
         }
+        if jkt is not None:  # RFC 9449 6.1: bound to the DPoP key with this thumbprint
+            claims["cnf"] = {"jkt": jkt}
         return jwt.encode(header, claims, key, algorithms=[ALGORITHM])
 
 

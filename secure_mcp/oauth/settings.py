@@ -23,6 +23,7 @@ from secure_mcp.common.resource_credentials import (
     ResourceCredentials,
     credentials_from_env,
 )
+from secure_mcp.common.rfc9449 import ALGORITHMS as DPOP_ALGORITHMS
 from secure_mcp.common.uris import canonical_resource, insecure_http
 
 DEFAULT_HOST = "localhost"
@@ -113,6 +114,8 @@ class OAuthSettings:
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     # SQLAlchemy async URL shared by every instance; None: the SQLite file in the data folder
     database_url: str | None = field(default=None, repr=False)
+    dpop_nonce: bool = False  # RFC 9449 8: every proof at /token must carry our nonce
+    dpop_algorithms: tuple[str, ...] = DPOP_ALGORITHMS  # dpop_signing_alg_values_supported
 
     def __post_init__(self) -> None:
         check_issuer(self.issuer)
@@ -350,6 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
         "loopback; codes, tokens and passwords then cross the network unencrypted "
         "(OAUTH_ALLOW_INSECURE_HTTP)",
     )
+    parser.add_argument(
+        "--dpop-nonce",
+        action="store_true",
+        default=None,
+        help="require a server nonce in DPoP proofs at the token endpoint (RFC 9449 section 8; "
+        "OAUTH_DPOP_NONCE)",
+    )
     add_limit_flags(parser, "OAUTH")
     return parser
 
@@ -472,6 +482,7 @@ def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
         or _flag(env.get("OAUTH_ALLOW_INSECURE_HTTP"), "OAUTH_ALLOW_INSECURE_HTTP"),
         connection_limits=connection_limits,
         database_url=args.database_url or env.get("OAUTH_DATABASE_URL") or None,
+        dpop_nonce=bool(args.dpop_nonce) or _flag(env.get("OAUTH_DPOP_NONCE"), "OAUTH_DPOP_NONCE"),
         **_limits(env),
     )
 

@@ -40,6 +40,7 @@ from secure_mcp.oauth.models import (
     Base,
     Client,
     Consent,
+    DpopProof,
     PendingAuthorization,
     RateLimit,
     Token,
@@ -209,6 +210,7 @@ class Database:
                     PendingAuthorization.id,
                 ),
                 (RateLimit, RateLimit.tat < moment, RateLimit.bucket),
+                (DpopProof, DpopProof.expires_at < moment, DpopProof.key),
                 (Client, unused, Client.client_id),
             ]
             for table, condition, key in expired:

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, Response
 
 from secure_mcp.oauth import clients, grants
 from secure_mcp.oauth.cimd import Documents
+from secure_mcp.oauth.dpop import TokenEndpointProofs
 from secure_mcp.oauth.errors import NO_STORE, InvalidRequest, OAuthError, UnsupportedGrantType
 from secure_mcp.oauth.forms import read_form
 from secure_mcp.oauth.rfc9068 import JwtSigner
@@ -28,6 +29,7 @@ class TokenEndpoint:
         self,
         settings: OAuthSettings,
         db: Database,
+        proofs: TokenEndpointProofs,
         documents: Documents | None = None,
         signer: JwtSigner | None = None,
     ) -> None:
@@ -35,6 +37,7 @@ class TokenEndpoint:
         self.db = db
         self.documents = documents
         self.signer = signer  # JWT access tokens (RFC 9068) when set
+        self.proofs = proofs
 
     async def handle(self, request: Request) -> Response:
         """Answer a token request; every answer carries Cache-Control: no-store (RFC 6749 5.1)."""
@@ -46,7 +49,8 @@ class TokenEndpoint:
                 raise InvalidRequest("grant_type is required")
             if grant_type not in GRANT_TYPES:
                 raise UnsupportedGrantType(f"unsupported grant_type: {grant_type}")
-            body = await grants.exchange(self.db, self.settings, client, form, self.signer)
+            jkt = await self.proofs.check(request)  # RFC 9449 5: DPoP-bound tokens
+            body = await grants.exchange(self.db, self.settings, client, form, self.signer, jkt)
         except OAuthError as exc:
             return exc.response()
         return JSONResponse(body, headers=NO_STORE)

@@ -36,6 +36,8 @@ class Grant:
     scope: str
     resource: str
     family_id: str
+    jkt: str | None = None  # RFC 9449 6: the DPoP key the access token is bound to
+    refresh_jkt: str | None = None  # RFC 9449 5: a public client's refresh token too
 
 
 def rowcount(result: Any) -> int:
@@ -53,6 +55,7 @@ def _add(
 ) -> tuple[str, int]:
     """Create one token row; return the token and its lifetime (a JWT when `signer` is given)."""
     issued = now()
+    jkt = grant.jkt if kind == ACCESS else grant.refresh_jkt
     if signer is None:
         value = token_format.mint(PREFIXES[kind])
     else:
@@ -63,6 +66,7 @@ def _add(
             scope=scope,
             issued=issued,
             ttl=ttl,
+            jkt=jkt,
         )
     session.add(
         Token(
@@ -77,6 +81,7 @@ def _add(
             expires_at=issued + ttl,
             revoked=False,
             rotated=False,
+            jkt=jkt,
         )
     )
     return value, ttl
@@ -95,7 +100,7 @@ def issue(
     access, ttl = _add(session, ACCESS, grant, access_scope, settings.access_token_ttl, signer)
     body: dict[str, Any] = {
         "access_token": access,
-        "token_type": "Bearer",
+        "token_type": "DPoP" if grant.jkt else "Bearer",  # RFC 9449 5
         "expires_in": ttl,
         "scope": access_scope,
     }

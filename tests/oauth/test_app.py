@@ -182,6 +182,14 @@ async def test_a_database_of_the_earlier_version_is_upgraded(tmp_path: Path) -> 
               '["authorization_code"]', NULL, 'Old', '{}', 1000);
             CREATE TABLE consents (id INTEGER PRIMARY KEY, browser_session VARCHAR(64));
             CREATE TABLE pending_requests (id INTEGER PRIMARY KEY, tx_hash VARCHAR(64));
+            CREATE TABLE tokens (token_hash VARCHAR(64) PRIMARY KEY, kind VARCHAR(16),
+              family_id VARCHAR(64), client_id VARCHAR(2048), subject VARCHAR(256),
+              scope VARCHAR(1024), resource VARCHAR(2048), issued_at INTEGER,
+              expires_at INTEGER, revoked BOOLEAN, rotated BOOLEAN);
+            CREATE TABLE authorization_codes (code_hash VARCHAR(64) PRIMARY KEY,
+              client_id VARCHAR(2048), redirect_uri VARCHAR(2048), code_challenge VARCHAR(128),
+              resource VARCHAR(2048), scope VARCHAR(1024), subject VARCHAR(256),
+              family_id VARCHAR(64), expires_at INTEGER, used BOOLEAN);
             """
         )
     async with running_oauth_app(tmp_path, unused_client_ttl=60) as (_, settings):
@@ -194,7 +202,11 @@ async def test_a_database_of_the_earlier_version_is_upgraded(tmp_path: Path) -> 
     with sqlite3.connect(data / "oauth.sqlite3") as conn:
         tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
     assert not tables & {"consents", "pending_requests"}
-    assert {"user_consents", "pending_authorizations"} <= tables
+    assert {"user_consents", "pending_authorizations", "dpop_proofs"} <= tables
+    with sqlite3.connect(data / "oauth.sqlite3") as conn:  # DPoP bindings (RFC 9449 6, 10)
+        assert "jkt" in {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
+        codes = {row[1] for row in conn.execute("PRAGMA table_info(authorization_codes)")}
+        assert "dpop_jkt" in codes
 
 
 def test_an_unsafe_data_folder_stops_the_start(tmp_path: Path) -> None:

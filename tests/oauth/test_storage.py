@@ -395,3 +395,19 @@ async def test_a_new_sqlite_file_locked_by_another_process_is_waited_for(tmp_pat
     async with db.engine.connect() as conn:
         assert await conn.run_sync(schema.current) == schema.head()
     await db.close()
+
+
+async def test_instances_accept_a_dpop_proof_once(
+    two: tuple[Database, Database], tmp_path: Path
+) -> None:
+    from secure_mcp.oauth.dpop import TokenEndpointProofs
+    from secure_mcp.oauth.settings import OAuthSettings
+
+    now = [1000.0]
+    settings = OAuthSettings(data_dir=tmp_path, demo_password="p" * 16)
+    proofs = [TokenEndpointProofs(settings, db, b"k" * 32, clock=lambda: now[0]) for db in two]
+    claims = await asyncio.gather(*(proofs[i % 2]._first_use("same", 1010) for i in range(6)))
+    assert sorted(claims) == [False] * 5 + [True]  # RFC 9449 11.1: across instances too
+    now[0] = 1020.0  # its window is over: the row may be taken again
+    assert await proofs[1]._first_use("same", 1080)
+    assert not await proofs[0]._first_use("same", 1080)
