@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -24,10 +25,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from secure_mcp.common import token_format
 from secure_mcp.common.body_guard import BodyGuardMiddleware
+from secure_mcp.common.dpop_replay import MemoryReplayCache, ReplayCache, SqliteReplayCache
 from secure_mcp.common.hosts import HostCheckMiddleware
 from secure_mcp.common.ratelimit import MemoryLimiter
 from secure_mcp.common.resource_credentials import ResourceCredentials
+from secure_mcp.common.rfc9449 import ALGORITHMS as DPOP_ALGORITHMS
+from secure_mcp.common.rfc9449 import Nonces
 from secure_mcp.weather.bearer import BearerAuthMiddleware
+from secure_mcp.weather.dpop import ResourceProofs
 from secure_mcp.weather.nws import NwsClient, Sleep
 from secure_mcp.weather.permissions import ToolPermissions, ToolScopeMiddleware
 from secure_mcp.weather.replay import SUMMARY, hide_replayed_requests, replay_transport
@@ -82,6 +87,8 @@ def protected_resource_metadata(settings: WeatherSettings) -> dict[str, Any]:
             "scopes_supported": list(settings.scopes.all_scopes),
             "bearer_methods_supported": ["header"],  # RFC 9728 2: never the query string
             "resource_name": "Weather MCP server",
+            "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),  # RFC 9728 2
+            "dpop_bound_access_tokens_required": settings.require_dpop,
         }
     )
     data: dict[str, Any] = metadata.model_dump(mode="json", exclude_none=True)
@@ -200,8 +207,33 @@ def _host_check(settings: WeatherSettings) -> Middleware:
     )
 
 
-def _bearer_gate(settings: WeatherSettings, verifier: AccessTokenVerifier) -> Middleware:
-    """Our RFC 6750 gate: everything but health and the metadata needs a token."""
+def _proofs(settings: WeatherSettings) -> tuple[ResourceProofs, ReplayCache]:
+    """The DPoP rules (RFC 9449 7): replay cache in memory or shared by the workers, nonces
+    keyed by the introspection secret (the same in every worker, never sent anywhere)."""
+    replay: ReplayCache
+    if settings.dpop_replay_db is not None:
+        try:
+            replay = SqliteReplayCache(settings.dpop_replay_db)
+        except (OSError, sqlite3.Error) as exc:
+            raise StartupError(f"--dpop-replay-db {settings.dpop_replay_db}: {exc}") from None
+    else:
+        replay = MemoryReplayCache()
+    nonces = None
+    if settings.dpop_nonce and settings.credentials is not None:
+        nonces = Nonces(settings.credentials.client_secret.encode("utf-8"))
+    proofs = ResourceProofs(
+        resource_url=settings.resource_url,
+        replay=replay,
+        required=settings.require_dpop,
+        nonces=nonces,
+    )
+    return proofs, replay
+
+
+def _bearer_gate(
+    settings: WeatherSettings, verifier: AccessTokenVerifier, proofs: ResourceProofs
+) -> Middleware:
+    """Our RFC 6750 / RFC 9449 gate: everything but health and the metadata needs a token."""
     limit = settings.failed_token_limit
     failures = MemoryLimiter(rate=limit / 60, burst=limit)  # per source, bounded key count
     return Middleware(
@@ -212,6 +244,7 @@ def _bearer_gate(settings: WeatherSettings, verifier: AccessTokenVerifier) -> Mi
         challenge_scopes=settings.scopes.all_scopes,
         resource_metadata=settings.resource_metadata_url,
         public_paths=[HEALTH_PATH, urlsplit(settings.resource_metadata_url).path],
+        dpop=proofs,
     )
 
 
@@ -225,6 +258,7 @@ def build_app(
     except ValueError as exc:
         raise StartupError(f"--tool-scopes: {exc}") from None
     verifier = _verifier(settings, seams) if require_auth else None
+    proofs, replay = _proofs(settings) if verifier is not None else (None, None)
     nws = _nws(settings, seams)
     server = _mcp_server(settings, verifier is not None)
     register_tools(server, nws, replay=settings.nws_replay)
@@ -247,12 +281,14 @@ def build_app(
                 await nws.aclose()
                 if verifier is not None:
                     await verifier.aclose()
+                if isinstance(replay, SqliteReplayCache):
+                    replay.close()
 
     routes: list[Route | Mount] = [Route(HEALTH_PATH, health, methods=["GET"])]
     middleware = [_host_check(settings)]
-    if verifier is not None:
+    if verifier is not None and proofs is not None:
         routes.append(_metadata_route(settings))
-        middleware.append(_bearer_gate(settings, verifier))
+        middleware.append(_bearer_gate(settings, verifier, proofs))
     # After the gate: a stranger's body is never buffered (refused unread, see h11_guard).
     body_timeout = settings.connection_limits.body_timeout
     middleware.append(Middleware(BodyGuardMiddleware, timeout=body_timeout, limit=MAX_BODY))
@@ -292,6 +328,11 @@ def startup_banner(settings: WeatherSettings) -> list[str]:
             else "introspected"
         )
         + f"; {settings.failed_token_limit} invalid per minute per address, then 429",
+        "weather: DPoP (RFC 9449): "
+        + ("required, bearer tokens refused" if settings.require_dpop else "accepted")
+        + (", with server nonces" if settings.dpop_nonce else "")
+        + "; proofs remembered "
+        + (f"in {settings.dpop_replay_db}" if settings.dpop_replay_db else "in memory"),
         f"weather: clients: {settings.connection_limits.summary()}",
     ]
     if settings.credentials is not None:

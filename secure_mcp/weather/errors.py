@@ -78,3 +78,30 @@ class TooManyFailedTokensError(AuthError):
     def __init__(self, wait: float) -> None:
         super().__init__()
         self.retry_after = max(1, math.ceil(wait))
+
+
+class InvalidDpopProofError(AuthError):
+    """RFC 9449 7.1: the DPoP proof is missing, malformed, replayed or not for this request."""
+
+    error = "invalid_dpop_proof"
+    description = "The DPoP proof is invalid."
+
+
+class UseDpopNonceError(AuthError):
+    """RFC 9449 9: the proof must carry this server's nonce (sent in `DPoP-Nonce`)."""
+
+    error = "use_dpop_nonce"
+    description = "Send a DPoP proof with this server's nonce (DPoP-Nonce)."
+
+    def __init__(self, nonce: str) -> None:
+        super().__init__()
+        self.nonce = nonce
+
+
+class ProofCacheFullError(AuthError):
+    """Too many proofs within the replay window to remember another: 503, retry shortly."""
+
+    error = "temporarily_unavailable"
+    status = 503
+    description = "The server is busy checking DPoP proofs; retry shortly."
+    retry_after = 1

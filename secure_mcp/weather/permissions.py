@@ -129,7 +129,7 @@ class ToolScopeMiddleware:
                 needed = self.scopes.needed(tool)
                 wanted = " ".join(needed)
                 error = InsufficientScopeError(f"The tool {tool} needs the scope {wanted}.")
-                await refuse(send, error, self.resource_metadata, needed)
+                await refuse(send, error, self.resource_metadata, needed, scope)
                 return
         await self.app(scope, _replay(messages, receive), send)
 

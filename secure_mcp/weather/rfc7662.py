@@ -31,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 Admit = Callable[[], Awaitable[None]]
+TOKEN_TYPES = frozenset({"", "bearer", "dpop"})  # introspected `token_type`, lowercased
+DPOP_TYPE = "dpop"
 __all__ = ["Grant", "GrantCache", "IntrospectionVerifier", "metadata_url", "token_key"]
 Reload = Callable[[], "ResourceCredentials | None"]
 
@@ -44,10 +46,13 @@ class Grant:
     expires_at: int | None
     subject: str | None
     issuer: str | None
+    jkt: str | None = None  # RFC 9449 6: the DPoP key the token is bound to
 
     def access_token(self, token: str, resource: str) -> AccessToken:
-        """The SDK's view of this grant for `token`."""
-        claims = {"iss": self.issuer} if self.issuer else None
+        """The SDK's view of this grant for `token` (`cnf` in the claims when DPoP-bound)."""
+        claims: dict[str, Any] | None = {"iss": self.issuer} if self.issuer else None
+        if self.jkt is not None:
+            claims = {**(claims or {}), "cnf": {"jkt": self.jkt}}
         return AccessToken.model_construct(  # every field checked when the grant was made
             token=token,
             client_id=self.client_id,
@@ -100,6 +105,17 @@ class GrantCache:
         self._entries.move_to_end(key)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
+
+
+def confirmation_key(claims: Mapping[str, Any]) -> str | None:
+    """`cnf.jkt` (RFC 9449 6.1, 6.2), None when absent; InvalidTokenError when malformed."""
+    if "cnf" not in claims:
+        return None
+    cnf = claims["cnf"]
+    jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+    if not isinstance(jkt, str) or not jkt:
+        raise InvalidTokenError  # a confirmation this server cannot check: never ignored
+    return jkt
 
 
 def _string_list(value: Any) -> list[str]:
@@ -282,9 +298,10 @@ class IntrospectionVerifier:
         now = self._clock()
         if claims.get("active") is not True:  # RFC 7662 section 2.2
             raise InvalidTokenError
-        token_type = claims.get("token_type")
-        if token_type is not None and str(token_type).lower() != "bearer":
-            raise InvalidTokenError
+        token_type = str(claims.get("token_type") or "").lower()
+        jkt = confirmation_key(claims)
+        if token_type not in TOKEN_TYPES or (token_type == DPOP_TYPE and jkt is None):
+            raise InvalidTokenError  # RFC 9449 6.2: a DPoP token names its key
         issuer = claims.get("iss")
         if issuer is not None and issuer != self.issuer:
             raise InvalidTokenError
@@ -303,4 +320,5 @@ class IntrospectionVerifier:
             expires_at=int(exp) if exp is not None else None,
             subject=subject if isinstance(subject, str) else None,
             issuer=issuer if isinstance(issuer, str) else None,
+            jkt=jkt,
         )

@@ -25,7 +25,7 @@ from joserfc.jwk import ECKey, OKPKey
 from secure_mcp.common.uris import insecure_http
 from secure_mcp.weather.discovery import Discovery, MissingEndpointError
 from secure_mcp.weather.errors import AuthServerUnavailableError, InvalidTokenError
-from secure_mcp.weather.rfc7662 import Grant, canonical_audiences
+from secure_mcp.weather.rfc7662 import Grant, canonical_audiences, confirmation_key
 
 logger = logging.getLogger(__name__)
 
@@ -257,4 +257,5 @@ class JwtValidator:
             expires_at=int(exp + skew),  # when this server stops accepting it (the SDK checks too)
             subject=claims["sub"],
             issuer=self.issuer,
+            jkt=confirmation_key(claims),  # RFC 9449 6.1
         )

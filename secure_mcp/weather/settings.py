@@ -69,6 +69,9 @@ class WeatherSettings:
     credentials: ResourceCredentials | None = field(default=None, repr=False)
     credentials_source: str = ""
     allow_insecure_http: bool = False  # development only: plain http off loopback
+    require_dpop: bool = False  # RFC 9449 7: bearer tokens refused, only DPoP-bound ones
+    dpop_nonce: bool = False  # RFC 9449 9: proofs must carry this server's nonce
+    dpop_replay_db: Path | None = None  # a SQLite file shared by workers; None: in memory
 
     @property
     def scopes(self) -> ToolScopes:
@@ -160,6 +163,26 @@ def _parser() -> argparse.ArgumentParser:
         help="DEVELOPMENT ONLY: allow a plain-http resource URL or authorization server on a "
         "host other than loopback; tokens then cross the network unencrypted "
         "(WEATHER_ALLOW_INSECURE_HTTP=1)",
+    )
+    p.add_argument(
+        "--require-dpop",
+        action="store_true",
+        default=None,
+        help="accept only DPoP-bound access tokens (RFC 9449), refuse bearer tokens; the "
+        "resource metadata says dpop_bound_access_tokens_required (WEATHER_REQUIRE_DPOP=1)",
+    )
+    p.add_argument(
+        "--dpop-nonce",
+        action="store_true",
+        default=None,
+        help="require this server's nonce in DPoP proofs (RFC 9449 section 9; "
+        "WEATHER_DPOP_NONCE=1)",
+    )
+    p.add_argument(
+        "--dpop-replay-db",
+        help="SQLite file, in a folder of its own, where DPoP proofs already seen are kept, "
+        "shared by every worker process on this machine (WEATHER_DPOP_REPLAY_DB; default: "
+        "in memory, one process)",
     )
     add_limit_flags(p, "WEATHER")
     return p
@@ -302,7 +325,16 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettin
         credentials=credentials,
         credentials_source=source,
         allow_insecure_http=insecure,
+        require_dpop=bool(args.require_dpop)
+        or env.get("WEATHER_REQUIRE_DPOP", "").lower() in TRUE_WORDS,
+        dpop_nonce=bool(args.dpop_nonce) or env.get("WEATHER_DPOP_NONCE", "").lower() in TRUE_WORDS,
+        dpop_replay_db=_optional_path(args.dpop_replay_db or env.get("WEATHER_DPOP_REPLAY_DB")),
     )
+
+
+def _optional_path(value: str | None) -> Path | None:
+    """A path setting, None when unset or empty."""
+    return Path(value).expanduser() if value else None
 
 
 def load_credentials(

@@ -140,7 +140,7 @@ async def test_unauthenticated_post_gets_challenge(stack: Stack) -> None:
     response = await call_mcp(stack.weather, None)
     assert response.status_code == 401
     prm = f"{stack.weather.origin}/.well-known/oauth-protected-resource/mcp"
-    assert response.headers["www-authenticate"] == (
+    assert response.headers.get_list("www-authenticate")[0] == (
         f'Bearer resource_metadata="{prm}", scope="weather:read"'
     )
     async with httpx2.AsyncClient() as http:

@@ -78,14 +78,14 @@ async def test_invalid_token_is_401_invalid_token(
     token = auth_server.grant("tok", **claims)
     response = await post_mcp(weather, token)
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == INVALID_TOKEN
+    assert response.headers.get_list("www-authenticate")[0] == INVALID_TOKEN
     assert response.json()["error"] == "invalid_token"
 
 
 async def test_unknown_token_is_401_invalid_token(weather: httpx2.AsyncClient) -> None:
     response = await post_mcp(weather, "never-issued")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == INVALID_TOKEN
+    assert response.headers.get_list("www-authenticate")[0] == INVALID_TOKEN
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ async def test_missing_token_is_401_challenge_without_error(
 ) -> None:
     response = await weather.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, **headers})
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == CHALLENGE
+    assert response.headers.get_list("www-authenticate")[0] == CHALLENGE
     assert "error" not in response.json()
 
 
@@ -139,7 +139,7 @@ async def test_insufficient_scope_is_403(
     token = auth_server.grant("tok", scope="profile weather:write")
     response = await post_mcp(weather, token)
     assert response.status_code == 403
-    assert response.headers["www-authenticate"] == (
+    assert response.headers.get_list("www-authenticate")[0] == (
         f'{CHALLENGE}, error="insufficient_scope", error_description="The access token does not '
         'carry the scope this server requires."'
     )
@@ -239,6 +239,8 @@ async def test_protected_resource_metadata(weather: httpx2.AsyncClient) -> None:
         "scopes_supported": ["weather:read"],
         "bearer_methods_supported": ["header"],
         "resource_name": "Weather MCP server",
+        "dpop_signing_alg_values_supported": ["ES256", "ES384", "ES512", "PS256", "RS256"],
+        "dpop_bound_access_tokens_required": False,
     }
 
 
@@ -251,7 +253,7 @@ async def test_health_needs_no_token(weather: httpx2.AsyncClient) -> None:
 async def test_unknown_paths_are_closed_by_default(weather: httpx2.AsyncClient) -> None:
     response = await weather.get("/.well-known/oauth-protected-resource")
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == CHALLENGE
+    assert response.headers.get_list("www-authenticate")[0] == CHALLENGE
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,7 @@ async def test_a_tool_without_its_scope_is_403_with_the_scope_it_needs(
     assert '"isError":false' in allowed.text.replace(" ", "")
     for response in (refused, in_batch):
         assert response.status_code == 403
-        assert response.headers["www-authenticate"] == (
+        assert response.headers.get_list("www-authenticate")[0] == (
             f'Bearer resource_metadata="{PRM}", scope="weather:forecast", '
             'error="insufficient_scope", '
             'error_description="The tool get_forecast needs the scope weather:forecast."'
@@ -94,7 +94,7 @@ async def test_the_challenge_and_the_metadata_list_every_configured_scope(
     async with per_tool_weather(auth_server) as http:
         missing = await http.post("/mcp", headers=MCP_HEADERS, json={})
         metadata = (await http.get("/.well-known/oauth-protected-resource/mcp")).json()
-    assert missing.headers["www-authenticate"] == CHALLENGE
+    assert missing.headers.get_list("www-authenticate")[0] == CHALLENGE
     assert metadata["scopes_supported"] == ["weather:alerts", "weather:forecast"]
 
 
