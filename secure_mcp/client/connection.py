@@ -27,6 +27,7 @@ from mcp_types import (
 )
 
 from secure_mcp.client.auth.browser import Opener
+from secure_mcp.client.auth.dpop import DpopKeys, DpopTransport
 from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.interaction import AUTHORIZATION_TIMEOUT, Authorizer
 from secure_mcp.client.auth.paste import InputFn
@@ -367,8 +368,12 @@ async def connect(
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(authorizer.close)
         provider = _provider(settings, authorizer, write, http_transport)
-        transport = ReportingTransport(
+        bounded = ReportingTransport(
             http_transport or _network(settings), provider.report, bounds(settings)
+        )
+        # above the bounds: what DPoP reads of an answer is bounded too
+        transport = DpopTransport(
+            bounded, DpopKeys(settings.state_dir), provider.report, _dpop_trace(settings, write)
         )
         http = await stack.enter_async_context(
             httpx2.AsyncClient(
@@ -387,6 +392,16 @@ async def connect(
 
 
 _network = http_transport  # `connect` has a parameter of that name
+
+
+def _dpop_trace(settings: ClientSettings, write: Write) -> Callable[[str], None]:
+    """`--verbose` lines for the DPoP steps."""
+
+    def trace(line: str) -> None:
+        if settings.verbose:
+            write(f"[dpop] {clean_line(line)}")
+
+    return trace
 
 
 def bounds(settings: ClientSettings) -> Bounds:
