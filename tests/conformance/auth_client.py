@@ -1,12 +1,14 @@
-"""Adapter the MCP conformance suite runs: `uv run python tests/conformance/auth_client.py <URL>`.
+"""Adapter the MCP conformance suite runs: `<python> tests/conformance/auth_client.py <URL>`.
 
 It drives the project's own client (`secure_mcp.client.connection.connect`, the
-`SecureOAuthProvider` in `secure_mcp.client.auth`) against the suite's test servers: sign in,
-list the tools, call `test-tool`. The "browser" is headless: it GETs the authorization URL
+`SecureOAuthProvider` in `secure_mcp.client.auth`, DPoP included) against the suite's test
+servers: sign in, list the tools, call the scenario's tools (`test-tool` unless the scenario
+names others, `TOOL_CALLS`). The "browser" is headless: it GETs the authorization URL
 without following redirects, reads the `Location` the suite's authorization server answers
 (carrying `code` and `state`), and delivers it to the client's real loopback listener, as a
 browser would. Scenario context (pre-registered credentials) comes in `MCP_CONFORMANCE_CONTEXT`.
-Exit status 0 when the tool call succeeded, 1 with one line on stderr otherwise.
+Exit status 0 when the tool calls succeeded, 1 with one line on stderr otherwise; on success
+the last line on stdout is `SUCCESS_MARKER` (the suite does not record the exit status).
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ from secure_mcp.client.settings import ClientSettings  # noqa: E402
 # client uses it only where the authorization server advertises CIMD support.
 CONFORMANCE_CIMD_URL = "https://conformance-test.local/client-metadata.json"
 TOOL = "test-tool"
+SUCCESS_MARKER = "conformance-adapter: tool calls succeeded"
+# Scenarios that judge calls of their own tools (name, arguments); the rest call TOOL.
+TOOL_CALLS: dict[str, list[tuple[str, dict[str, Any]]]] = {
+    "tools_call": [("add_numbers", {"a": 2, "b": 3})],
+    "http-invalid-tool-headers": [("valid_tool", {"region": "us-west1"})],
+}
 AUTHORIZATION_TIMEOUT = 15.0  # the suite gives a client 30 s in all
 
 
@@ -89,8 +97,16 @@ async def issuer_of(server_url: str) -> str | None:
     return str(servers[0]) if servers[0] else None
 
 
-async def run(server_url: str, context: dict[str, Any], state_dir: Path) -> int:
-    """Sign in, list the tools and call `test-tool`; 0 on success."""
+def tool_calls(scenario: str, context: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The calls the scenario judges: its context's `toolCalls`, a known list, or TOOL."""
+    listed = context.get("toolCalls")
+    if isinstance(listed, list):
+        return [(str(call["name"]), dict(call.get("arguments") or {})) for call in listed]
+    return TOOL_CALLS.get(scenario, [(TOOL, {})])
+
+
+async def run(server_url: str, context: dict[str, Any], state_dir: Path, scenario: str = "") -> int:
+    """Sign in, list the tools and make the scenario's tool calls; 0 on success."""
     client_id = context.get("client_id")
     settings = ClientSettings(
         state_dir=state_dir,
@@ -108,11 +124,14 @@ async def run(server_url: str, context: dict[str, Any], state_dir: Path) -> int:
     ) as session:
         names = [tool.name for tool in await session.list_tools()]
         log(f"tools: {names}")
-        result = await session.call_tool(TOOL, {})
-    if result.is_error:
-        log(f"{TOOL} failed: {result.content}")
+        failed = 0
+        for name, arguments in tool_calls(scenario, context):
+            result = await session.call_tool(name, arguments)
+            log(f"{name}: {'failed: ' if result.is_error else ''}{result.content}")
+            failed += bool(result.is_error)
+    if failed:
         return 1
-    log(f"{TOOL}: {result.content}")
+    print(SUCCESS_MARKER, flush=True)
     return 0
 
 
@@ -123,7 +142,8 @@ def main(argv: list[str], environ: dict[str, str]) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="conformance-client-") as state_dir:
         try:
-            return asyncio.run(run(argv[1], context_from(environ), Path(state_dir)))
+            scenario = environ.get("MCP_CONFORMANCE_SCENARIO", "")
+            return asyncio.run(run(argv[1], context_from(environ), Path(state_dir), scenario))
         except ClientConnectError as exc:
             log(f"client error ({exc.error}): {exc}")
             return 1
