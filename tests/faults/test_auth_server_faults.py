@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from secure_mcp.client.auth.dpop import DpopKeys
 from secure_mcp.client.connection import ClientConnectError, McpToolSession, connect
 from secure_mcp.client.settings import ClientSettings
 from tests.e2e.test_client_oauth_process import HeadlessBrowser
+from tests.support.dpop import proof
 from tests.support.flows import mcp_post
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import free_port
@@ -145,8 +147,12 @@ async def test_auth_server_down_weather_503_client_explains_both_recover(
         "tokens (HTTP 503); is the authorization server running?"
     )
 
-    with outage.oauth():  # both recover, with the stored tokens
-        assert (await mcp_post(outage.weather.url, access)).status_code == 200
+    with outage.oauth():  # both recover, with the stored (DPoP-bound) token and the client's key
+        key = DpopKeys(settings.state_dir).bound_key(access)
+        assert key is not None
+        signed = {"DPoP": proof(key, "POST", outage.weather.url, token=access)}
+        headers = {**signed, "authorization": f"DPoP {access}"}
+        assert (await mcp_post(outage.weather.url, None, headers=headers)).status_code == 200
         async with connect(settings, write=ignore, opener=browser.open) as session:
             await alerts(session)
     assert len(browser.opened) == 1

@@ -295,3 +295,15 @@ def test_flags_and_banner(tmp_path: Path) -> None:
         assert settings.dpop_replay_db == tmp_path / "d" / "p"
     text = "\n".join(startup_banner(flags))
     assert "required, bearer tokens refused, with server nonces; proofs remembered in" in text
+
+
+def test_a_gate_without_dpop_challenges_with_bearer_only() -> None:
+    from secure_mcp.weather.bearer import Schemes
+    from secure_mcp.weather.errors import InvalidTokenError
+
+    found = Schemes().challenges(InvalidTokenError(), "https://rs/prm", ["s"], "Bearer")
+    assert found == [
+        'Bearer resource_metadata="https://rs/prm", scope="s", error="invalid_token", '
+        'error_description="The access token is invalid, expired, revoked or not issued for '
+        'this server."'
+    ]
