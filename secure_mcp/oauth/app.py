@@ -47,6 +47,7 @@ from secure_mcp.oauth.signing_keys import (
     CLOCK_SKEW,
     KEYS_FILE,
     FileKeyStore,
+    KeyStore,
     KeyStoreError,
     Schedule,
     SigningKeys,
@@ -157,11 +158,19 @@ def key_schedule(settings: OAuthSettings) -> Schedule:
     return Schedule(settings.signing_key_publish_ahead, retire_after)
 
 
-def signing_keys(settings: OAuthSettings) -> SigningKeys | None:
-    """The JWT signing keys (a 0600 file in the data folder), or None for opaque tokens."""
+def key_store(settings: OAuthSettings, db: Database) -> KeyStore:
+    """Where the signing keys live: the shared database with a database URL, else a 0600 file
+    in the data folder."""
+    if settings.database_url is not None:
+        return shared_secrets.DatabaseKeyStore(db)
+    return FileKeyStore(settings.data_dir)
+
+
+def signing_keys(settings: OAuthSettings, db: Database) -> SigningKeys | None:
+    """The JWT signing keys, or None for opaque tokens."""
     if not settings.jwt_access_tokens:
         return None
-    return SigningKeys(FileKeyStore(settings.data_dir), key_schedule(settings))
+    return SigningKeys(key_store(settings, db), key_schedule(settings))
 
 
 def preflight(settings: OAuthSettings) -> None:
@@ -195,10 +204,16 @@ def database(settings: OAuthSettings) -> Database:
 
 
 async def prepare(settings: OAuthSettings) -> None:
-    """Migrate the database before serving (StorageError: one line, e.g. a newer schema)."""
+    """Migrate the database before serving (StorageError: one line, e.g. a newer schema), and
+    check the shared signing keys (SettingsError)."""
     db = database(settings)
     try:
         await db.migrate()
+        if settings.jwt_access_tokens and settings.database_url is not None:
+            try:  # damaged shared keys: one line now, not a traceback at the first request
+                await key_store(settings, db).load()
+            except KeyStoreError as exc:
+                raise SettingsError(str(exc)) from None
     finally:
         await db.close()
 
@@ -230,7 +245,7 @@ def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
     db = database(settings)
     key = _session_key(settings)
     documents = Documents(settings, seams)
-    keys = signing_keys(settings)
+    keys = signing_keys(settings, db)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

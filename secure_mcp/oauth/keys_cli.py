@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from secure_mcp.common.private_files import check_private_dir
-from secure_mcp.oauth.app import key_schedule
-from secure_mcp.oauth.settings import settings_from
-from secure_mcp.oauth.signing_keys import FileKeyStore, Schedule, StoredKey
+from secure_mcp.oauth.app import database, key_schedule, key_store
+from secure_mcp.oauth.settings import OAuthSettings, settings_from
+from secure_mcp.oauth.signing_keys import Schedule, StoredKey
 
 USAGE = "usage: oauth.py keys {list,rotate} [oauth.py's flags, e.g. --data-dir DIR]"
 Clock = Callable[[], float]
@@ -58,20 +58,31 @@ def main(
         return 2
     settings = settings_from(argv[1:], env)
     check_private_dir(settings.data_dir)  # ours and unshared, as when serving
-    store, schedule = FileKeyStore(settings.data_dir), key_schedule(settings)
-    now = int(clock())
-    if argv[0] == "rotate":
-        keys = asyncio.run(store.update(lambda stored: schedule.rotated(stored, now)))
-        new = keys[-1]
-        write(
-            f"New signing key {new.kid}: published now, signs from {moment(new.activates_at)} "
-            f"(in {schedule.publish_ahead} s). Running servers pick it up within "
-            f"{settings.signing_key_reload:g} s; the key it replaces stays published until "
-            f"{schedule.retire_after} s after that, when its last tokens have expired."
-        )
-    else:
-        keys = store.read()
-    write(f"Signing keys in {store.path} (now {moment(now)}):")
+    return asyncio.run(_run(argv[0], settings, int(clock()), write))
+
+
+async def _run(command: str, settings: OAuthSettings, now: int, write: Write) -> int:
+    """List or rotate the keys where the server keeps them (file, or the shared database)."""
+    db = database(settings)
+    try:
+        if settings.database_url is not None:
+            await db.migrate()  # the same schema the servers use (a newer one is refused)
+        store, schedule = key_store(settings, db), key_schedule(settings)
+        if command == "rotate":
+            keys = await store.update(lambda stored: schedule.rotated(stored, now))
+            new = keys[-1]
+            write(
+                f"New signing key {new.kid}: published now, signs from "
+                f"{moment(new.activates_at)} (in {schedule.publish_ahead} s). Running servers "
+                f"pick it up within {settings.signing_key_reload:g} s; the key it replaces stays "
+                f"published until {schedule.retire_after} s after that, when its last tokens "
+                "have expired."
+            )
+        else:
+            keys = await store.load()
+    finally:
+        await db.close()
+    write(f"Signing keys in {store.where} (now {moment(now)}):")
     for line in describe(keys, schedule, now) or ["  (none yet: oauth.py makes one at start)"]:
         write(line)
     return 0

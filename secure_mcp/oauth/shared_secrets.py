@@ -1,4 +1,5 @@
-"""Secrets every instance must share: the sign-in key and generated introspection credentials.
+"""Secrets every instance must share: the sign-in key, generated introspection credentials and
+the JWT signing keys.
 
 With a database URL they live in the database (`server_secrets`), created by whichever instance
 asks first (INSERT ... ON CONFLICT DO NOTHING, then read back), so instances started at the same
@@ -11,14 +12,22 @@ import json
 import secrets
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.oauth.models import ServerSecret
+from secure_mcp.oauth.signing_keys import (
+    Change,
+    KeyStoreError,
+    StoredKey,
+    keys_document,
+    parse_keys,
+)
 from secure_mcp.oauth.storage import Database, now
 
 SESSION_KEY = "session-key"
 RESOURCE_PREFIX = "resource-credentials:"
+SIGNING_KEYS = "signing-keys"
 
 
 class SessionKey:
@@ -72,3 +81,49 @@ async def resource_credentials(
 
     stored = json.loads(await shared_secret(db, RESOURCE_PREFIX + resource, encoded))
     return ResourceCredentials(stored["client_id"], stored["client_secret"])
+
+
+class DatabaseKeyStore:
+    """The JWT signing keys in one `server_secrets` row (with a database URL): every instance
+    signs with the same keys and publishes the same JWKS, and `oauth.py keys rotate` run
+    anywhere rotates them for all. An update reads the row under its lock (`FOR UPDATE` on
+    PostgreSQL; SQLite's `BEGIN IMMEDIATE` serialises writers), so two instances starting
+    together on an empty database make one first key, not two."""
+
+    where = "the database (server_secrets, signing-keys)"
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def _parse(self, value: str | None) -> list[StoredKey]:
+        if value is None:
+            return []
+        try:
+            document = json.loads(value)
+        except ValueError:
+            raise KeyStoreError(f"{self.where} is not JSON; restore it or delete it") from None
+        return parse_keys(document, self.where)
+
+    async def load(self) -> list[StoredKey]:
+        async with self.db.read() as session:
+            value = await session.scalar(
+                select(ServerSecret.value).where(ServerSecret.name == SIGNING_KEYS)
+            )
+        return self._parse(value)
+
+    async def update(self, change: Change) -> list[StoredKey]:
+        empty = json.dumps(keys_document([]))
+        row = ServerSecret.name == SIGNING_KEYS
+        async with self.db.write() as session:
+            await session.execute(
+                self.db.insert(ServerSecret)
+                .values(name=SIGNING_KEYS, value=empty, created_at=now())
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            value = await session.scalar(select(ServerSecret.value).where(row).with_for_update())
+            keys = self._parse(value)
+            changed = change(keys)
+            if changed != keys:
+                stored = json.dumps(keys_document(changed))
+                await session.execute(update(ServerSecret).where(row).values(value=stored))
+        return changed

@@ -8,9 +8,9 @@ seconds (the longest access-token lifetime, plus the time instances take to noti
 plus clock skew): until every token it signed has expired. Then it is dropped at the next
 rotation. The key ids are RFC 7638 thumbprints.
 
-Keys live behind `KeyStore`: a 0600 file in the data folder (`FileKeyStore`); a store in a
-shared database, so that every instance signs with the same keys, implements the same two
-methods (see CLAUDE.md, "JWT access tokens").
+Keys live behind `KeyStore`: a 0600 file in the data folder (`FileKeyStore`), or, with a
+database URL, one row of the shared database (`shared_secrets.DatabaseKeyStore`), so that every
+instance signs with the same keys and publishes the same JWKS.
 """
 
 from __future__ import annotations
@@ -145,8 +145,26 @@ def _order(key: StoredKey) -> tuple[int, int, str]:
     return (key.activates_at, key.created_at, key.kid)
 
 
+def parse_keys(document: Any, where: str) -> list[StoredKey]:
+    """The keys of a stored `{"keys": [...]}` document; KeyStoreError naming `where`."""
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise KeyStoreError(f"{where} has no list of keys; restore it or delete it")
+    try:
+        return [StoredKey.from_json(entry) for entry in entries]
+    except KeyStoreError as exc:
+        raise KeyStoreError(f"{where}: {exc}; restore it or delete it") from None
+
+
+def keys_document(keys: Sequence[StoredKey]) -> dict[str, Any]:
+    """The stored form of `keys`."""
+    return {"keys": [key.to_json() for key in keys]}
+
+
 class KeyStore(Protocol):
     """Where the signing keys live; every instance of oauth.py must see the same ones."""
+
+    where: str  # named in messages
 
     async def load(self) -> list[StoredKey]:
         """The stored keys ([] when none)."""
@@ -163,6 +181,7 @@ class FileKeyStore:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
         self.path = data_dir / KEYS_FILE
+        self.where = str(self.path)
 
     def read(self) -> list[StoredKey]:
         """The keys in the file, checked ([] when there is no file); KeyStoreError otherwise."""
@@ -173,13 +192,7 @@ class FileKeyStore:
             document = read_private_json(self.path)
         except (UnsafePathError, ValueError, OSError) as exc:
             raise KeyStoreError(f"cannot read {self.path}: {exc}") from None
-        entries = document.get("keys") if isinstance(document, dict) else None
-        if not isinstance(entries, list):
-            raise KeyStoreError(f"{self.path} has no list of keys; restore it or delete it")
-        try:
-            return [StoredKey.from_json(entry) for entry in entries]
-        except KeyStoreError as exc:
-            raise KeyStoreError(f"{self.path}: {exc}; restore it or delete it") from None
+        return parse_keys(document, str(self.path))
 
     async def load(self) -> list[StoredKey]:
         return self.read()
@@ -191,8 +204,7 @@ class FileKeyStore:
             keys = self.read()
             changed = change(keys)
             if changed != keys:
-                document = {"keys": [key.to_json() for key in changed]}
-                write_private_json(self.path, document)
+                write_private_json(self.path, keys_document(changed))
             return changed
         finally:
             os.close(folder)  # releases the lock

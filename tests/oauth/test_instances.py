@@ -11,9 +11,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet
 
 from secure_mcp.common.ratelimit import Rate
 from secure_mcp.common.resource_credentials import CREDENTIALS_FILE, ResourceCredentials, load_all
+from secure_mcp.oauth import keys_cli
 from tests.oauth.helpers import REDIRECT, RESOURCE, Flow, pkce
 from tests.support.instances import Pair, two_instances
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
@@ -211,3 +214,38 @@ async def test_introspection_credentials_from_the_environment_are_shared(
         files = [load_all(tmp_path / name / "oauth-data") for name in ("a", "b")]
     assert files[0] == files[1]
     assert list(files[0]) == [other]
+
+
+async def test_in_jwt_mode_every_instance_signs_with_the_shared_keys(
+    tmp_path: Path, database_url: str
+) -> None:
+    """One key set in the database: the same JWKS everywhere, a JWT from one verifies with the
+    other's JWKS, a rotation made anywhere reaches both, and no key file is written."""
+    overrides = {"access_token_format": "jwt", "signing_key_reload": 0.05, "jwks_max_age": 0}
+    async with two_instances(tmp_path, database_url, **overrides) as pair:
+        jwks = [(await client.get("/jwks")).json() for client in pair.direct]
+        assert jwks[0] == jwks[1]
+        assert len(jwks[0]["keys"]) == 1
+        flow = await pair.at(0).new_flow()
+        token = (await pair.at(0).redeem(flow)).json()["access_token"]
+        claims = jwt.decode(token, KeySet.import_key_set(jwks[1]), algorithms=["ES256"]).claims
+        assert claims["aud"] == RESOURCE
+        assert (await pair.at(1).introspect(token))["active"] is True
+        env = {"OAUTH_DATA_DIR": str(tmp_path / "c"), "OAUTH_DATABASE_URL": database_url,
+               "OAUTH_ACCESS_TOKEN_FORMAT": "jwt"}  # fmt: skip
+        lines: list[str] = []
+        assert await asyncio.to_thread(keys_cli.main, ["rotate"], env, write=lines.append) == 0
+        assert lines[1].startswith("Signing keys in the database (server_secrets, signing-keys)")
+        for _ in range(100):
+            jwks = [(await client.get("/jwks")).json() for client in pair.direct]
+            if all(len(keys["keys"]) == 2 for keys in jwks):
+                break
+            await asyncio.sleep(0.05)
+        assert jwks[0] == jwks[1]
+        assert len(jwks[0]["keys"]) == 2
+    assert key_files(tmp_path) == []
+
+
+def key_files(folder: Path) -> list[Path]:
+    """Signing-key files in the instances' data folders (there must be none)."""
+    return list(folder.glob("*/signing-keys.json"))

@@ -12,12 +12,15 @@ import pytest
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from sqlalchemy import update
 
 from secure_mcp.common.private_files import write_private_json
 from secure_mcp.oauth import keys_cli
-from secure_mcp.oauth.app import key_schedule
+from secure_mcp.oauth.app import database, key_schedule, prepare
+from secure_mcp.oauth.models import ServerSecret
 from secure_mcp.oauth.rfc9068 import JwtSigner
-from secure_mcp.oauth.settings import OAuthSettings, SettingsError
+from secure_mcp.oauth.settings import OAuthSettings, SettingsError, settings_from
+from secure_mcp.oauth.shared_secrets import DatabaseKeyStore
 from secure_mcp.oauth.signing_keys import (
     CLOCK_SKEW,
     KEYS_FILE,
@@ -244,3 +247,33 @@ async def test_a_running_server_publishes_a_rotation_made_by_another_process(
             if len((await client.get("/jwks")).json()["keys"]) == 2:
                 break
         assert len((await client.get("/jwks")).json()["keys"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("stored", "message"),
+    [
+        ("not json", r"^the database \(server_secrets, signing-keys\) is not JSON; restore it"),
+        ('{"keys": 5}', r"^the database \(server_secrets, signing-keys\) has no list of keys"),
+        ('{"keys": [{"kid": "k"}]}', r"signing-keys\): a key entry has no kid or jwk; restore"),
+    ],
+    ids=["garbage", "no-list", "bad-entry"],
+)
+async def test_damaged_shared_keys_stop_the_start_in_one_line(
+    tmp_path: Path, database_url: str, stored: str, message: str
+) -> None:
+    env = {"OAUTH_DATA_DIR": str(tmp_path / "data"), "OAUTH_DATABASE_URL": database_url,
+           "OAUTH_ACCESS_TOKEN_FORMAT": "jwt"}  # fmt: skip
+    settings = settings_from([], env)
+    (tmp_path / "data").mkdir(mode=0o700)
+    await prepare(settings)  # an empty database: migrated, no keys yet (made at start)
+    db = database(settings)
+    store = DatabaseKeyStore(db)
+    first = await store.update(lambda keys: key_schedule(settings).ensured(keys, 1000))
+    assert [key.kid for key in await store.load()] == [first[0].kid]
+    async with db.write() as session:
+        await session.execute(
+            update(ServerSecret).where(ServerSecret.name == "signing-keys").values(value=stored)
+        )
+    await db.close()
+    with pytest.raises(SettingsError, match=message):
+        await prepare(settings)
