@@ -14,6 +14,7 @@ from mcp.client.auth.utils import (
 )
 from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata
 from pydantic import AnyUrl
+from typing_extensions import override
 
 from secure_mcp.client.auth.binding import (
     Flow,
@@ -268,6 +269,7 @@ class SecureOAuthProvider(OAuthClientProvider):
             return self._authorizer.redirect_uri
         return self._authorizer.redirect_uri_for(str(metadata.issuer))
 
+    @override
     async def _initialize(self) -> None:
         """Load tokens and registration, plus the metadata needed to refresh after a restart."""
         await super()._initialize()
@@ -312,6 +314,7 @@ class SecureOAuthProvider(OAuthClientProvider):
         if tokens is not None and tokens.expires_in is not None and expiry is not None:
             self.context.token_expiry_time = expiry - min(MAX_EXPIRY_MARGIN, tokens.expires_in / 10)
 
+    @override
     async def _perform_authorization(self) -> httpx2.Request:
         """MCP scope selection: the challenge's scope, else PRM scopes_supported, else omit.
 
@@ -340,6 +343,7 @@ class SecureOAuthProvider(OAuthClientProvider):
                 "invalid_token",
             )
 
+    @override
     async def _handle_token_response(self, response: httpx2.Response) -> None:
         client = self.context.client_info
         if response.status_code in (400, 401) and client is not None:
@@ -350,6 +354,7 @@ class SecureOAuthProvider(OAuthClientProvider):
         self._check_access_token()
         self._refresh_early()
 
+    @override
     async def _handle_refresh_response(self, response: httpx2.Response) -> bool:
         refreshed = await super()._handle_refresh_response(response)
         self._check_access_token()
@@ -427,6 +432,7 @@ class SecureOAuthProvider(OAuthClientProvider):
         self._trace(f"step-up: the server asks for scope {wanted}; signing in again")
         return False
 
+    @override
     async def _auth_flow(
         self, request: httpx2.Request
     ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
