@@ -7,7 +7,7 @@ import contextlib
 import logging
 import math
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from secure_mcp.common.body_guard import BodyGuardMiddleware
 from secure_mcp.common.hosts import HostCheckMiddleware
+from secure_mcp.common.metrics import METRICS_PATH, Metrics, MetricsMiddleware
 from secure_mcp.common.private_files import (
     check_private_dir,
     check_private_file,
@@ -24,6 +25,7 @@ from secure_mcp.common.private_files import (
 )
 from secure_mcp.common.resource_credentials import CREDENTIALS_FILE, CredentialsError
 from secure_mcp.oauth import resource_servers, rfc8414, shared_secrets
+from secure_mcp.oauth.audit import NO_AUDIT, AuditLog
 from secure_mcp.oauth.authorize import AuthorizationEndpoint
 from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.cimd_fetch import Seams
@@ -56,6 +58,8 @@ from secure_mcp.oauth.storage import DB_FILE, Database
 from secure_mcp.oauth.token import TokenEndpoint
 
 SESSION_SECRET_FILE = "session-secret"  # noqa: S105 - a file name
+ENDPOINTS: tuple[str, ...] = ("/authorize", "/authorize/consent", "/authorize/signout")
+ENDPOINTS += ("/token", "/register", "/introspect", "/revoke", rfc8414.JWKS_PATH)
 logger = logging.getLogger(__name__)
 
 
@@ -86,6 +90,8 @@ def routes(
     documents: Documents,
     key: bytes | SessionKey,
     keys: SigningKeys | None = None,
+    audit: AuditLog = NO_AUDIT,
+    metrics: Metrics | None = None,
 ) -> list[BaseRoute]:
     """Every endpoint; under the issuer's path when it has one, metadata at the root.
 
@@ -93,10 +99,12 @@ def routes(
     only where browser-based clients call (`cors.py`).
     """
     limits = Limits.from_settings(settings, db)
-    authorize = AuthorizationEndpoint(settings, db, documents, limits, key)
-    register = RegistrationEndpoint(settings, db, limits.register)
-
+    authorize = AuthorizationEndpoint(settings, db, documents, limits, key, audit=audit)
+    register = RegistrationEndpoint(settings, db, limits.register, audit=audit)
     signer = JwtSigner(settings.issuer, keys) if keys is not None else None
+    issued = _issued_counter(metrics)
+    proofs = TokenEndpointProofs(settings, db, key)
+    token = TokenEndpoint(settings, db, proofs, documents, signer, audit=audit, issued=issued)
 
     async def authorization(request: Request) -> Response:
         return await (authorize.post if request.method == "POST" else authorize.get)(request)
@@ -105,19 +113,12 @@ def routes(
         Route("/authorize", authorization, methods=["GET", "POST"]),
         Route("/authorize/consent", authorize.consent, methods=["GET"]),
         Route("/authorize/signout", authorize.signout, methods=["POST"]),
-        cors_route(
-            "/token",
-            TokenEndpoint(
-                settings, db, TokenEndpointProofs(settings, db, key), documents, signer
-            ).handle,
-            ["POST"],
-            TOKEN_HEADERS,
-        ),
+        cors_route("/token", token.handle, ["POST"], TOKEN_HEADERS),
         cors_route("/register", register.handle, ["POST"], REGISTER_HEADERS),
         Route("/introspect", IntrospectionEndpoint(settings, db).handle, methods=["POST"]),
         cors_route(
             "/revoke",
-            RevocationEndpoint(settings, db, documents).handle,
+            RevocationEndpoint(settings, db, documents, audit=audit).handle,
             ["POST"],
             CLIENT_AUTH_HEADERS,
         ),
@@ -131,9 +132,27 @@ def routes(
         for path in rfc8414.well_known_paths(settings)
     ]
     top.append(Route("/health", health, methods=["GET"]))
+    if metrics is not None:
+        top.append(Route(METRICS_PATH, metrics.handle, methods=["GET"]))
     if settings.issuer_path:
         return [*top, Mount(settings.issuer_path, routes=endpoints)]
     return top + endpoints
+
+
+def _issued_counter(metrics: Metrics | None) -> Callable[[str], None] | None:
+    """Counts tokens issued by grant type, when metrics are on."""
+    if metrics is None:
+        return None
+    counter = metrics.counter("tokens_issued", "Token responses by grant type", ("grant_type",))
+    return lambda grant_type: counter.labels(grant_type).inc()
+
+
+def app_metrics(settings: OAuthSettings) -> Metrics | None:
+    """The metrics of this app (`--metrics`), labelled by endpoint; None when off."""
+    if not settings.metrics:
+        return None
+    known = [settings.issuer_path + path for path in ENDPOINTS]
+    return Metrics("oauth", [*rfc8414.well_known_paths(settings), "/health", *known])
 
 
 async def _cleanup_forever(db: Database, interval: float) -> None:
@@ -246,6 +265,8 @@ def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
     key = _session_key(settings)
     documents = Documents(settings, seams)
     keys = signing_keys(settings, db)
+    metrics = app_metrics(settings)
+    audit = AuditLog(settings.audit_log)  # UnsafePathError (OSError): one line, exit 2
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -266,6 +287,7 @@ def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await db.close()
+            audit.close()
 
     middleware = [
         Middleware(SecurityHeadersMiddleware),
@@ -276,5 +298,7 @@ def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
             limit=settings.max_body_bytes,
         ),
     ]
-    app_routes = routes(settings, db, documents, key, keys)
+    if metrics is not None:  # outermost: refusals are counted too
+        middleware.insert(0, Middleware(MetricsMiddleware, metrics=metrics))
+    app_routes = routes(settings, db, documents, key, keys, audit, metrics)
     return Starlette(routes=app_routes, middleware=middleware, lifespan=lifespan)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from secure_mcp.oauth import cimd, consents, redirect_uris, users
+from secure_mcp.oauth.audit import NO_AUDIT, AuditLog
 from secure_mcp.oauth.authorize_request import (
     PageError,
     Pending,
@@ -70,7 +71,10 @@ class AuthorizationEndpoint:
         documents: Documents | None,
         limits: Limits,
         key: bytes | SessionKey,
+        *,
+        audit: AuditLog = NO_AUDIT,
     ) -> None:
+        self.audit = audit
         self.settings = settings
         self.db = db
         self.documents = documents
@@ -125,7 +129,7 @@ class AuthorizationEndpoint:
             return _refusal(exc)
         if "password" in form or "username" in form:
             return await self._login(request, form, client, transaction)
-        return await self._decide(form.get("decision", ""), client, transaction)
+        return await self._decide(request, form.get("decision", ""), client, transaction)
 
     async def signout(self, request: Request) -> Response:
         """End every sign-in of this browser (the form's one must be genuine): 'Signed out'."""
@@ -175,10 +179,12 @@ class AuthorizationEndpoint:
         account = username if known else UNKNOWN_ACCOUNT  # never log what might be a password
         wait = await self.limits.sign_in_wait(account, where)
         if wait:
+            self._record("sign_in_throttled", request, transaction, account)
             return too_many_page(wait, "failed sign-ins")
         subject = users.authenticate(self.settings, username, form.get("password", ""))
         if subject is None:
             await self.limits.sign_in_failed(account, where)
+            self._record("sign_in_failed", request, transaction, account)
             logger.warning(
                 "sign-in failed: account %s, source %s, client %s",
                 account,
@@ -187,18 +193,23 @@ class AuthorizationEndpoint:
             )
             return self._login_page(client, transaction, "Wrong username or password.")
         transaction, cookie = await self.signins.sign_in(transaction, subject)
+        self._record("sign_in", request, transaction, subject)
         if await consents.remembered(self.db, client, transaction.pending, subject):
-            return await self._allow(client, transaction, subject)
+            self._record("consent_allowed", request, transaction, subject, remembered=True)
+            return await self._allow(request, client, transaction, subject)
         url = f"{self.action}/consent?{urlencode({'tx': transaction.tx})}"
         return self.signins.apply(_redirect(url, 303), [cookie])
 
-    async def _decide(self, decision: str, client: Client, transaction: Transaction) -> Response:
+    async def _decide(
+        self, request: Request, decision: str, client: Client, transaction: Transaction
+    ) -> Response:
         """Allow (remember consent where allowed, issue a code) or deny; both end the sign-in."""
         pending, subject = transaction.pending, transaction.row.subject
         if subject is None:
             return error_page("Sign in first. Return to the application and start again.")
         if decision == "deny":
             cookie = await self.signins.finish(transaction)
+            self._record("consent_denied", request, transaction, subject)
             denied = RedirectError(
                 AccessDenied("the user denied access"), pending.redirect_uri, pending.state, client
             )
@@ -208,16 +219,35 @@ class AuthorizationEndpoint:
             return error_page("Choose Allow or Deny.")
         if consents.may_remember(client, pending):
             await consents.save(self.db, pending, subject, self.settings.consent_ttl)
-        return await self._allow(client, transaction, subject)
+        self._record("consent_allowed", request, transaction, subject, remembered=False)
+        return await self._allow(request, client, transaction, subject)
 
-    async def _allow(self, client: Client, transaction: Transaction, subject: str) -> Response:
+    async def _allow(
+        self, request: Request, client: Client, transaction: Transaction, subject: str
+    ) -> Response:
         """End the sign-in (once), issue the code, send the browser back with 303."""
         try:
             cookie = await self.signins.finish(transaction)
         except PageError as exc:  # a second submission of the same form
             return error_page(str(exc))
         location = await self._issue_code(client, transaction.pending, subject)
+        self._record("code_issued", request, transaction, subject)
         return self.signins.apply(_redirect(location, 303), [cookie])
+
+    def _record(
+        self, event: str, request: Request, transaction: Transaction, user: str, **fields: Any
+    ) -> None:
+        """One audit line about this authorization (never the password, code or cookies)."""
+        pending = transaction.pending
+        self.audit.record(
+            event,
+            request,
+            client_id=pending.client_id,
+            user=user,
+            resource=pending.resource,
+            scope=pending.scope,
+            **fields,
+        )
 
     def _login_page(self, client: Client, transaction: Transaction, error: str = "") -> Response:
         """The login page of this authorization."""

@@ -44,6 +44,13 @@ def shown_database(settings: OAuthSettings) -> str:
     return f"{url} (shared; session key and introspection credentials kept there)"
 
 
+def _audit_target(target: str | None) -> str:
+    """Where audit lines go, in words."""
+    if target is None:
+        return "off (--audit-log PATH or -)"
+    return "stdout" if target == "-" else target
+
+
 def banner(settings: OAuthSettings) -> str:
     """The start-up text; the demo password appears only when it was generated (and kept)."""
     if settings.demo_password_generated:
@@ -68,6 +75,9 @@ def banner(settings: OAuthSettings) -> str:
         "  client ID metadata documents: "
         + ("INSECURE (development)" if settings.cimd_allow_insecure else "https, public hosts"),
         f"  clients:     {settings.connection_limits.summary()}",
+        f"  audit log:   {_audit_target(settings.audit_log)}",
+        "  metrics:     "
+        + ("GET /metrics (no authentication: keep it private)" if settings.metrics else "off"),
     ]
     if settings.cimd_ca_file is not None:
         lines.append(f"  extra CA certificates for documents: {settings.cimd_ca_file}")

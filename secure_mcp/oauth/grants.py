@@ -35,9 +35,10 @@ def _bindings(client: Client, jkt: str | None) -> dict[str, str | None]:
 class ReplayedGrant(InvalidGrant):
     """A used code or rotated refresh token came back: its family must be revoked."""
 
-    def __init__(self, description: str, family_id: str) -> None:
+    def __init__(self, description: str, family_id: str, grant: tokens.Grant) -> None:
         super().__init__(description)
         self.family_id = family_id
+        self.grant = grant  # whose family it was (for the audit log)
 
 
 def _check_code(
@@ -64,7 +65,7 @@ async def _redeem_code(
     form: dict[str, str],
     signer: JwtSigner | None,
     jkt: str | None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], tokens.Grant]:
     """Mark the code used (only once, however many try at the same time) and issue tokens."""
     value = form.get("code", "")
     if not value:
@@ -78,9 +79,6 @@ async def _redeem_code(
             .where(AuthorizationCode.code_hash == code.code_hash, AuthorizationCode.used.is_(False))
             .values(used=True)
         )
-        if tokens.rowcount(result) != 1:  # OAuth 2.1 4.1.3: single use
-            raise ReplayedGrant("the authorization code was already used", code.family_id)
-        _check_code(code, client, form, jkt)
         grant = tokens.Grant(
             client.client_id,
             code.subject,
@@ -89,10 +87,13 @@ async def _redeem_code(
             code.family_id,
             **_bindings(client, jkt),
         )
+        if tokens.rowcount(result) != 1:  # OAuth 2.1 4.1.3: single use
+            raise ReplayedGrant("the authorization code was already used", code.family_id, grant)
+        _check_code(code, client, form, jkt)
         with_refresh = "refresh_token" in client.grant_types
         ttl = settings.refresh_token_ttl if with_refresh else settings.access_token_ttl
         tokens.start_family(session, code.family_id, now() + ttl)
-        return tokens.issue(
+        body = tokens.issue(
             session,
             settings,
             grant,
@@ -100,6 +101,7 @@ async def _redeem_code(
             with_refresh=with_refresh,
             signer=signer,
         )
+    return body, grant
 
 
 async def _rotate_refresh(
@@ -109,7 +111,7 @@ async def _rotate_refresh(
     form: dict[str, str],
     signer: JwtSigner | None,
     jkt: str | None,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], tokens.Grant]:
     """Rotate the refresh token (RFC 9700 4.14.2); a reused one revokes its family."""
     if "refresh_token" not in form:  # OAuth 2.1 4.3.1: required
         raise InvalidRequest("refresh_token is required")
@@ -133,10 +135,6 @@ async def _rotate_refresh(
             .where(Token.token_hash == old.token_hash, Token.rotated.is_(False))
             .values(rotated=True)
         )
-        if tokens.rowcount(result) != 1:
-            raise ReplayedGrant("the refresh token was already used", old.family_id)
-        scope = narrowed_scope(old.scope, form.get("scope"), settings.scopes)
-        check_same_resource(form.get("resource"), old.resource)
         grant = tokens.Grant(
             client.client_id,
             old.subject,
@@ -145,9 +143,14 @@ async def _rotate_refresh(
             old.family_id,
             **_bindings(client, jkt),
         )
-        return tokens.issue(
+        if tokens.rowcount(result) != 1:
+            raise ReplayedGrant("the refresh token was already used", old.family_id, grant)
+        scope = narrowed_scope(old.scope, form.get("scope"), settings.scopes)
+        check_same_resource(form.get("resource"), old.resource)
+        body = tokens.issue(
             session, settings, grant, access_scope=scope, with_refresh=True, signer=signer
         )
+    return body, grant
 
 
 async def exchange(
@@ -157,8 +160,9 @@ async def exchange(
     form: dict[str, str],
     signer: JwtSigner | None = None,
     jkt: str | None = None,
-) -> dict[str, Any]:
-    """Run the requested grant; a replay revokes the family in its own committed transaction.
+) -> tuple[dict[str, Any], tokens.Grant]:
+    """Run the requested grant: the response body and what it grants (committed); a replay
+    revokes the family in its own committed transaction, then is raised again.
 
     With `signer`, access tokens are RFC 9068 JWTs; refresh tokens stay opaque. With `jkt` (a
     valid DPoP proof's key), the tokens are bound to that key (RFC 9449 5).

@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from secure_mcp.oauth import clients, tokens
+from secure_mcp.oauth.audit import NO_AUDIT, AuditLog
 from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.errors import NO_STORE, InvalidRequest, OAuthError
 from secure_mcp.oauth.forms import read_form
@@ -21,11 +22,17 @@ class RevocationEndpoint:
     """POST /revoke."""
 
     def __init__(
-        self, settings: OAuthSettings, db: Database, documents: Documents | None = None
+        self,
+        settings: OAuthSettings,
+        db: Database,
+        documents: Documents | None = None,
+        *,
+        audit: AuditLog = NO_AUDIT,
     ) -> None:
         self.settings = settings
         self.db = db
         self.documents = documents
+        self.audit = audit
 
     async def handle(self, request: Request) -> Response:
         """Revoke the client's own token; unknown or foreign tokens still get 200 (RFC 7009 2.2)."""
@@ -48,4 +55,13 @@ class RevocationEndpoint:
                         .where(Token.token_hash == token.token_hash)
                         .values(revoked=True)
                     )
+            self.audit.record(
+                "token_revoked",
+                request,
+                client_id=client.client_id,
+                user=token.subject,
+                resource=token.resource,
+                token_type=f"{token.kind}_token",
+                family=token.family_id,
+            )
         return Response(status_code=200, headers=NO_STORE)

@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 
 from secure_mcp.common.ratelimit import Limiter
 from secure_mcp.oauth import redirect_uris
+from secure_mcp.oauth.audit import NO_AUDIT, AuditLog
 from secure_mcp.oauth.display import invisible_characters
 from secure_mcp.oauth.errors import NO_STORE, InvalidClientMetadata, OAuthError
 from secure_mcp.oauth.forms import BodyTooLarge, read_body
@@ -135,10 +136,18 @@ def new_client(meta: ClientMetadata) -> tuple[Client, dict[str, Any]]:
 class RegistrationEndpoint:
     """POST /register: open, but rate-limited per source, and unused registrations are bounded."""
 
-    def __init__(self, settings: OAuthSettings, db: Database, limiter: Limiter) -> None:
+    def __init__(
+        self,
+        settings: OAuthSettings,
+        db: Database,
+        limiter: Limiter,
+        *,
+        audit: AuditLog = NO_AUDIT,
+    ) -> None:
         self.settings = settings
         self.db = db
         self.limiter = limiter
+        self.audit = audit
 
     async def handle(self, request: Request) -> Response:
         """Register a client; 201 with its client_id (and secret for confidential clients)."""
@@ -155,6 +164,13 @@ class RegistrationEndpoint:
             await self._store(client)
         except OAuthError as exc:
             return exc.response()
+        self.audit.record(
+            "client_registered",
+            request,
+            client_id=client.client_id,
+            auth_method=client.token_endpoint_auth_method,
+            scope=client.scope,
+        )
         return JSONResponse(response, status_code=201, headers=NO_STORE)
 
     async def _store(self, client: Client) -> None:

@@ -116,6 +116,8 @@ class OAuthSettings:
     database_url: str | None = field(default=None, repr=False)
     dpop_nonce: bool = False  # RFC 9449 8: every proof at /token must carry our nonce
     dpop_algorithms: tuple[str, ...] = DPOP_ALGORITHMS  # dpop_signing_alg_values_supported
+    audit_log: str | None = None  # a file path, "-" for stdout, None for no audit log
+    metrics: bool = False  # GET /metrics (Prometheus text format); off by default
 
     def __post_init__(self) -> None:
         check_issuer(self.issuer)
@@ -360,6 +362,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="require a server nonce in DPoP proofs at the token endpoint (RFC 9449 section 8; "
         "OAUTH_DPOP_NONCE)",
     )
+    parser.add_argument(
+        "--audit-log",
+        help="append one JSON line per sign-in, consent, code, token and registration event to "
+        "this file (created 0600), or - for stdout (OAUTH_AUDIT_LOG; default: none)",
+    )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        default=None,
+        help="serve GET /metrics in Prometheus text format, unauthenticated: never expose it "
+        "publicly (OAUTH_METRICS)",
+    )
     add_limit_flags(parser, "OAUTH")
     return parser
 
@@ -483,6 +497,8 @@ def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
         connection_limits=connection_limits,
         database_url=args.database_url or env.get("OAUTH_DATABASE_URL") or None,
         dpop_nonce=bool(args.dpop_nonce) or _flag(env.get("OAUTH_DPOP_NONCE"), "OAUTH_DPOP_NONCE"),
+        audit_log=args.audit_log or env.get("OAUTH_AUDIT_LOG") or None,
+        metrics=bool(args.metrics) or _flag(env.get("OAUTH_METRICS"), "OAUTH_METRICS"),
         **_limits(env),
     )
 

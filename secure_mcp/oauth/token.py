@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from secure_mcp.oauth import clients, grants
+from secure_mcp.oauth.audit import NO_AUDIT, AuditLog
 from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.dpop import TokenEndpointProofs
 from secure_mcp.oauth.errors import NO_STORE, InvalidRequest, OAuthError, UnsupportedGrantType
@@ -13,6 +16,7 @@ from secure_mcp.oauth.forms import read_form
 from secure_mcp.oauth.rfc9068 import JwtSigner
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database
+from secure_mcp.oauth.tokens import Grant
 
 GRANT_TYPES = ("authorization_code", "refresh_token")
 # OAuth 2.1 4.1.3, 4.3.1 and client authentication (2.4); anything else is ignored (3.2)
@@ -32,12 +36,17 @@ class TokenEndpoint:
         proofs: TokenEndpointProofs,
         documents: Documents | None = None,
         signer: JwtSigner | None = None,
+        *,
+        audit: AuditLog = NO_AUDIT,
+        issued: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.documents = documents
         self.signer = signer  # JWT access tokens (RFC 9068) when set
         self.proofs = proofs
+        self.audit = audit
+        self.issued = issued  # counts tokens issued by grant type (metrics)
 
     async def handle(self, request: Request) -> Response:
         """Answer a token request; every answer carries Cache-Control: no-store (RFC 6749 5.1)."""
@@ -50,7 +59,29 @@ class TokenEndpoint:
             if grant_type not in GRANT_TYPES:
                 raise UnsupportedGrantType(f"unsupported grant_type: {grant_type}")
             jkt = await self.proofs.check(request)  # RFC 9449 5: DPoP-bound tokens
-            body = await grants.exchange(self.db, self.settings, client, form, self.signer, jkt)
+            body, grant = await grants.exchange(
+                self.db, self.settings, client, form, self.signer, jkt
+            )
+        except grants.ReplayedGrant as exc:  # the family is revoked by now
+            used = "code" if form.get("grant_type") == "authorization_code" else "refresh_token"
+            self._record(f"{used}_reuse_detected", request, exc.grant, reason=exc.description)
+            return exc.response()
         except OAuthError as exc:
             return exc.response()
+        event = "token_issued" if grant_type == "authorization_code" else "token_refreshed"
+        self._record(event, request, grant, grant_type=grant_type, scope=body["scope"])
+        if self.issued is not None:
+            self.issued(grant_type)
         return JSONResponse(body, headers=NO_STORE)
+
+    def _record(self, event: str, request: Request, grant: Grant, **fields: str) -> None:
+        """One audit line about `grant`'s family (never a token)."""
+        self.audit.record(
+            event,
+            request,
+            client_id=grant.client_id,
+            user=grant.subject,
+            resource=grant.resource,
+            family=grant.family_id,
+            **fields,
+        )

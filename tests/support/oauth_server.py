@@ -62,6 +62,8 @@ def oauth_child_env(
         "INTROSPECTION_CLIENT_ID": "",
         "INTROSPECTION_CLIENT_SECRET": "",
         "OAUTH_DATABASE_URL": "",
+        "OAUTH_AUDIT_LOG": "",
+        "OAUTH_METRICS": "",
         **LIMITS_ENV,
         "OAUTH_HEADER_TIMEOUT": "",
         "OAUTH_BODY_TIMEOUT": "",
