@@ -12,6 +12,7 @@ from dotenv import load_dotenv
 from secure_mcp.common.h11_guard import uvicorn_options
 from secure_mcp.weather.app import build_app, startup_banner
 from secure_mcp.weather.settings import StartupError, parse_settings
+from secure_mcp.weather.workers import serve
 
 # Only the `.env` next to this script: python-dotenv would otherwise search every parent folder.
 ENV_FILE = Path(__file__).with_name(".env")
@@ -22,12 +23,15 @@ def main(argv: list[str]) -> int:
     load_dotenv(ENV_FILE)
     try:
         settings = parse_settings(argv, os.environ)
-        app = build_app(settings)
+        app = build_app(settings)  # with workers, each builds its own; this one checks first
     except StartupError as exc:
         print(f"weather.py: error: {exc}", file=sys.stderr)
         return 2
     for line in startup_banner(settings):
         print(line, flush=True)
+    if settings.workers > 1:
+        serve(settings)
+        return 0
     # No access log: a refused `?access_token=` URL must not land in a log line.
     uvicorn.run(
         app,

@@ -13,6 +13,7 @@ well-behaved one out, and whatever it holds is released by the deadlines.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any, ClassVar
 
@@ -191,10 +192,29 @@ def guarded_protocol(limits: ConnectionLimits) -> type[GuardedH11Protocol]:
     return Guarded
 
 
-def uvicorn_options(limits: ConnectionLimits) -> dict[str, Any]:
-    """Keyword arguments for `uvicorn.run` that put both servers behind these guards."""
+_WORKER_PROTOCOLS: dict[ConnectionLimits, type[GuardedH11Protocol]] = {}
+
+
+def guarded_connection(limits: ConnectionLimits, **kwargs: Any) -> GuardedH11Protocol:
+    """A guarded connection; one class (so one registry) per process and limits.
+
+    The picklable form (`functools.partial(guarded_connection, limits)`) that uvicorn hands to
+    worker processes: each worker then counts and caps its own connections.
+    """
+    protocol = _WORKER_PROTOCOLS.get(limits)
+    if protocol is None:
+        protocol = _WORKER_PROTOCOLS[limits] = guarded_protocol(limits)
+    return protocol(**kwargs)
+
+
+def uvicorn_options(limits: ConnectionLimits, *, workers: bool = False) -> dict[str, Any]:
+    """Keyword arguments for `uvicorn.run` that put both servers behind these guards.
+
+    `workers`: the protocol in a form uvicorn can send to worker processes (caps per worker).
+    """
+    protocol = functools.partial(guarded_connection, limits) if workers else None
     return {
-        "http": guarded_protocol(limits),
+        "http": protocol or guarded_protocol(limits),
         "ws": "none",  # neither server speaks WebSocket: an upgrade stays plain HTTP
         # The TCP peer is the source for every per-source limit: a client on loopback (which
         # uvicorn trusts by default) must not pick another address with X-Forwarded-For.

@@ -15,6 +15,7 @@ firewall). It shows request counts and latencies, never a token, client secret o
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -39,7 +40,12 @@ class Metrics:
     """One app's registry: HTTP requests and latency per endpoint, plus counters of its own."""
 
     def __init__(
-        self, namespace: str, endpoints: Iterable[str], multiprocess_dir: Path | None = None
+        self,
+        namespace: str,
+        endpoints: Iterable[str],
+        multiprocess_dir: Path | None = None,
+        *,
+        per_worker: bool = False,
     ) -> None:
         self.namespace = namespace
         self.endpoints = frozenset(endpoints) | {METRICS_PATH}
@@ -54,6 +60,12 @@ class Metrics:
             ("endpoint",),
             namespace=namespace,
             registry=self.registry,
+        )
+        # which worker process answered (label: its pid), for servers with several workers
+        self.worker_requests = (
+            self.counter("worker_requests", "HTTP requests by worker process id", ("worker",))
+            if per_worker
+            else None
         )
 
     def counter(self, name: str, documentation: str, labels: Iterable[str] = ()) -> Counter:
@@ -108,3 +120,5 @@ class MetricsMiddleware:
             endpoint = self.metrics.endpoint(scope["path"])
             self.metrics.requests.labels(endpoint, f"{status // 100}xx").inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+            if self.metrics.worker_requests is not None:
+                self.metrics.worker_requests.labels(str(os.getpid())).inc()

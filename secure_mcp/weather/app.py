@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,7 @@ from secure_mcp.common import token_format
 from secure_mcp.common.body_guard import BodyGuardMiddleware
 from secure_mcp.common.dpop_replay import MemoryReplayCache, ReplayCache, SqliteReplayCache
 from secure_mcp.common.hosts import HostCheckMiddleware
+from secure_mcp.common.metrics import METRICS_PATH, Metrics, MetricsMiddleware
 from secure_mcp.common.ratelimit import MemoryLimiter
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.common.rfc9449 import ALGORITHMS as DPOP_ALGORITHMS
@@ -95,7 +96,33 @@ def protected_resource_metadata(settings: WeatherSettings) -> dict[str, Any]:
     return data
 
 
-def _verifier(settings: WeatherSettings, seams: Seams) -> AccessTokenVerifier:
+def app_metrics(settings: WeatherSettings) -> Metrics | None:
+    """This app's metrics (`--metrics`), summed over workers with several; None when off."""
+    if not settings.metrics:
+        return None
+    endpoints = [settings.mcp_path, HEALTH_PATH, urlsplit(settings.resource_metadata_url).path]
+    return Metrics("weather", endpoints, settings.metrics_dir, per_worker=True)
+
+
+def _observer(metrics: Metrics | None) -> Callable[[str], None] | None:
+    """Counts introspections by outcome and introspection cache hits."""
+    if metrics is None:
+        return None
+    calls = metrics.counter(
+        "introspections", "Introspection requests by outcome (active, inactive, unavailable)",
+        ("outcome",),
+    )  # fmt: skip
+    hits = metrics.counter("introspection_cache_hits", "Tokens answered from the cache")
+
+    def observe(event: str) -> None:
+        (hits if event == "cache_hit" else calls.labels(event)).inc()
+
+    return observe
+
+
+def _verifier(
+    settings: WeatherSettings, seams: Seams, metrics: Metrics | None = None
+) -> AccessTokenVerifier:
     """JWTs checked here, other tokens introspected (which needs this server's credentials)."""
     if settings.credentials is None:
         raise StartupError("introspection credentials are required when auth is on")
@@ -114,6 +141,7 @@ def _verifier(settings: WeatherSettings, seams: Seams) -> AccessTokenVerifier:
         transport=seams.introspection_transport,
         well_formed=_well_formed if settings.local_token_check else None,
         reload_credentials=reload,
+        observe=_observer(metrics),
     )
     return AccessTokenVerifier(
         introspection,
@@ -231,9 +259,13 @@ def _proofs(settings: WeatherSettings) -> tuple[ResourceProofs, ReplayCache]:
 
 
 def _bearer_gate(
-    settings: WeatherSettings, verifier: AccessTokenVerifier, proofs: ResourceProofs
+    settings: WeatherSettings,
+    verifier: AccessTokenVerifier,
+    proofs: ResourceProofs,
+    public: list[str],
 ) -> Middleware:
-    """Our RFC 6750 / RFC 9449 gate: everything but health and the metadata needs a token."""
+    """Our RFC 6750 / RFC 9449 gate: everything but health, the metadata (and /metrics) needs
+    a token."""
     limit = settings.failed_token_limit
     failures = MemoryLimiter(rate=limit / 60, burst=limit)  # per source, bounded key count
     return Middleware(
@@ -243,7 +275,7 @@ def _bearer_gate(
         required_scopes=settings.required_scopes,
         challenge_scopes=settings.scopes.all_scopes,
         resource_metadata=settings.resource_metadata_url,
-        public_paths=[HEALTH_PATH, urlsplit(settings.resource_metadata_url).path],
+        public_paths=[HEALTH_PATH, urlsplit(settings.resource_metadata_url).path, *public],
         dpop=proofs,
     )
 
@@ -257,7 +289,8 @@ def build_app(
         settings.scopes.check_tools(TOOL_NAMES)
     except ValueError as exc:
         raise StartupError(f"--tool-scopes: {exc}") from None
-    verifier = _verifier(settings, seams) if require_auth else None
+    metrics = app_metrics(settings)
+    verifier = _verifier(settings, seams, metrics) if require_auth else None
     proofs, replay = _proofs(settings) if verifier is not None else (None, None)
     nws = _nws(settings, seams)
     server = _mcp_server(settings, verifier is not None)
@@ -286,9 +319,13 @@ def build_app(
 
     routes: list[Route | Mount] = [Route(HEALTH_PATH, health, methods=["GET"])]
     middleware = [_host_check(settings)]
+    if metrics is not None:  # no token (a scraper has none), but the Host and Origin checks
+        middleware.insert(0, Middleware(MetricsMiddleware, metrics=metrics))
+        routes.append(Route(METRICS_PATH, metrics.handle, methods=["GET"]))
     if verifier is not None and proofs is not None:
         routes.append(_metadata_route(settings))
-        middleware.append(_bearer_gate(settings, verifier, proofs))
+        public = [METRICS_PATH] if metrics is not None else []
+        middleware.append(_bearer_gate(settings, verifier, proofs, public))
     # After the gate: a stranger's body is never buffered (refused unread, see h11_guard).
     body_timeout = settings.connection_limits.body_timeout
     middleware.append(Middleware(BodyGuardMiddleware, timeout=body_timeout, limit=MAX_BODY))
@@ -334,7 +371,14 @@ def startup_banner(settings: WeatherSettings) -> list[str]:
         + "; proofs remembered "
         + (f"in {settings.dpop_replay_db}" if settings.dpop_replay_db else "in memory"),
         f"weather: clients: {settings.connection_limits.summary()}",
+        "weather: metrics "
+        + ("GET /metrics (no token: keep it private)" if settings.metrics else "off"),
     ]
+    if settings.workers > 1:
+        lines.append(
+            f"weather: {settings.workers} worker processes (each its own introspection cache"
+            + ("; /metrics sums them all)" if settings.metrics else ")")
+        )
     if settings.credentials is not None:
         lines.append(
             f"weather: introspecting as {settings.credentials.client_id} "

@@ -35,6 +35,7 @@ TOKEN_TYPES = frozenset({"", "bearer", "dpop"})  # introspected `token_type`, lo
 DPOP_TYPE = "dpop"
 __all__ = ["Grant", "GrantCache", "IntrospectionVerifier", "metadata_url", "token_key"]
 Reload = Callable[[], "ResourceCredentials | None"]
+Observe = Callable[[str], None]  # "cache_hit", or an introspection's outcome (metrics)
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ class IntrospectionVerifier:
         clock: Clock = time.time,
         well_formed: Callable[[str], bool] | None = None,
         reload_credentials: Reload | None = None,
+        observe: Observe | None = None,
     ) -> None:
         self.issuer = issuer
         self.resource = canonical_resource(resource)
@@ -175,6 +177,7 @@ class IntrospectionVerifier:
         self.cache = GrantCache(cache_ttl, cache_size, clock)
         self._clock = clock
         self._inflight: dict[str, asyncio.Future[Grant]] = {}
+        self._observe = observe or (lambda _: None)
 
     async def aclose(self) -> None:
         """Close the connection pool to the authorization server."""
@@ -198,6 +201,8 @@ class IntrospectionVerifier:
             if admit is not None:
                 await admit()
             grant = await self._shared_lookup(key, token)
+        else:
+            self._observe("cache_hit")
         access = grant.access_token(token, self.resource)
         VERDICT.set((key, access))
         return access
@@ -219,7 +224,15 @@ class IntrospectionVerifier:
 
     async def _lookup(self, key: str, token: str) -> Grant:
         """Introspect, check the claims and remember an active grant."""
-        grant = self._grant(await self._introspect(token))
+        try:
+            grant = self._grant(await self._introspect(token))
+        except InvalidTokenError:
+            self._observe("inactive")
+            raise
+        except AuthServerUnavailableError:
+            self._observe("unavailable")
+            raise
+        self._observe("active")
         self.cache.put(key, grant)
         return grant
 

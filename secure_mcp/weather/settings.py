@@ -72,6 +72,10 @@ class WeatherSettings:
     require_dpop: bool = False  # RFC 9449 7: bearer tokens refused, only DPoP-bound ones
     dpop_nonce: bool = False  # RFC 9449 9: proofs must carry this server's nonce
     dpop_replay_db: Path | None = None  # a SQLite file shared by workers; None: in memory
+    metrics: bool = False  # GET /metrics (Prometheus text format), unauthenticated; off by default
+    workers: int = 1  # uvicorn worker processes (stateless MCP: any worker serves any request)
+    # with several workers: the private folder of prometheus-client's multiprocess mode
+    metrics_dir: Path | None = None
 
     @property
     def scopes(self) -> ToolScopes:
@@ -183,6 +187,18 @@ def _parser() -> argparse.ArgumentParser:
         help="SQLite file, in a folder of its own, where DPoP proofs already seen are kept, "
         "shared by every worker process on this machine (WEATHER_DPOP_REPLAY_DB; default: "
         "in memory, one process)",
+    )
+    p.add_argument(
+        "--metrics",
+        action="store_true",
+        default=None,
+        help="serve GET /metrics in Prometheus text format, without a token: never expose it "
+        "publicly (WEATHER_METRICS=1)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes, each with its own introspection cache (WEATHER_WORKERS, default 1)",
     )
     add_limit_flags(p, "WEATHER")
     return p
@@ -304,6 +320,11 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettin
         connection_limits = limits_from(args, env, "WEATHER")
     except ValueError as exc:
         raise StartupError(str(exc)) from None
+    workers = args.workers
+    if workers is None:
+        workers = int(_number(env.get("WEATHER_WORKERS") or "1", "WEATHER_WORKERS", int))
+    if workers < 1:
+        raise StartupError("--workers must be at least 1")
     return WeatherSettings(
         host=host,
         port=port,
@@ -329,6 +350,8 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettin
         or env.get("WEATHER_REQUIRE_DPOP", "").lower() in TRUE_WORDS,
         dpop_nonce=bool(args.dpop_nonce) or env.get("WEATHER_DPOP_NONCE", "").lower() in TRUE_WORDS,
         dpop_replay_db=_optional_path(args.dpop_replay_db or env.get("WEATHER_DPOP_REPLAY_DB")),
+        metrics=bool(args.metrics) or env.get("WEATHER_METRICS", "").lower() in TRUE_WORDS,
+        workers=workers,
     )
 
 

@@ -1,0 +1,94 @@
+"""weather.py with several worker processes (`--workers N`): uvicorn's supervisor, our guards.
+
+MCP is served statelessly, so any worker can answer any request: clients need no sticky
+sessions. Each worker builds its own app from the same settings (its own introspection cache,
+NWS client, slow-client guards and connection caps), on one listening socket the parent binds.
+uvicorn sends the app factory and the protocol to the workers by pickling them, so both are
+module-level callables bound to picklable settings (`functools.partial`), not closures.
+With `--metrics`, the parent gives the workers a private folder for prometheus-client's
+multiprocess mode (`PROMETHEUS_MULTIPROC_DIR`), so `/metrics` in any worker shows them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+from secure_mcp.common.h11_guard import uvicorn_options
+from secure_mcp.weather.settings import WeatherSettings
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# seconds a worker may take to answer uvicorn's health check: a new worker imports the whole
+# server (mcp, pydantic, ...) before it can answer, several seconds on a busy machine
+HEALTHCHECK_TIMEOUT = 60
+
+
+def worker_app(settings: WeatherSettings) -> Starlette:
+    """The app of one worker process (uvicorn calls this in each worker).
+
+    Imported here, not at the top: unpickling this function in a new worker must be quick, for
+    the worker answers uvicorn's health checks only once its arguments are unpickled.
+    """
+    from secure_mcp.weather.app import build_app
+
+    return build_app(settings)
+
+
+@contextlib.contextmanager
+def metrics_folder(settings: WeatherSettings) -> Iterator[WeatherSettings]:
+    """With metrics on: a private (0700) folder for the workers' values, removed at the end."""
+    if not settings.metrics:
+        yield settings
+        return
+    folder = Path(tempfile.mkdtemp(prefix="weather-metrics-"))
+    # read by prometheus-client when a worker imports it: set before the workers start
+    os.environ[MULTIPROC_ENV] = str(folder)
+    try:
+        yield dataclasses.replace(settings, metrics_dir=folder)
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class Supervisor(Protocol):
+    """uvicorn's `Multiprocess` as far as `serve` uses it (tests pass their own)."""
+
+    def run(self) -> None: ...
+
+
+def worker_config(settings: WeatherSettings) -> uvicorn.Config:
+    """uvicorn's configuration for the workers: everything in it survives pickling."""
+    return uvicorn.Config(
+        functools.partial(worker_app, settings),
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        access_log=False,  # a refused `?access_token=` URL must not land in a log line
+        timeout_worker_healthcheck=HEALTHCHECK_TIMEOUT,
+        **uvicorn_options(settings.connection_limits, workers=True),
+    )
+
+
+def serve(
+    settings: WeatherSettings,
+    supervisor: Callable[[uvicorn.Config, list[socket.socket]], Supervisor] = Multiprocess,
+) -> None:
+    """Bind the socket, start `settings.workers` workers, supervise them until Ctrl-C."""
+    with metrics_folder(settings) as shared:
+        config = worker_config(shared)
+        supervisor(config, [config.bind_socket()]).run()
