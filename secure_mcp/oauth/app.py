@@ -29,6 +29,7 @@ from secure_mcp.oauth.audit import NO_AUDIT, AuditLog
 from secure_mcp.oauth.authorize import AuthorizationEndpoint
 from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.cimd_fetch import Seams
+from secure_mcp.oauth.clients import KnownClients
 from secure_mcp.oauth.cors import (
     CLIENT_AUTH_HEADERS,
     METADATA_HEADERS,
@@ -102,9 +103,12 @@ def routes(
     authorize = AuthorizationEndpoint(settings, db, documents, limits, key, audit=audit)
     register = RegistrationEndpoint(settings, db, limits.register, audit=audit)
     signer = JwtSigner(settings.issuer, keys) if keys is not None else None
+    known = KnownClients()  # shared by /token and /revoke
     issued = _issued_counter(metrics)
     proofs = TokenEndpointProofs(settings, db, key)
-    token = TokenEndpoint(settings, db, proofs, documents, signer, audit=audit, issued=issued)
+    token = TokenEndpoint(
+        settings, db, proofs, documents, signer, audit=audit, issued=issued, known=known
+    )
 
     async def authorization(request: Request) -> Response:
         return await (authorize.post if request.method == "POST" else authorize.get)(request)
@@ -118,7 +122,7 @@ def routes(
         Route("/introspect", IntrospectionEndpoint(settings, db).handle, methods=["POST"]),
         cors_route(
             "/revoke",
-            RevocationEndpoint(settings, db, documents, audit=audit).handle,
+            RevocationEndpoint(settings, db, documents, audit=audit, known=known).handle,
             ["POST"],
             CLIENT_AUTH_HEADERS,
         ),

@@ -8,12 +8,39 @@ import hmac
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
+from cachetools import TTLCache
 from starlette.requests import Request
 
 from secure_mcp.oauth.cimd import Documents, is_document_url
 from secure_mcp.oauth.errors import InvalidClient, InvalidClientDocument, InvalidRequest
 from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.storage import Database, token_hash
+
+
+class KnownClients:
+    """Registered clients looked up in the last `ttl` seconds, for the token and revocation
+    endpoints, which otherwise read the client's row at every call.
+
+    Safe to keep for a few seconds: what authentication reads (the secret's hash, the
+    authentication method, the grant types) never changes after registration, and a row is only
+    deleted while no user has allowed it (then it has no code or token to use). Only rows that
+    exist are kept, so a client registered at another instance is found at once. Metadata
+    document clients are never kept here (`cimd.Documents` has its own cache rules).
+    """
+
+    def __init__(self, ttl: float = 5.0, size: int = 10_000) -> None:
+        self._rows: TTLCache[str, Client] = TTLCache(maxsize=size, ttl=ttl)
+
+    async def find(
+        self, db: Database, client_id: str, documents: Documents | None = None
+    ) -> Client | None:
+        """`find_client`, answered from memory when the row was read within `ttl`."""
+        client = self._rows.get(client_id)
+        if client is None:
+            client = await find_client(db, client_id, documents)
+            if client is not None and not is_document_url(client_id):
+                self._rows[client_id] = client
+        return client
 
 
 async def find_client(
@@ -78,13 +105,20 @@ def presented(request: Request, form: dict[str, str]) -> Presented:
 
 
 async def authenticate(
-    db: Database, request: Request, form: dict[str, str], documents: Documents | None = None
+    db: Database,
+    request: Request,
+    form: dict[str, str],
+    documents: Documents | None = None,
+    known: KnownClients | None = None,
 ) -> Client:
     """The authenticated client: its registered method, and a secret matching in constant time."""
     creds = presented(request, form)
     used_basic = creds.method == "client_secret_basic"
     try:
-        client = await find_client(db, creds.client_id, documents)
+        if known is not None:
+            client = await known.find(db, creds.client_id, documents)
+        else:
+            client = await find_client(db, creds.client_id, documents)
     except InvalidClientDocument as exc:
         raise InvalidClient(exc.description, used_basic=used_basic) from None
     if client is None:

@@ -78,6 +78,7 @@ async def _redeem_code(
             update(AuthorizationCode)
             .where(AuthorizationCode.code_hash == code.code_hash, AuthorizationCode.used.is_(False))
             .values(used=True)
+            .execution_options(synchronize_session=False)  # the loaded row is not read again
         )
         grant = tokens.Grant(
             client.client_id,
@@ -134,6 +135,7 @@ async def _rotate_refresh(
             update(Token)
             .where(Token.token_hash == old.token_hash, Token.rotated.is_(False))
             .values(rotated=True)
+            .execution_options(synchronize_session=False)  # the loaded row is not read again
         )
         grant = tokens.Grant(
             client.client_id,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 
 from sqlalchemy import delete, select
 from starlette.requests import Request
@@ -84,17 +86,57 @@ async def provision(settings: OAuthSettings, db: Database) -> None:
             )
 
 
-async def authenticate(db: Database, request: Request) -> ResourceServer:
+class VerifiedCredentials:
+    """Resource servers whose credentials were verified in the last `ttl` seconds.
+
+    Introspection is called for every uncached token a resource server sees; looking its
+    credentials up in the database each time doubled the cost of a call. An entry keeps the
+    SHA-256 of the secret that was verified (never the secret) and is used only when the
+    presented secret hashes to it (`hmac.compare_digest`); a wrong secret always goes to the
+    database, and nothing is kept for a failure. Credentials changed by another instance's
+    start are seen here within `ttl` seconds.
+    """
+
+    def __init__(
+        self, ttl: float = 10.0, size: int = 64, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl = ttl
+        self.size = size
+        self.clock = clock
+        self._entries: dict[str, tuple[float, str, ResourceServer]] = {}
+
+    def get(self, client_id: str, secret_hash: str) -> ResourceServer | None:
+        """The server verified with this client_id and secret within `ttl`, or None."""
+        entry = self._entries.get(client_id)
+        if entry is None or entry[0] <= self.clock():
+            return None
+        return entry[2] if hmac.compare_digest(secret_hash, entry[1]) else None
+
+    def put(self, server: ResourceServer, secret_hash: str) -> None:
+        """Remember a verified server (the oldest entry goes when full)."""
+        if len(self._entries) >= self.size:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[server.client_id] = (self.clock() + self.ttl, secret_hash, server)
+
+
+async def authenticate(
+    db: Database, request: Request, verified: VerifiedCredentials | None = None
+) -> ResourceServer:
     """The resource server calling with client_secret_basic, or InvalidClient (401)."""
     basic = basic_credentials(request)
     if basic is None:
         raise InvalidClient("resource server authentication is required")
     client_id, secret = basic
+    secret_hash = token_hash(secret)
+    if verified is not None and (known := verified.get(client_id, secret_hash)) is not None:
+        return known
     async with db.read() as session:
         server = await session.scalar(
             select(ResourceServer).where(ResourceServer.client_id == client_id)
         )
     expected = server.secret_hash if server is not None else token_hash(secrets.token_hex(16))
-    if not hmac.compare_digest(token_hash(secret), expected) or server is None:
+    if not hmac.compare_digest(secret_hash, expected) or server is None:
         raise InvalidClient("unknown resource server or wrong secret")
+    if verified is not None:
+        verified.put(server, secret_hash)
     return server

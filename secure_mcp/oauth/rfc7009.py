@@ -28,18 +28,20 @@ class RevocationEndpoint:
         documents: Documents | None = None,
         *,
         audit: AuditLog = NO_AUDIT,
+        known: clients.KnownClients | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.documents = documents
         self.audit = audit
+        self.known = known  # registered clients read in the last seconds
 
     async def handle(self, request: Request) -> Response:
         """Revoke the client's own token; unknown or foreign tokens still get 200 (RFC 7009 2.2)."""
         try:
             form = await read_form(request, self.settings.max_body_bytes, PARAMETERS)
             # RFC 7009 2.1: the client authenticates as at the token endpoint
-            client = await clients.authenticate(self.db, request, form, self.documents)
+            client = await clients.authenticate(self.db, request, form, self.documents, self.known)
             if "token" not in form:
                 raise InvalidRequest("token is required")
         except OAuthError as exc:

@@ -23,11 +23,13 @@ class IntrospectionEndpoint:
     def __init__(self, settings: OAuthSettings, db: Database) -> None:
         self.settings = settings
         self.db = db
+        self.verified = resource_servers.VerifiedCredentials()
 
     async def handle(self, request: Request) -> Response:
         """Answer an introspection request (RFC 7662 2.1, 2.2)."""
         try:
-            server = await resource_servers.authenticate(self.db, request)  # RFC 7662 2.1
+            # RFC 7662 2.1
+            server = await resource_servers.authenticate(self.db, request, self.verified)
             form = await read_form(request, self.settings.max_body_bytes, PARAMETERS)
             if "token" not in form:
                 raise InvalidRequest("token is required")

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
+import sqlite3
 import time
 import zlib
 from collections.abc import AsyncIterator
@@ -22,7 +24,6 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, delete, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -31,10 +32,10 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import InstrumentedAttribute
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import PoolResetState
 
 from secure_mcp.common.private_files import ensure_private_dir
-from secure_mcp.oauth import schema
+from secure_mcp.oauth import schema, sqlite_inline
 from secure_mcp.oauth.models import (
     AuthorizationCode,
     Base,
@@ -73,23 +74,26 @@ def lock_key(name: str) -> int:
     return zlib.crc32(f"secure-mcp-oauth:{name}".encode())
 
 
-def _sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    """WAL journal, a busy timeout, and BEGIN left to `_sqlite_begin` on every new connection."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=10000")  # first: switching to WAL may wait too
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.close()
-    dbapi_connection.isolation_level = None  # no implicit BEGIN: `_sqlite_begin` emits it
-
-
 def _sqlite_begin(conn: Connection) -> None:
     """Writers take SQLite's write lock at BEGIN: no lost update between two processes.
 
     Reads emit nothing (each statement is its own snapshot, as with the driver's default): every
-    read is one statement, and a BEGIN would cost a round trip to the driver's thread.
+    read is one statement. The connection opens with no implicit BEGIN (`sqlite_inline`).
     """
     if conn.get_execution_options().get(WRITE, False):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        sqlite_inline.begin_immediate(conn.connection.driver_connection)
+
+
+def _sqlite_reset(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+    """At check-in, roll back a connection still inside a transaction, and only such a one.
+
+    Reads never open one (`_sqlite_begin`) and writes end in COMMIT or ROLLBACK, so the pool's
+    unconditional ROLLBACK would cost every read a statement for nothing; a write interrupted
+    before its end (a cancelled request) is still rolled back here.
+    """
+    reset = state.asyncio_safe and not state.transaction_was_reset
+    if reset and dbapi_connection.driver_connection.in_transaction:
+        dbapi_connection.rollback()
 
 
 class Database:
@@ -139,7 +143,7 @@ class Database:
                 return
             except schema.SchemaTooNew as exc:
                 raise StorageError(str(exc)) from None
-            except (DBAPIError, OSError, TimeoutError) as exc:
+            except (DBAPIError, sqlite3.OperationalError, OSError, TimeoutError) as exc:
                 if _sqlite_busy(exc) and attempt < SQLITE_START_ATTEMPTS:
                     await asyncio.sleep(0.1)  # another process is switching the file to WAL
                     continue
@@ -232,9 +236,14 @@ def _try_xact_lock(name: str) -> Any:
 
 def _engine(url: str) -> AsyncEngine:
     """The engine for `url`: SQLite with WAL and explicit BEGINs, or PostgreSQL with a timeout."""
-    if make_url(url).get_backend_name() == "sqlite":
-        engine = create_async_engine(url)
-        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_async_engine(
+            url,
+            async_creator=functools.partial(sqlite_inline.connect, parsed.database or ""),
+            pool_reset_on_return=None,  # `_sqlite_reset` rolls back only an open transaction
+        )
+        event.listen(engine.pool, "reset", _sqlite_reset)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, connect_args={"timeout": CONNECT_TIMEOUT})
@@ -242,7 +251,9 @@ def _engine(url: str) -> AsyncEngine:
 
 def _sqlite_busy(exc: BaseException) -> bool:
     """SQLite's "database is locked", which a journal-mode switch answers without waiting."""
-    return isinstance(exc, DBAPIError) and "database is locked" in str(exc.orig)
+    if isinstance(exc, DBAPIError):
+        exc = exc.orig or exc
+    return isinstance(exc, sqlite3.OperationalError) and "database is locked" in str(exc)
 
 
 def _reason(exc: BaseException) -> str:

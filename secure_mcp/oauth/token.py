@@ -39,6 +39,7 @@ class TokenEndpoint:
         *,
         audit: AuditLog = NO_AUDIT,
         issued: Callable[[str], None] | None = None,
+        known: clients.KnownClients | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -47,12 +48,13 @@ class TokenEndpoint:
         self.proofs = proofs
         self.audit = audit
         self.issued = issued  # counts tokens issued by grant type (metrics)
+        self.known = known  # registered clients read in the last seconds
 
     async def handle(self, request: Request) -> Response:
         """Answer a token request; every answer carries Cache-Control: no-store (RFC 6749 5.1)."""
         try:
             form = await read_form(request, self.settings.max_body_bytes, PARAMETERS)
-            client = await clients.authenticate(self.db, request, form, self.documents)
+            client = await clients.authenticate(self.db, request, form, self.documents, self.known)
             grant_type = form.get("grant_type")
             if not grant_type:
                 raise InvalidRequest("grant_type is required")

@@ -127,6 +127,7 @@ async def hold_family(session: AsyncSession, family_id: str, expires_at: int) ->
         update(TokenFamily)
         .where(TokenFamily.family_id == family_id, TokenFamily.revoked.is_(False))
         .values(expires_at=expires_at)
+        .execution_options(synchronize_session=False)  # no family object is loaded
     )
     return rowcount(result) == 1
 
