@@ -148,7 +148,11 @@ async def sign_in(
 
 
 async def token_phases(
-    label: str, servers: list[OAuthServer], ports: list[int], args: argparse.Namespace
+    label: str,
+    servers: list[OAuthServer],
+    ports: list[int],
+    args: argparse.Namespace,
+    database_pid: int | None = None,
 ) -> list[Phase]:
     """Refresh grants, then introspections, with clients alternating over `ports`."""
     resource = "http://127.0.0.1:8000/mcp"
@@ -163,6 +167,8 @@ async def token_phases(
         for i, (client_id, tokens) in enumerate(signed)
     ]
     pids = {f"oauth.py #{i + 1}": s.program.process.pid for i, s in enumerate(servers)}
+    if database_pid is not None:
+        pids["PostgreSQL"] = database_pid
     grants = await drive(
         Phase(f"{label}: refresh grants"), [c.refresh for c in chains], args.seconds, pids
     )
@@ -239,14 +245,17 @@ async def token_rows(args: argparse.Namespace, tmp: Path, cluster: Cluster | Non
     if cluster is None:
         print("PostgreSQL not installed: its rows are skipped", flush=True)
         return phases
+    postmaster = int((cluster.folder / "data" / "postmaster.pid").read_text().split()[0])
     with run_oauth_server(
         tmp / "pg1", extra_env={"OAUTH_DATABASE_URL": cluster.new_database()}
     ) as server:
-        phases += await token_phases("1 instance, PostgreSQL", [server], [server.port], args)
+        label = "1 instance, PostgreSQL"
+        phases += await token_phases(label, [server], [server.port], args, postmaster)
     with run_instances(tmp / "pg2", cluster.new_database()) as instances:
         async with TcpBalancer(instances.balancer_port, [s.port for s in instances.servers]):
             ports = [s.port for s in instances.servers]
-            phases += await token_phases("2 instances, PostgreSQL", instances.servers, ports, args)
+            label = "2 instances, PostgreSQL"
+            phases += await token_phases(label, instances.servers, ports, args, postmaster)
     return phases
 
 
@@ -275,16 +284,17 @@ async def mcp_rows(args: argparse.Namespace, tmp: Path) -> list[Phase]:
 def report(phases: list[Phase]) -> None:
     """The table, and the ratios to each group's first row."""
     print()
-    heading = f"{'phase':<48} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}"
-    print(heading + "  server CPU (1.0 = one core)")
+    heading = f"{'phase':<44} {'req/s':>6} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
+    print(heading + " CPU ms/req  CPU of each process (1.0 = one core)")
     baselines: dict[str, float] = {}
     for phase in phases:
         kind = phase.name.split(": ")[-1] if ": " in phase.name else "tool calls"
         base = baselines.setdefault(kind, phase.rate or 1.0)
         cpu = ", ".join(f"{name} {share:.2f}" for name, share in phase.cpu.items())
+        per_request = 1000 * sum(phase.cpu.values()) / phase.rate if phase.rate else float("nan")
         print(
-            f"{phase.name:<48} {phase.rate:>8.0f} {phase.p(50):>8.1f} {phase.p(99):>8.1f} "
-            f"{phase.errors:>6}  {cpu}  ({phase.rate / base:.2f}x)"
+            f"{phase.name:<44} {phase.rate:>6.0f} {phase.rate / base:>5.2f}x {phase.p(50):>7.1f} "
+            f"{phase.p(99):>7.1f} {phase.errors:>6} {per_request:>10.2f}  {cpu}"
         )
 
 

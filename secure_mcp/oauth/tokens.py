@@ -148,8 +148,8 @@ async def find(db: Database, value: str) -> Token | None:
     """The stored token for `value`, whatever its state, or None."""
     if not value or len(value) > MAX_TOKEN_LENGTH:
         return None
-    async with db.read() as session:
-        return await session.get(Token, token_hash(value))
+    found = await db.row(Token, "token_hash", token_hash(value))
+    return Token(**found) if found is not None else None
 
 
 def is_active(token: Token | None, kind: str = ACCESS) -> bool:

@@ -15,7 +15,7 @@ from sqlalchemy import select, text
 
 from secure_mcp.oauth import sqlite_inline
 from secure_mcp.oauth.clients import KnownClients
-from secure_mcp.oauth.models import Client, ResourceServer
+from secure_mcp.oauth.models import Client, ResourceServer, Token
 from secure_mcp.oauth.resource_servers import VerifiedCredentials
 from secure_mcp.oauth.storage import Database, _sqlite_busy, token_hash
 from tests.oauth.helpers import Harness
@@ -167,3 +167,33 @@ async def test_the_token_endpoint_authenticates_from_the_cache(oauth: Harness) -
         answer = await oauth.token({**flow_data, "refresh_token": "x", "client_secret": secret})
         assert answer.status_code == (400 if secret != "wrong-secret" else 401)
     assert isinstance(oauth.http, httpx2.AsyncClient)
+
+
+async def test_a_revocation_is_seen_by_the_very_next_introspection(oauth: Harness) -> None:
+    flow = await oauth.new_flow()
+    tokens = (await oauth.redeem(flow)).json()
+    for _ in range(3):  # the reader connection has answered before the write
+        assert (await oauth.introspect(tokens["access_token"]))["active"] is True
+    revoke = {"token": tokens["refresh_token"], "client_id": flow.client["client_id"]}
+    assert (await oauth.http.post("/revoke", data=revoke)).status_code == 200
+    assert await oauth.introspect(tokens["access_token"]) == {"active": False}
+
+
+async def test_rows_read_directly_have_the_columns_types(tmp_path: Path) -> None:
+    db = Database(tmp_path)
+    await db.start()
+    async with db.write() as session:
+        session.add(server("rs-9"))
+        session.add(
+            Token(token_hash="t", kind="access", family_id="f", client_id="c", subject="s",
+                  scope="a", resource="r", issued_at=1, expires_at=2, revoked=True, rotated=False)
+        )  # fmt: skip
+    token = await db.row(Token, "token_hash", "t")
+    assert token is not None
+    assert (token["revoked"], token["rotated"]) == (True, False)
+    assert isinstance(token["revoked"], bool)  # converted as a session would
+    found = await db.row(ResourceServer, "client_id", "rs-9")
+    assert found == {"client_id": "rs-9", "resource": "http://r/mcp", "secret_hash": "h"}
+    assert await db.row(ResourceServer, "client_id", "nobody") is None
+    await db.close()
+    await db.close()  # idempotent
