@@ -39,8 +39,7 @@ class InlineConnection(aiosqlite.Connection):
         return fn(*args, **kwargs)
 
     async def _connect(self) -> InlineConnection:
-        if self._connection is None:
-            self._connection = self._connector()
+        self._connection = self._connector()
         return self
 
     async def commit(self) -> None:
@@ -80,7 +79,8 @@ def connector(path: str) -> Callable[[], sqlite3.Connection]:
 
 async def connect(path: str) -> InlineConnection:
     """A connection for SQLAlchemy's `async_creator`."""
-    return await InlineConnection(connector(path), iter_chunk_size=64)._connect()
+    connection: InlineConnection = await InlineConnection(connector(path), iter_chunk_size=64)
+    return connection
 
 
 def begin_immediate(driver: Any, clock: Callable[[], float] = time.monotonic) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 
@@ -105,3 +106,34 @@ def test_another_host_is_bound_before_anything_is_printed(family: int, host: str
         f"cannot listen on {shown}: Address already in use. Another program holds it: stop it, "
         "or choose another --port"
     )
+
+
+@pytest.mark.parametrize("bound", ["loopback", "host"])
+async def test_accepted_connections_send_without_delay(bound: str) -> None:
+    """TCP_NODELAY on every accepted connection: asyncio sets it only when the listening
+    socket's protocol is TCP; without it each answer after the first on a kept-alive connection
+    waited about 40 ms (Nagle against delayed ACKs)."""
+    port = free_port()
+    listeners = (
+        loopback_listeners(port) if bound == "loopback" else host_listener("127.0.0.1", port)
+    )
+    accepted: list[int] = []
+
+    def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        accepted.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    servers = [await asyncio.start_server(serve, sock=sock) for sock in listeners.sockets]
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        for _ in range(100):
+            if accepted:
+                break
+            await asyncio.sleep(0.01)
+        writer.close()
+    finally:
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+    assert accepted == [1]
