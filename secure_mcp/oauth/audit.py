@@ -17,9 +17,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from starlette.requests import Request
 
@@ -50,27 +51,30 @@ class AuditLog:
     def __init__(self, target: Path | str | None) -> None:
         self.target = target
         self._fd: int | None = None
-        self._stream: TextIO | None = None
+        self._write: Callable[[str], None] | None = None
         if target == STDOUT:
-            self._stream = sys.stdout
+            self._write = _to_stdout
         elif target is not None:
             # UnsafePathError (an OSError) for another user's or a shared-writable file
-            self._fd = open_private(Path(target), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            fd = self._fd = open_private(Path(target), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            self._write = lambda line: _to_fd(fd, line)
 
     @property
     def enabled(self) -> bool:
         """True when lines are written somewhere."""
-        return self._fd is not None or self._stream is not None
+        return self._write is not None
 
     def close(self) -> None:
         """Close the file (stdout is left open)."""
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+            self._write = None
 
     def record(self, event: str, request: Request | None = None, **fields: Any) -> None:
         """Write one line; `source` comes from `request`. Unknown field names are a bug."""
-        if not self.enabled:
+        write = self._write
+        if write is None:
             return
         unknown = set(fields) - FIELDS
         if unknown:
@@ -84,12 +88,18 @@ class AuditLog:
             "source": request.client.host if request is not None and request.client else None,
         }
         line.update(fields)
-        data = json.dumps(line, ensure_ascii=True, separators=(",", ":")) + "\n"
-        if self._fd is not None:
-            os.write(self._fd, data.encode("ascii"))  # one write: a whole line or nothing
-        elif self._stream is not None:
-            self._stream.write(data)
-            self._stream.flush()
+        write(json.dumps(line, ensure_ascii=True, separators=(",", ":")) + "\n")
+
+
+def _to_fd(fd: int, line: str) -> None:
+    """One `write(2)` on the O_APPEND descriptor: the whole line lands at the end, unmixed."""
+    os.write(fd, line.encode("ascii"))
+
+
+def _to_stdout(line: str) -> None:
+    """Print the line at once (stdout may be a pipe to a log collector)."""
+    sys.stdout.write(line)
+    sys.stdout.flush()
 
 
 NO_AUDIT = AuditLog(None)

@@ -115,10 +115,8 @@ async def authenticate(
     creds = presented(request, form)
     used_basic = creds.method == "client_secret_basic"
     try:
-        if known is not None:
-            client = await known.find(db, creds.client_id, documents)
-        else:
-            client = await find_client(db, creds.client_id, documents)
+        find = known.find if known is not None else find_client
+        client = await find(db, creds.client_id, documents)
     except InvalidClientDocument as exc:
         raise InvalidClient(exc.description, used_basic=used_basic) from None
     if client is None:

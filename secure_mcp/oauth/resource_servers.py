@@ -120,7 +120,7 @@ class VerifiedCredentials:
 
 
 async def authenticate(
-    db: Database, request: Request, verified: VerifiedCredentials | None = None
+    db: Database, request: Request, verified: VerifiedCredentials
 ) -> ResourceServer:
     """The resource server calling with client_secret_basic, or InvalidClient (401)."""
     basic = basic_credentials(request)
@@ -128,7 +128,7 @@ async def authenticate(
         raise InvalidClient("resource server authentication is required")
     client_id, secret = basic
     secret_hash = token_hash(secret)
-    if verified is not None and (known := verified.get(client_id, secret_hash)) is not None:
+    if (known := verified.get(client_id, secret_hash)) is not None:
         return known
     async with db.read() as session:
         server = await session.scalar(
@@ -137,6 +137,5 @@ async def authenticate(
     expected = server.secret_hash if server is not None else token_hash(secrets.token_hex(16))
     if not hmac.compare_digest(secret_hash, expected) or server is None:
         raise InvalidClient("unknown resource server or wrong secret")
-    if verified is not None:
-        verified.put(server, secret_hash)
+    verified.put(server, secret_hash)
     return server
