@@ -50,15 +50,20 @@ def worker_app(settings: WeatherSettings) -> Starlette:
 
 @contextlib.contextmanager
 def metrics_folder(settings: WeatherSettings) -> Iterator[WeatherSettings]:
-    """With metrics on: a private (0700) folder for the workers' values, removed at the end."""
-    if not settings.metrics:
-        yield settings
-        return
-    folder = Path(tempfile.mkdtemp(prefix="weather-metrics-"))
-    # read by prometheus-client when a worker imports it: set before the workers start
-    os.environ[MULTIPROC_ENV] = str(folder)
+    """What the workers must share, in a private (0700) folder removed at the end: the
+    metrics' values (with `--metrics`) and, without `--dpop-replay-db`, the DPoP proofs already
+    seen (in memory each worker would accept a proof another worker has seen: RFC 9449 11.1)."""
+    folder = Path(tempfile.mkdtemp(prefix="weather-workers-"))
+    shared = settings
+    if settings.dpop_replay_db is None:
+        shared = dataclasses.replace(shared, dpop_replay_db=folder / "dpop-proofs.sqlite3")
+    if settings.metrics:
+        (folder / "metrics").mkdir(mode=0o700)
+        # read by prometheus-client when a worker imports it: set before the workers start
+        os.environ[MULTIPROC_ENV] = str(folder / "metrics")
+        shared = dataclasses.replace(shared, metrics_dir=folder / "metrics")
     try:
-        yield dataclasses.replace(settings, metrics_dir=folder)
+        yield shared
     finally:
         os.environ.pop(MULTIPROC_ENV, None)
         shutil.rmtree(folder, ignore_errors=True)

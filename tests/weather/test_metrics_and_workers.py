@@ -92,18 +92,24 @@ def test_banner_names_metrics_and_workers() -> None:
     assert "weather: 4 worker processes (each its own introspection cache)" in alone
 
 
-def test_metrics_folder_is_private_and_removed() -> None:
-    plain = make_settings()
-    with metrics_folder(plain) as same:
-        assert same is plain
+def test_what_the_workers_share_is_private_and_removed() -> None:
+    with metrics_folder(make_settings()) as plain:
         assert MULTIPROC_ENV not in os.environ
+        assert plain.metrics_dir is None
+        assert plain.dpop_replay_db is not None  # one replay cache for every worker
+        assert plain.dpop_replay_db.parent.stat().st_mode & 0o777 == 0o700
+        folder = plain.dpop_replay_db.parent
+    assert not folder.exists()
     with metrics_folder(make_settings(metrics=True, workers=2)) as shared:
         assert shared.metrics_dir is not None
-        folder = shared.metrics_dir
-        assert os.environ[MULTIPROC_ENV] == str(folder)
-        assert folder.stat().st_mode & 0o777 == 0o700
+        assert os.environ[MULTIPROC_ENV] == str(shared.metrics_dir)
+        assert shared.metrics_dir.stat().st_mode & 0o777 == 0o700
+        folder = shared.metrics_dir.parent
     assert MULTIPROC_ENV not in os.environ
     assert not folder.exists()
+    own = Path("/srv/dpop/proofs.sqlite3")
+    with metrics_folder(make_settings(dpop_replay_db=own)) as given:
+        assert given.dpop_replay_db == own  # the operator's file is kept
 
 
 def test_the_worker_configuration_survives_pickling() -> None:
@@ -138,6 +144,8 @@ def test_serve_binds_once_and_hands_every_worker_the_same_socket(tmp_path: Path)
 
         def run(self) -> None:
             assert os.environ[MULTIPROC_ENV]  # the workers inherit the metrics folder
+            shared = started[0][0].app.args[0]  # the settings every worker builds its app from
+            assert shared.dpop_replay_db is not None  # one DPoP replay cache for all
 
     serve(make_settings(workers=2, metrics=True, port=0), Recorder)
     ((config, sockets),) = started
