@@ -41,6 +41,7 @@ from secure_mcp.oauth.dpop import TokenEndpointProofs
 from secure_mcp.oauth.headers import SecurityHeadersMiddleware
 from secure_mcp.oauth.limits import Limits
 from secure_mcp.oauth.rfc7009 import RevocationEndpoint
+from secure_mcp.oauth.rfc7523 import Assertions
 from secure_mcp.oauth.rfc7591 import RegistrationEndpoint
 from secure_mcp.oauth.rfc7662 import IntrospectionEndpoint
 from secure_mcp.oauth.rfc9068 import JwksEndpoint, JwtSigner
@@ -106,8 +107,17 @@ def routes(
     known = KnownClients()  # shared by /token and /revoke
     issued = _issued_counter(metrics)
     proofs = TokenEndpointProofs(settings, db, key)
+    assertions = Assertions(settings, db, documents.seams)  # private_key_jwt (RFC 7523)
     token = TokenEndpoint(
-        settings, db, proofs, documents, signer, audit=audit, issued=issued, known=known
+        settings,
+        db,
+        proofs,
+        documents,
+        signer,
+        audit=audit,
+        issued=issued,
+        known=known,
+        assertions=assertions,
     )
 
     async def authorization(request: Request) -> Response:
@@ -122,7 +132,9 @@ def routes(
         Route("/introspect", IntrospectionEndpoint(settings, db).handle, methods=["POST"]),
         cors_route(
             "/revoke",
-            RevocationEndpoint(settings, db, documents, audit=audit, known=known).handle,
+            RevocationEndpoint(
+                settings, db, documents, audit=audit, known=known, assertions=assertions
+            ).handle,
             ["POST"],
             CLIENT_AUTH_HEADERS,
         ),

@@ -121,6 +121,8 @@ async def _client_and_redirect(
             "the data of this server was reset, or its registration expired unused. Start the "
             "application again; it can register anew."
         )
+    if "authorization_code" not in client.grant_types:  # a client_credentials client
+        raise PageError("This application is not registered to sign users in.")
     if "redirect_uri" not in params:
         # OAuth 2.1 4.1.1: optional only when one redirect URI, not a loopback one (its port
         # varies, RFC 8252 7.3), is registered

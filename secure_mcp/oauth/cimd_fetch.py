@@ -1,4 +1,4 @@
-"""Fetching a client ID metadata document with SSRF guards (CIMD draft, security considerations).
+"""Fetching client ID metadata documents and clients' jwks_uri with SSRF guards (CIMD draft).
 
 Every guard is here: https only, every resolved address public, the connection pinned to the
 address that was checked (TLS still verified against the real host name through SNI), no proxy,
@@ -101,7 +101,9 @@ class Fetcher:
         max_bytes: int,
         seams: Seams,
         ca_file: Path | None = None,
+        content_types: tuple[str, ...] = (JSON_TYPE,),
     ) -> None:
+        self.content_types = content_types  # accepted (and asked for in Accept)
         self.allow_insecure = allow_insecure
         self.timeout = timeout
         self.max_bytes = max_bytes
@@ -161,7 +163,7 @@ class Fetcher:
         pinned = url.copy_with(host=address)  # connect to exactly the address checked above
         headers = {
             "Host": url.netloc.decode("ascii"),
-            "Accept": JSON_TYPE,
+            "Accept": ", ".join(self.content_types),
             "Accept-Encoding": "identity",  # the size cap counts bytes on the wire
         }
         async with (
@@ -187,8 +189,9 @@ class Fetcher:
         if response.status_code != 200:
             raise FetchError(f"it answered HTTP {response.status_code}")
         content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != JSON_TYPE:
-            raise FetchError(f"it is not {JSON_TYPE} (Content-Type {content_type or 'missing'})")
+        if content_type not in self.content_types:
+            wanted = " or ".join(self.content_types)
+            raise FetchError(f"it is not {wanted} (Content-Type {content_type or 'missing'})")
         if response.headers.get("content-encoding", "identity").lower() != "identity":
             raise FetchError("it is compressed; only identity encoding is accepted")
         declared = response.headers.get("content-length", "")

@@ -11,6 +11,7 @@ from urllib.parse import unquote_plus
 from cachetools import TTLCache
 from starlette.requests import Request
 
+from secure_mcp.oauth import rfc7523
 from secure_mcp.oauth.cimd import Documents, is_document_url
 from secure_mcp.oauth.errors import InvalidClient, InvalidClientDocument, InvalidRequest
 from secure_mcp.oauth.models import Client
@@ -65,7 +66,8 @@ class Presented:
 
     client_id: str
     secret: str | None
-    method: str  # "client_secret_basic", "client_secret_post" or "none"
+    method: str  # "client_secret_basic", "client_secret_post", "private_key_jwt" or "none"
+    assertion: str | None = None  # private_key_jwt: the signed JWT (RFC 7523 2.2)
 
 
 def basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -90,6 +92,8 @@ def basic_credentials(request: Request) -> tuple[str, str] | None:
 def presented(request: Request, form: dict[str, str]) -> Presented:
     """The client's credentials in the request; using two methods at once is InvalidRequest."""
     basic = basic_credentials(request)
+    if "client_assertion" in form or "client_assertion_type" in form:
+        return _assertion(form, basic)
     if basic is not None:
         if "client_secret" in form:
             raise InvalidRequest("use one client authentication method")  # RFC 6749 2.3
@@ -104,14 +108,32 @@ def presented(request: Request, form: dict[str, str]) -> Presented:
     return Presented(client_id, None, "none")
 
 
+def _assertion(form: dict[str, str], basic: tuple[str, str] | None) -> Presented:
+    """private_key_jwt (RFC 7523 2.2): the assertion alone; client_id, if sent, is its `sub`."""
+    if basic is not None or "client_secret" in form:
+        raise InvalidRequest("use one client authentication method")  # RFC 6749 2.3
+    if form.get("client_assertion_type") != rfc7523.ASSERTION_TYPE:
+        raise InvalidClient(
+            "client_assertion_type must be " + rfc7523.ASSERTION_TYPE, used_basic=False
+        )
+    assertion = form.get("client_assertion", "")
+    subject = rfc7523.unverified_subject(assertion)
+    if form.get("client_id", subject) != subject:  # RFC 7523 3: the same client
+        raise InvalidClient("client_id does not match the client_assertion", used_basic=False)
+    return Presented(subject, None, rfc7523.METHOD, assertion)
+
+
 async def authenticate(
     db: Database,
     request: Request,
     form: dict[str, str],
     documents: Documents | None = None,
     known: KnownClients | None = None,
+    assertions: rfc7523.Assertions | None = None,
 ) -> Client:
-    """The authenticated client: its registered method, and a secret matching in constant time."""
+    """The authenticated client: its registered method, and a secret matching in constant time
+    or an assertion signed by one of its keys (`assertions`; without it, private_key_jwt fails).
+    """
     creds = presented(request, form)
     used_basic = creds.method == "client_secret_basic"
     try:
@@ -126,7 +148,11 @@ async def authenticate(
             f"this client authenticates with {client.token_endpoint_auth_method}",
             used_basic=used_basic,
         )
-    if creds.method != "none":
+    if creds.method == rfc7523.METHOD:
+        if assertions is None or creds.assertion is None:
+            raise InvalidClient("private_key_jwt is not accepted here", used_basic=False)
+        await assertions.verify(client, creds.assertion)
+    elif creds.method != "none":
         expected = client.secret_hash or ""
         given = token_hash(creds.secret or "")
         if not hmac.compare_digest(given, expected):

@@ -107,6 +107,28 @@ class InvalidClientMetadata(OAuthError):
     error = "invalid_client_metadata"
 
 
+class InvalidInitialAccessToken(OAuthError):
+    """RFC 7591 3 with RFC 6750 3.1: a wrong initial access token on POST /register."""
+
+    error = "invalid_token"
+    status_code = 401
+
+    def response(self, *, headers: dict[str, str] | None = None) -> JSONResponse:
+        """401 with the RFC 6750 3 challenge naming the error."""
+        challenge = f'Bearer realm="register", error="{self.error}"'
+        return super().response(headers={"WWW-Authenticate": challenge, **(headers or {})})
+
+
+class InitialAccessTokenRequired(InvalidInitialAccessToken):
+    """RFC 6750 3.1: no token was sent where one is required; the challenge has no error code."""
+
+    def response(self, *, headers: dict[str, str] | None = None) -> JSONResponse:
+        """401 with a bare Bearer challenge."""
+        return OAuthError.response(
+            self, headers={"WWW-Authenticate": 'Bearer realm="register"', **(headers or {})}
+        )
+
+
 class InvalidClientDocument(InvalidClient):
     """A client ID metadata document is unusable: an error page at /authorize, 401 at /token."""
 

@@ -1,4 +1,4 @@
-"""The token endpoint's grants: authorization_code and refresh_token (RFC 6749 4.1.3, 6)."""
+"""The token endpoint's grants: authorization_code, refresh_token, client_credentials."""
 
 from __future__ import annotations
 
@@ -15,9 +15,16 @@ from secure_mcp.oauth.errors import (
 )
 from secure_mcp.oauth.models import AuthorizationCode, Client, Token
 from secure_mcp.oauth.rfc9068 import JwtSigner
-from secure_mcp.oauth.scopes import check_same_resource, narrowed_scope
+from secure_mcp.oauth.scopes import (
+    check_same_resource,
+    narrowed_scope,
+    requested_resource,
+    requested_scope,
+)
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database, now, token_hash
+
+MACHINE_GRANT = "client_credentials"
 
 
 def _same_key(bound: str, jkt: str | None) -> bool:
@@ -155,6 +162,31 @@ async def _rotate_refresh(
     return body, grant
 
 
+async def _client_credentials(
+    db: Database,
+    settings: OAuthSettings,
+    client: Client,
+    form: dict[str, str],
+    signer: JwtSigner | None,
+    jkt: str | None = None,
+) -> tuple[dict[str, Any], tokens.Grant]:
+    """OAuth 2.1 4.2: a token for the client itself (its own subject), no refresh token; bound
+    to the DPoP key of the request's proof, if any (RFC 9449 5)."""
+    # OAuth 2.1 4.2: confidential clients only, and only those registered for the grant
+    if client.token_endpoint_auth_method == "none" or MACHINE_GRANT not in client.grant_types:  # noqa: S105
+        raise UnauthorizedClient("the client is not registered for the client_credentials grant")
+    resource = requested_resource(settings, form.get("resource"))  # RFC 8707 2, as for codes
+    scope = requested_scope(settings, client, form.get("scope"))
+    family = tokens.machine_family()
+    grant = tokens.Grant(client.client_id, client.client_id, scope, resource, family, jkt=jkt)
+    async with db.write() as session:
+        # OAuth 2.1 4.2.3: a refresh token SHOULD NOT be issued; the client simply asks again
+        body = tokens.issue(
+            session, settings, grant, access_scope=scope, with_refresh=False, signer=signer
+        )
+    return body, grant
+
+
 async def exchange(
     db: Database,
     settings: OAuthSettings,
@@ -173,6 +205,8 @@ async def exchange(
     try:
         if grant_type == "authorization_code":
             return await _redeem_code(db, settings, client, form, signer, jkt)
+        if grant_type == MACHINE_GRANT:
+            return await _client_credentials(db, settings, client, form, signer, jkt)
         return await _rotate_refresh(db, settings, client, form, signer, jkt)
     except ReplayedGrant as replay:
         async with db.write() as session:

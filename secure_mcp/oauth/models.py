@@ -162,3 +162,12 @@ class RateLimit(Base):
     bucket: Mapped[str] = mapped_column(String(128), primary_key=True)  # limit name + key
     tat: Mapped[float] = mapped_column(Float, index=True)  # full again (forgettable) after this
     allowed: Mapped[bool] = mapped_column(Boolean)  # the last hit's verdict (RETURNING reads it)
+
+
+class UsedAssertion(Base):
+    """A client assertion's `jti`, kept until the assertion expires: single use (RFC 7523 3)."""
+
+    __tablename__ = "used_assertions"
+
+    jti_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # of client_id and jti
+    expires_at: Mapped[int] = mapped_column(Integer, index=True)

@@ -12,10 +12,14 @@ from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.errors import NO_STORE, InvalidRequest, OAuthError
 from secure_mcp.oauth.forms import read_form
 from secure_mcp.oauth.models import Token
+from secure_mcp.oauth.rfc7523 import Assertions
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database
 
-PARAMETERS = frozenset({"token", "token_type_hint", "client_id", "client_secret"})  # RFC 7009 2.1
+PARAMETERS = frozenset(  # RFC 7009 2.1, and client authentication (RFC 7523 2.2)
+    {"token", "token_type_hint", "client_id", "client_secret"}
+    | {"client_assertion", "client_assertion_type"}
+)
 
 
 class RevocationEndpoint:
@@ -29,19 +33,23 @@ class RevocationEndpoint:
         *,
         audit: AuditLog = NO_AUDIT,
         known: clients.KnownClients | None = None,
+        assertions: Assertions | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.documents = documents
         self.audit = audit
         self.known = known  # registered clients read in the last seconds
+        self.assertions = assertions
 
     async def handle(self, request: Request) -> Response:
         """Revoke the client's own token; unknown or foreign tokens still get 200 (RFC 7009 2.2)."""
         try:
             form = await read_form(request, self.settings.max_body_bytes, PARAMETERS)
             # RFC 7009 2.1: the client authenticates as at the token endpoint
-            client = await clients.authenticate(self.db, request, form, self.documents, self.known)
+            client = await clients.authenticate(
+                self.db, request, form, self.documents, self.known, assertions=self.assertions
+            )
             if "token" not in form:
                 raise InvalidRequest("token is required")
         except OAuthError as exc:

@@ -2,20 +2,34 @@
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import func, select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from secure_mcp.common.ratelimit import Limiter
-from secure_mcp.oauth import redirect_uris
+from secure_mcp.oauth import redirect_uris, rfc7523
 from secure_mcp.oauth.audit import NO_AUDIT, AuditLog
 from secure_mcp.oauth.display import invisible_characters
-from secure_mcp.oauth.errors import NO_STORE, InvalidClientMetadata, OAuthError
+from secure_mcp.oauth.errors import (
+    NO_STORE,
+    InitialAccessTokenRequired,
+    InvalidClientMetadata,
+    InvalidInitialAccessToken,
+    OAuthError,
+)
 from secure_mcp.oauth.forms import BodyTooLarge, read_body
 from secure_mcp.oauth.limits import ServerBusy, TooManyRequests, source
 from secure_mcp.oauth.models import Client
@@ -23,8 +37,9 @@ from secure_mcp.oauth.scopes import without_conventional
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database, now, token_hash
 
-AuthMethod = Literal["none", "client_secret_basic", "client_secret_post"]
-GrantType = Literal["authorization_code", "refresh_token"]
+AuthMethod = Literal["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
+GrantType = Literal["authorization_code", "refresh_token", "client_credentials"]
+MACHINE_GRANT = "client_credentials"
 ShortText = Field(default=None, max_length=200)
 # Every text field but redirect_uris (which must be ASCII: redirect_uris.check_registrable).
 TEXT_FIELDS = (
@@ -38,10 +53,12 @@ class ClientMetadata(BaseModel):
 
     model_config = ConfigDict(extra="ignore", strict=True)
 
-    redirect_uris: list[str] = Field(min_length=1, max_length=10)
+    redirect_uris: list[str] = Field(default=[], max_length=10)
     token_endpoint_auth_method: AuthMethod = "client_secret_basic"  # noqa: S105 - RFC 7591 2 default
     grant_types: list[GrantType] = Field(default=["authorization_code"], min_length=1)
     response_types: list[Literal["code"]] = Field(default=["code"], min_length=1)
+    jwks: dict[str, Any] | None = None  # private_key_jwt: the public keys (RFC 7591 2)
+    jwks_uri: str | None = Field(default=None, max_length=2000)
     application_type: Literal["native", "web"] | None = None
     client_name: str | None = ShortText
     scope: str | None = Field(default=None, max_length=1000)
@@ -63,11 +80,40 @@ class ClientMetadata(BaseModel):
 
     @field_validator("grant_types")
     @classmethod
-    def _needs_code_grant(cls, value: list[str]) -> list[str]:
-        """Only redirect-based clients: authorization_code must be among the grants."""
-        if "authorization_code" not in value:
+    def _grants(cls, value: list[str]) -> list[str]:
+        """authorization_code (refresh_token optional), or client_credentials alone."""
+        value = list(dict.fromkeys(value))
+        if MACHINE_GRANT in value and value != [MACHINE_GRANT]:
+            raise ValueError("client_credentials is registered alone (a separate client)")
+        if MACHINE_GRANT not in value and "authorization_code" not in value:
             raise ValueError("authorization_code is required")
-        return list(dict.fromkeys(value))
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ClientMetadata:
+        """Redirect URIs for sign-in clients only; keys exactly for private_key_jwt."""
+        machine = self.grant_types == [MACHINE_GRANT]
+        if machine and self.redirect_uris:
+            raise ValueError("grant_types client_credentials: such a client has no redirect_uris")
+        if not machine and not self.redirect_uris:
+            raise ValueError("redirect_uris: at least one is required")
+        if machine and self.token_endpoint_auth_method == "none":  # noqa: S105 - a method name
+            # OAuth 2.1 4.2: only confidential clients use client_credentials
+            raise ValueError(
+                "grant_types client_credentials: the client must authenticate (not 'none')"
+            )
+        if self.token_endpoint_auth_method == rfc7523.METHOD:
+            if (self.jwks is None) == (self.jwks_uri is None):  # RFC 7591 2: not both
+                raise ValueError("private_key_jwt needs exactly one of jwks and jwks_uri")
+        elif self.jwks is not None or self.jwks_uri is not None:
+            raise ValueError("jwks and jwks_uri are only for private_key_jwt")
+        if self.jwks is not None:
+            rfc7523.public_keys(self.jwks)
+        if self.jwks_uri is not None:
+            parts = urlsplit(self.jwks_uri)
+            if parts.scheme not in {"https", "http"} or not parts.hostname or parts.fragment:
+                raise ValueError("jwks_uri must be an absolute https URL")
+        return self
 
     @field_validator(*TEXT_FIELDS)
     @classmethod
@@ -84,7 +130,9 @@ class ClientMetadata(BaseModel):
 def _describe(exc: ValidationError) -> str:
     """The first validation problem, as a short sentence."""
     first = exc.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"]) or "body"
+    where = ".".join(str(part) for part in first["loc"])
+    if not where:  # a rule across fields: its message names them
+        return str(first["msg"]).removeprefix("Value error, ")
     return f"{where}: {first['msg']}"
 
 
@@ -96,6 +144,9 @@ def parse(body: bytes, settings: OAuthSettings) -> ClientMetadata:
         raise InvalidClientMetadata(_describe(exc)) from None
     for uri in meta.redirect_uris:
         redirect_uris.check_registrable(uri)
+    jwks_uri = meta.jwks_uri or ""
+    if jwks_uri.startswith("http:") and not settings.cimd_allow_insecure:
+        raise InvalidClientMetadata("jwks_uri must be https (http only with --cimd-allow-insecure)")
     if meta.scope is not None:
         if not meta.scope.split():
             raise InvalidClientMetadata("unknown scope: (empty)")
@@ -112,10 +163,16 @@ def new_client(meta: ClientMetadata) -> tuple[Client, dict[str, Any]]:
     """The client row and the registration response (RFC 7591 3.2.1); the secret is shown once."""
     client_id = secrets.token_urlsafe(16)
     issued = now()
-    registered = meta.model_dump(exclude_none=True)
+    machine = meta.grant_types == [MACHINE_GRANT]
+    # a client_credentials client sends nobody anywhere: no redirect URIs, no response types
+    registered = meta.model_dump(
+        exclude_none=True, exclude={"redirect_uris", "response_types"} if machine else None
+    )
     registered["client_id_issued_at"] = issued
-    public = meta.token_endpoint_auth_method == "none"  # noqa: S105 - a method name
-    secret = None if public else secrets.token_urlsafe(32)
+    # a secret only for the client_secret_* methods: a public client has none, a
+    # private_key_jwt client its keys
+    uses_secret = meta.token_endpoint_auth_method.startswith("client_secret_")
+    secret = secrets.token_urlsafe(32) if uses_secret else None
     client = Client(
         client_id=client_id,
         secret_hash=token_hash(secret) if secret else None,
@@ -160,6 +217,7 @@ class RegistrationEndpoint:
             except BodyTooLarge:
                 raise InvalidClientMetadata("the registration request is too large") from None
             meta = parse(body, self.settings)
+            self._check_initial_access_token(request, meta)
             client, response = new_client(meta)
             await self._store(client)
         except OAuthError as exc:
@@ -172,6 +230,28 @@ class RegistrationEndpoint:
             scope=client.scope,
         )
         return JSONResponse(response, status_code=201, headers=NO_STORE)
+
+    def _check_initial_access_token(self, request: Request, meta: ClientMetadata) -> None:
+        """RFC 7591 3: client_credentials clients need the initial access token; a wrong token
+        is refused whatever is registered (RFC 6750 3.1)."""
+        header = request.headers.get("authorization")
+        expected = self.settings.initial_access_token_hash
+        if header is None:
+            if meta.grant_types != [MACHINE_GRANT]:
+                return  # browser clients register openly
+            if expected is None:
+                raise InvalidClientMetadata(
+                    "client_credentials registration is disabled on this server (it needs "
+                    "oauth.py --initial-access-token)"
+                )
+            raise InitialAccessTokenRequired(
+                "registering a client_credentials client needs the initial access token "
+                "(Authorization: Bearer)"
+            )
+        scheme, _, token = header.partition(" ")
+        given = token_hash(token.strip()) if scheme.lower() == "bearer" else ""
+        if expected is None or not hmac.compare_digest(given, expected):
+            raise InvalidInitialAccessToken("the initial access token is not valid")
 
     async def _store(self, client: Client) -> None:
         """Add the client, unless too many registrations wait for a first use (ServerBusy)."""

@@ -52,4 +52,6 @@ class IntrospectionEndpoint:
         }
         if token.jkt:  # RFC 9449 6.2: the key the resource server must see a proof of
             body["cnf"] = {"jkt": token.jkt}
+        if tokens.is_machine(token):  # client_credentials: no user; the client is the subject
+            body["subject_type"] = "client"
         return JSONResponse(body, headers=NO_STORE)

@@ -7,11 +7,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from secure_mcp.oauth.rfc7523 import ALGORITHMS
 from secure_mcp.oauth.settings import OAuthSettings
 
 WELL_KNOWN = "/.well-known/oauth-authorization-server"
 JWKS_PATH = "/jwks"
-CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
+CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
 
 
 def metadata(settings: OAuthSettings) -> dict[str, Any]:
@@ -26,9 +27,12 @@ def metadata(settings: OAuthSettings) -> dict[str, Any]:
         "scopes_supported": list(settings.scopes),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        # RFC 8414 2: required with private_key_jwt; asymmetric only (RFC 8725 3.1)
+        "token_endpoint_auth_signing_alg_values_supported": list(ALGORITHMS),
         "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+        "revocation_endpoint_auth_signing_alg_values_supported": list(ALGORITHMS),
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
         "code_challenge_methods_supported": ["S256"],  # OAuth 2.1 4.1.1: S256 only
         "authorization_response_iss_parameter_supported": True,  # RFC 9207 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import secrets
@@ -96,6 +97,9 @@ class OAuthSettings:
         default_factory=lambda: dict(DEFAULT_SCOPE_DESCRIPTIONS)
     )
     session_secret: str | None = field(default=None, repr=False)
+    # RFC 7591 3: SHA-256 of the initial access token client_credentials registrations need;
+    # None: such registrations are refused. The token itself is kept nowhere.
+    initial_access_token_hash: str | None = field(default=None, repr=False)
     introspection_credentials: ResourceCredentials | None = None  # for resources[0]
     cleanup_interval: float = 300.0
     max_body_bytes: int = 16 * 1024
@@ -374,6 +378,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve GET /metrics in Prometheus text format, unauthenticated: never expose it "
         "publicly (OAUTH_METRICS)",
     )
+    parser.add_argument(
+        "--initial-access-token",
+        help="RFC 7591 initial access token: registering a client for the client_credentials "
+        "grant needs it as `Authorization: Bearer` on POST /register; without it such "
+        "registrations are refused (OAUTH_INITIAL_ACCESS_TOKEN, which keeps it out of the process "
+        f"list; at least {MIN_SESSION_SECRET_BYTES} characters)",
+    )
     add_limit_flags(parser, "OAUTH")
     return parser
 
@@ -440,6 +451,18 @@ def _optional_path(value: str | None) -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+def initial_access_token_hash(token: str | None) -> str | None:
+    """The SHA-256 hex of the initial access token (None when unset); SettingsError if short."""
+    if not token:
+        return None
+    if len(token) < MIN_SESSION_SECRET_BYTES or not token.isascii() or not token.isprintable():
+        raise SettingsError(
+            f"the initial access token must be at least {MIN_SESSION_SECRET_BYTES} printable "
+            "ASCII characters (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
 def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
     """Build the settings: flags win over environment, which wins over defaults."""
     args = build_parser().parse_args(list(argv))
@@ -488,6 +511,9 @@ def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
         demo_password=password or secrets.token_urlsafe(12),
         demo_password_generated=not password,
         session_secret=env.get("OAUTH_SESSION_SECRET") or None,
+        initial_access_token_hash=initial_access_token_hash(
+            args.initial_access_token or env.get("OAUTH_INITIAL_ACCESS_TOKEN")
+        ),
         introspection_credentials=introspection,
         cimd_allow_insecure=bool(args.cimd_allow_insecure)
         or _flag(env.get("OAUTH_CIMD_ALLOW_INSECURE"), "OAUTH_CIMD_ALLOW_INSECURE"),

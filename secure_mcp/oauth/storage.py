@@ -46,6 +46,7 @@ from secure_mcp.oauth.models import (
     RateLimit,
     Token,
     TokenFamily,
+    UsedAssertion,
 )
 
 DB_FILE = "oauth.sqlite3"
@@ -262,6 +263,7 @@ class Database:
                 ),
                 (RateLimit, RateLimit.tat < moment, RateLimit.bucket),
                 (DpopProof, DpopProof.expires_at < moment, DpopProof.key),
+                (UsedAssertion, UsedAssertion.expires_at < moment, UsedAssertion.jti_hash),
                 (Client, unused, Client.client_id),
             ]
             for table, condition, key in expired:

@@ -7,22 +7,23 @@ from collections.abc import Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from secure_mcp.oauth import clients, grants
+from secure_mcp.oauth import clients, grants, tokens
 from secure_mcp.oauth.audit import NO_AUDIT, AuditLog
 from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.dpop import TokenEndpointProofs
 from secure_mcp.oauth.errors import NO_STORE, InvalidRequest, OAuthError, UnsupportedGrantType
 from secure_mcp.oauth.forms import read_form
+from secure_mcp.oauth.rfc7523 import Assertions
 from secure_mcp.oauth.rfc9068 import JwtSigner
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database
 from secure_mcp.oauth.tokens import Grant
 
-GRANT_TYPES = ("authorization_code", "refresh_token")
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 # OAuth 2.1 4.1.3, 4.3.1 and client authentication (2.4); anything else is ignored (3.2)
 PARAMETERS = frozenset(
     {"grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope", "resource"}
-    | {"client_id", "client_secret"}
+    | {"client_id", "client_secret", "client_assertion", "client_assertion_type"}
 )
 
 
@@ -40,10 +41,12 @@ class TokenEndpoint:
         audit: AuditLog = NO_AUDIT,
         issued: Callable[[str], None] | None = None,
         known: clients.KnownClients | None = None,
+        assertions: Assertions | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.documents = documents
+        self.assertions = assertions  # private_key_jwt (RFC 7523 2.2)
         self.signer = signer  # JWT access tokens (RFC 9068) when set
         self.proofs = proofs
         self.audit = audit
@@ -54,7 +57,9 @@ class TokenEndpoint:
         """Answer a token request; every answer carries Cache-Control: no-store (RFC 6749 5.1)."""
         try:
             form = await read_form(request, self.settings.max_body_bytes, PARAMETERS)
-            client = await clients.authenticate(self.db, request, form, self.documents, self.known)
+            client = await clients.authenticate(
+                self.db, request, form, self.documents, self.known, assertions=self.assertions
+            )
             grant_type = form.get("grant_type")
             if not grant_type:
                 raise InvalidRequest("grant_type is required")
@@ -70,7 +75,7 @@ class TokenEndpoint:
             return exc.response()
         except OAuthError as exc:
             return exc.response()
-        event = "token_issued" if grant_type == "authorization_code" else "token_refreshed"
+        event = "token_refreshed" if grant_type == "refresh_token" else "token_issued"
         self._record(event, request, grant, grant_type=grant_type, scope=body["scope"])
         if self.issued is not None:
             self.issued(grant_type)
@@ -82,7 +87,8 @@ class TokenEndpoint:
             event,
             request,
             client_id=grant.client_id,
-            user=grant.subject,
+            # client_credentials: no user, the client is the subject (grant_type says so)
+            user=None if tokens.is_machine_family(grant.family_id) else grant.subject,
             resource=grant.resource,
             family=grant.family_id,
             **fields,

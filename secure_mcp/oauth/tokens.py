@@ -9,6 +9,7 @@ tokens, and tokens issued before the format existed still refresh, revoke and in
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -38,6 +39,24 @@ class Grant:
     family_id: str
     jkt: str | None = None  # RFC 9449 6: the DPoP key the access token is bound to
     refresh_jkt: str | None = None  # RFC 9449 5: a public client's refresh token too
+
+
+MACHINE_FAMILY_PREFIX = "client:"  # family of a client_credentials token: no user behind it
+
+
+def machine_family() -> str:
+    """A new token family for a client_credentials token (no code, no refresh token)."""
+    return MACHINE_FAMILY_PREFIX + secrets.token_urlsafe(16)
+
+
+def is_machine(token: Token) -> bool:
+    """True for a client_credentials token: the client is its subject, no user is."""
+    return is_machine_family(token.family_id)
+
+
+def is_machine_family(family_id: str) -> bool:
+    """True for the family of a client_credentials token."""
+    return family_id.startswith(MACHINE_FAMILY_PREFIX)
 
 
 def rowcount(result: Any) -> int:

@@ -34,8 +34,13 @@ async def test_metadata(oauth: Harness) -> None:
     assert meta["revocation_endpoint"] == f"{issuer}/revoke"
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["response_types_supported"] == ["code"]
-    assert meta["grant_types_supported"] == ["authorization_code", "refresh_token"]
+    grants = ["authorization_code", "refresh_token", "client_credentials"]
+    assert meta["grant_types_supported"] == grants
     assert "none" in meta["token_endpoint_auth_methods_supported"]
+    assert "private_key_jwt" in meta["token_endpoint_auth_methods_supported"]
+    algorithms = meta["token_endpoint_auth_signing_alg_values_supported"]
+    assert "ES256" in algorithms
+    assert not {"none", "HS256"} & set(algorithms)
     assert meta["scopes_supported"] == ["weather:read"]
     assert meta["authorization_response_iss_parameter_supported"] is True
     assert meta["client_id_metadata_document_supported"] is True

@@ -134,8 +134,9 @@ async def test_repeated_scope_is_invalid_request(oauth: Harness) -> None:
 TOKEN_ERRORS = [
     pytest.param(_drop("grant_type"), 400, "invalid_request", id="missing-grant-type"),
     pytest.param(_set(grant_type="password"), 400, "unsupported_grant_type", id="password"),
+    # OAuth 2.1 4.2: a public client (this one) never gets client_credentials
     pytest.param(
-        _set(grant_type="client_credentials"), 400, "unsupported_grant_type", id="client-creds"
+        _set(grant_type="client_credentials"), 400, "unauthorized_client", id="client-creds"
     ),
     pytest.param(_drop("code"), 400, "invalid_request", id="missing-code"),
     pytest.param(_set(code="not-a-code"), 400, "invalid_grant", id="unknown-code"),

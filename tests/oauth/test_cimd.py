@@ -143,7 +143,9 @@ BAD_DOCUMENTS = [
         id="client-id-mismatch",
     ),
     pytest.param({"client_id": URL + "/"}, "does not equal its URL", id="client-id-trailing-slash"),
-    pytest.param({"redirect_uris": None}, "redirect_uris: Field required", id="no-redirect-uris"),
+    pytest.param(
+        {"redirect_uris": None}, "redirect_uris: at least one is required", id="no-redirect-uris"
+    ),
     pytest.param({"redirect_uris": []}, "redirect_uris", id="empty-redirect-uris"),
     pytest.param(
         {"redirect_uris": ["javascript:alert(1)"]}, "absolute URL with a host", id="js-redirect"
