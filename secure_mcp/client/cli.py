@@ -81,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="scopes to ask for when signing in, instead of those the server names; more are "
         "asked for when a tool needs them (MCP_CLIENT_SCOPE)",
     )
+    machine = parser.add_argument_group("without a browser (CI, services)")
+    machine.add_argument(
+        "--client-credentials",
+        action="store_true",
+        help="get tokens with the client_credentials grant: no browser, no prompt; needs "
+        "--client-id, --client-issuer and MCP_CLIENT_SECRET or --private-key-file",
+    )
+    machine.add_argument(
+        "--private-key-file",
+        metavar="PEM",
+        help="authenticate with this private key (private_key_jwt, RFC 7523) instead of "
+        "MCP_CLIENT_SECRET; a file only you can read (MCP_CLIENT_PRIVATE_KEY_FILE)",
+    )
     parser.add_argument("--model", help=f"Claude model (ANTHROPIC_MODEL; {DEFAULT_MODEL})")
     parser.add_argument(
         "--confirm-tools",
@@ -115,6 +128,8 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> tuple[ClientSettings, 
         anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
         confirm_tools=args.confirm_tools,
         color=not env.get("NO_COLOR"),
+        client_credentials=args.client_credentials,
+        private_key_file=_path(args.private_key_file or env.get("MCP_CLIENT_PRIVATE_KEY_FILE")),
     )
     if settings.client_id and not settings.client_issuer:
         parser.error(ISSUER_REQUIRED)
@@ -123,6 +138,9 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> tuple[ClientSettings, 
     if problem is not None:  # one line with the fix, not the whole usage text
         print(f"client.py: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
+    machine = machine_problem(settings)
+    if machine:
+        parser.error(machine)
     call = None
     if args.call:
         try:
@@ -130,6 +148,28 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> tuple[ClientSettings, 
         except UsageError as exc:
             parser.error(f"--call: {exc}")
     return settings, Action(query=args.query, call=call, logout=args.logout)
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value).expanduser() if value else None
+
+
+def machine_problem(settings: ClientSettings) -> str | None:
+    """What is wrong with the machine-client flags, if anything."""
+    if not settings.client_credentials:
+        return (
+            "--private-key-file needs --client-credentials" if settings.private_key_file else None
+        )
+    if not settings.client_id:
+        return "--client-credentials needs --client-id (MCP_CLIENT_ID) and --client-issuer"
+    if settings.client_metadata_url:
+        return "--client-credentials and --client-metadata-url do not go together"
+    if bool(settings.client_secret) == bool(settings.private_key_file):
+        return (
+            "--client-credentials needs exactly one of MCP_CLIENT_SECRET (the client secret) "
+            "and --private-key-file (private_key_jwt)"
+        )
+    return None
 
 
 def anthropic_client(settings: ClientSettings) -> AsyncAnthropic:

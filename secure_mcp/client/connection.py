@@ -30,6 +30,11 @@ from secure_mcp.client.auth.browser import Opener
 from secure_mcp.client.auth.dpop import DpopKeys, DpopTransport
 from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.interaction import AUTHORIZATION_TIMEOUT, Authorizer
+from secure_mcp.client.auth.machine import (
+    MachineOAuthProvider,
+    load_signing_key,
+    machine_state_dir,
+)
 from secure_mcp.client.auth.paste import InputFn
 from secure_mcp.client.auth.provider import EXPECTED_FAILURES, SecureOAuthProvider
 from secure_mcp.client.auth.revocation import Outcome, revoke_tokens
@@ -341,7 +346,8 @@ def _revocation_client(
 
 
 def _storage(settings: ClientSettings) -> FileTokenStorage:
-    return FileTokenStorage(settings.state_dir, resource_url_from_server_url(settings.server_url))
+    folder = machine_state_dir(settings) if settings.client_credentials else settings.state_dir
+    return FileTokenStorage(folder, resource_url_from_server_url(settings.server_url))
 
 
 @asynccontextmanager
@@ -357,7 +363,7 @@ async def connect(
     """Sign in to `settings.server_url` (or reuse stored tokens) and yield a ToolSession."""
     _quiet_sdk_logs()
     authorizer = Authorizer(
-        paste=settings.paste,
+        paste=settings.paste or settings.client_credentials,  # no listener without a browser
         open_browser=settings.open_browser,
         write=write,
         opener=opener,
@@ -437,6 +443,9 @@ def _provider(
     transport: httpx2.AsyncBaseTransport | None = None,
 ) -> SecureOAuthProvider:
     """The OAuth provider for `settings`, or a one-line error for a bad CIMD URL."""
+    if settings.client_credentials:
+        key = load_signing_key(settings.private_key_file) if settings.private_key_file else None
+        return MachineOAuthProvider(settings, _storage(settings), authorizer, write, key)
     try:
         return SecureOAuthProvider(settings, _storage(settings), authorizer, write, transport)
     except ValueError as exc:  # the SDK refuses a CIMD URL that is not https with a path

@@ -51,6 +51,8 @@ class ClientSettings:
     client_secret: str | None = field(default=None, repr=False)  # its secret, if confidential
     client_issuer: str | None = None  # the only AS the pre-registered client may be used with
     scope: str | None = None  # asked for at sign-in instead of the server's hint (--scope)
+    client_credentials: bool = False  # no browser: the client_credentials grant (OAuth 2.1 4.2)
+    private_key_file: Path | None = None  # private_key_jwt key (PEM) instead of the secret
     anthropic_api_key: str | None = field(default=None, repr=False)
     anthropic_model: str = DEFAULT_MODEL
     anthropic_base_url: str | None = None

@@ -33,7 +33,7 @@ METHOD = "private_key_jwt"
 ALGORITHMS: dict[str, tuple[str, str | None]] = {
     "ES256": ("EC", "P-256"),
     "ES384": ("EC", "P-384"),
-    "EdDSA": ("OKP", "Ed25519"),
+    "Ed25519": ("OKP", "Ed25519"),  # RFC 9864 (EdDSA is deprecated there)
     "PS256": ("RSA", None),
     "RS256": ("RSA", None),
 }

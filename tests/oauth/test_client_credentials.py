@@ -497,11 +497,11 @@ def test_good_key_sets() -> None:
 
     rsa = RSAKey.generate_key(2048).as_dict(private=False)
     okp = OKPKey.generate_key("Ed25519").as_dict(private=False)
-    keys = rfc7523.public_keys({"keys": [rsa, {**okp, "alg": "EdDSA"}, _ec("e")]})
+    keys = rfc7523.public_keys({"keys": [rsa, {**okp, "alg": "Ed25519"}, _ec("e")]})
     assert [k.kind for k in keys] == [("RSA", None), ("OKP", "Ed25519"), ("EC", "P-256")]
     assert keys[0].verifies("PS256")
     assert not keys[0].verifies("ES256")
-    assert keys[1].verifies("EdDSA")
+    assert keys[1].verifies("Ed25519")
 
 
 def test_audiences_of_an_issuer_with_a_path(tmp_path: Path) -> None:

@@ -139,12 +139,7 @@ class SecureOAuthProvider(OAuthClientProvider):
         """Refuse to go on without AS metadata advertising PKCE S256 (MCP authorization)."""
         metadata = self.context.oauth_metadata
         if metadata is None:
-            tried = ", ".join(self._tried) or "(nothing)"
-            raise ClientConnectError(
-                f"Could not discover the authorization server for {self._settings.server_url}. "
-                f"Tried: {tried}",
-                "discovery_failed",
-            )
+            raise self.discovery_failed()
         self.check_issuer(str(metadata.issuer))
         require_https(metadata)  # before a code, a verifier, a secret or a token goes there
         # MCP authorization, "Authorization Code Protection": clients MUST refuse to proceed
@@ -155,6 +150,15 @@ class SecureOAuthProvider(OAuthClientProvider):
                 "(code_challenge_methods_supported); refusing to sign in there.",
                 "invalid_request",
             )
+
+    def discovery_failed(self) -> ClientConnectError:
+        """The error for an authorization server that could not be discovered."""
+        tried = ", ".join(self._tried) or "(nothing)"
+        return ClientConnectError(
+            f"Could not discover the authorization server for {self._settings.server_url}. "
+            f"Tried: {tried}",
+            "discovery_failed",
+        )
 
     def check_issuer(self, issuer: str) -> None:
         """A pre-registered client goes only to its own authorization server (RFC 6749 2.3, 10.1).
@@ -314,8 +318,7 @@ class SecureOAuthProvider(OAuthClientProvider):
         if tokens is not None and tokens.expires_in is not None and expiry is not None:
             self.context.token_expiry_time = expiry - min(MAX_EXPIRY_MARGIN, tokens.expires_in / 10)
 
-    @override
-    async def _perform_authorization(self) -> httpx2.Request:
+    def _choose_scope(self) -> None:
         """MCP scope selection: the challenge's scope, else PRM scopes_supported, else omit.
 
         The SDK would otherwise ask for every scope the authorization server lists. `--scope`
@@ -327,6 +330,11 @@ class SecureOAuthProvider(OAuthClientProvider):
             self.context.client_metadata.scope = None
         if self._sign_in_scope is not None and self._settings.scope:
             self.context.client_metadata.scope = self._settings.scope
+
+    @override
+    async def _perform_authorization(self) -> httpx2.Request:
+        """A sign-in through the browser, for the scope `_choose_scope` picks."""
+        self._choose_scope()
         require_iss(self.context.client_info, self.context.oauth_metadata)
         self.context.client_metadata.redirect_uris = [AnyUrl(self._redirect_uri())]
         return await super()._perform_authorization()

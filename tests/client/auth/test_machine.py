@@ -1,0 +1,300 @@
+"""client.py --client-credentials: no browser, one token request, asked again before expiry."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from joserfc import jwt
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from secure_mcp.client.auth import machine
+from secure_mcp.client.auth.errors import ClientConnectError
+from secure_mcp.client.cli import parse
+from secure_mcp.client.connection import connect
+from secure_mcp.client.settings import ClientSettings
+from tests.client.auth.fakes import AS_ORIGIN, RS_URL, FakeAuthServer, running, weather_mcp
+from tests.client.auth.harness import ScriptedBrowser
+
+SECRET = "machine-secret-not-real"
+
+
+@dataclass
+class MachineAuthServer(FakeAuthServer):
+    """The fake authorization server, also answering client_credentials requests."""
+
+    grant_types: list[str] = field(
+        default_factory=lambda: ["authorization_code", "client_credentials"]
+    )
+    forms: list[dict[str, str]] = field(default_factory=list)
+    headers: list[str | None] = field(default_factory=list)
+    refuse_token: bool = False
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), "grant_types_supported": self.grant_types}
+
+    async def _token(self, request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        if form["grant_type"] != "client_credentials":
+            return await super()._token(request)
+        self.forms.append(form)
+        self.headers.append(request.headers.get("authorization"))
+        self.log.append("POST /token client_credentials")
+        if self.refuse_token:
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        body = self._issue("ci", form.get("scope", "weather:read"), form.get("resource"))
+        del body["refresh_token"]
+        return JSONResponse(body)
+
+
+@pytest.fixture
+def machine_settings(tmp_path: Path) -> ClientSettings:
+    return ClientSettings(
+        state_dir=tmp_path / "state",
+        server_url=RS_URL,
+        client_id="ci",
+        client_secret=SECRET,
+        client_issuer=AS_ORIGIN,
+        client_credentials=True,
+    )
+
+
+async def call(settings: ClientSettings, server: MachineAuthServer, lines: list[str]) -> None:
+    """Connect and call get_alerts twice, the second time with the token past its early expiry."""
+    browser = ScriptedBrowser()
+    failure: ClientConnectError | None = None
+    async with running(weather_mcp(server), server) as router:
+        try:
+            async with connect(
+                settings, write=lines.append, http_transport=router, opener=browser.open
+            ) as session:
+                result = await session.call_tool("get_alerts", {"state": "CA"})
+                assert "No alerts in CA" in str(result.content)
+                session._provider.context.token_expiry_time = time.time() - 1  # time passes
+                result = await session.call_tool("get_alerts", {"state": "CA"})
+                assert "No alerts in CA" in str(result.content)
+        except ClientConnectError as exc:  # raised here, outside the server's task group
+            failure = exc
+    if failure is not None:
+        raise failure
+    assert browser.opened == []
+
+
+async def test_client_secret_basic(machine_settings: ClientSettings, lines: list[str]) -> None:
+    server = MachineAuthServer()
+    await call(machine_settings, server, lines)
+    assert len(server.forms) == 2  # asked again once the token was (almost) expired
+    form = server.forms[0]
+    assert form["grant_type"] == "client_credentials"
+    assert form["resource"] == RS_URL
+    assert "client_secret" not in form
+    expected = base64.b64encode(f"ci:{SECRET}".encode()).decode()
+    assert server.headers[0] == f"Basic {expected}"
+    assert "POST /register" not in server.log
+    assert not server.authorize_params
+    first, second = list(server.tokens)[:2]
+    assert server.tokens[first].expires_at > time.time()  # renewed before the old one expired
+    assert second
+    state = machine.machine_state_dir(machine_settings) / "oauth-state.json"
+    assert state.exists()  # its own folder, not the person's
+    assert not (machine_settings.state_dir / "oauth-state.json").exists()
+
+
+def write_key(path: Path, key: ECKey | OKPKey | RSAKey, mode: int = 0o600) -> Path:
+    path.write_bytes(key.as_pem(private=True))
+    path.chmod(mode)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "alg"),
+    [
+        pytest.param(lambda: ECKey.generate_key("P-256"), "ES256", id="p256"),
+        pytest.param(lambda: ECKey.generate_key("P-384"), "ES384", id="p384"),
+        pytest.param(lambda: OKPKey.generate_key("Ed25519"), "Ed25519", id="ed25519"),
+        pytest.param(lambda: RSAKey.generate_key(2048), "RS256", id="rsa"),
+    ],
+)
+async def test_private_key_jwt(
+    machine_settings: ClientSettings, tmp_path: Path, lines: list[str], make: Any, alg: str
+) -> None:
+    key = make()
+    settings = dataclasses.replace(
+        machine_settings, client_secret=None, private_key_file=write_key(tmp_path / "k.pem", key)
+    )
+    server = MachineAuthServer()
+    await call(settings, server, lines)
+    first, second = server.forms
+    assert server.headers == [None, None]
+    assert first["client_assertion_type"] == machine.ASSERTION_TYPE
+    token = jwt.decode(first["client_assertion"], key, algorithms=[alg])
+    assert token.header["alg"] == alg
+    claims = token.claims
+    assert claims["iss"] == claims["sub"] == "ci"
+    assert claims["aud"] == AS_ORIGIN
+    assert 0 < claims["exp"] - claims["iat"] <= 60
+    assert claims["jti"] != json.loads(_payload(second["client_assertion"]))["jti"]
+
+
+def _payload(signed: str) -> bytes:
+    part = signed.split(".")[1]
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+async def test_refused_credentials_are_one_line(
+    machine_settings: ClientSettings, lines: list[str]
+) -> None:
+    server = MachineAuthServer(refuse_token=True)
+    with pytest.raises(ClientConnectError, match="invalid_client"):
+        await call(machine_settings, server, lines)
+    assert len(server.forms) == 1
+
+
+async def test_a_server_without_the_grant(
+    machine_settings: ClientSettings, lines: list[str]
+) -> None:
+    server = MachineAuthServer(grant_types=["authorization_code"])
+    with pytest.raises(ClientConnectError, match="does not offer the client_credentials grant"):
+        await call(machine_settings, server, lines)
+    assert server.forms == []
+
+
+async def test_another_authorization_server_gets_nothing(
+    machine_settings: ClientSettings, lines: list[str]
+) -> None:
+    settings = dataclasses.replace(machine_settings, client_issuer="http://127.0.0.1:9999")
+    server = MachineAuthServer()
+    with pytest.raises(ClientConnectError, match="its credentials were not sent"):
+        await call(settings, server, lines)
+    assert server.forms == []
+
+
+@pytest.mark.parametrize(
+    ("mode", "content", "message"),
+    [
+        pytest.param(0o644, None, "readable by other users", id="shared"),
+        pytest.param(0o600, b"not a key", "holds no PEM private key", id="garbage"),
+        pytest.param(0o600, "public", "holds no PEM private key", id="public-key"),
+        pytest.param(0o600, "p521", "P-521 is not supported", id="p521"),
+    ],
+)
+def test_unusable_key_files(tmp_path: Path, mode: int, content: Any, message: str) -> None:
+    key = ECKey.generate_key("P-521" if content == "p521" else "P-256")
+    path = write_key(tmp_path / "k.pem", key, mode)
+    if content == "public":
+        path.write_bytes(key.as_pem(private=False))
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    with pytest.raises(ClientConnectError, match=message):
+        machine.load_signing_key(path)
+
+
+def test_missing_and_linked_key_files(tmp_path: Path) -> None:
+    with pytest.raises(ClientConnectError, match="No such file"):
+        machine.load_signing_key(tmp_path / "missing.pem")
+    real = write_key(tmp_path / "real.pem", ECKey.generate_key("P-256"))
+    os.symlink(real, tmp_path / "link.pem")
+    with pytest.raises(ClientConnectError, match="symbolic link"):
+        machine.load_signing_key(tmp_path / "link.pem")
+    assert "secure" in repr(machine.load_signing_key(real))
+
+
+def test_small_rsa_keys_are_refused(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    small = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505
+    pem = small.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    path = tmp_path / "small.pem"
+    path.write_bytes(pem)
+    path.chmod(0o600)
+    with pytest.raises(ClientConnectError, match="at least 2048"):  # and no warning
+        machine.load_signing_key(path)
+
+
+ENV = {"MCP_CLIENT_STATE_DIR": "/tmp/x"}
+BASE = ["--client-credentials", "--client-id", "ci", "--client-issuer", AS_ORIGIN]
+
+
+def test_flags(tmp_path: Path) -> None:
+    settings, _ = parse([*BASE, "--call", "get_alerts", "{}"], {**ENV, "MCP_CLIENT_SECRET": "s"})
+    assert settings.client_credentials
+    assert settings.client_secret == "s"
+    key = tmp_path / "k.pem"
+    settings, _ = parse([*BASE, "--private-key-file", str(key)], ENV)
+    assert settings.private_key_file == key
+    settings, _ = parse(BASE, {**ENV, "MCP_CLIENT_PRIVATE_KEY_FILE": str(key)})
+    assert settings.private_key_file == key
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        pytest.param(BASE, {}, "exactly one of", id="no-credentials"),
+        pytest.param(
+            [*BASE, "--private-key-file", "k"],
+            {"MCP_CLIENT_SECRET": "s"},
+            "exactly one of",
+            id="both",
+        ),
+        pytest.param(["--client-credentials"], {}, "needs --client-id", id="no-client-id"),
+        pytest.param(["--private-key-file", "k"], {}, "needs --client-credentials", id="key-alone"),
+        pytest.param(
+            [*BASE, "--client-metadata-url", "https://a.example/c"],
+            {"MCP_CLIENT_SECRET": "s"},
+            "do not go together",
+            id="cimd",
+        ),
+    ],
+)
+def test_bad_flags(
+    argv: list[str], env: dict[str, str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        parse(argv, {**ENV, **env})
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def provider_for(settings: ClientSettings, lines: list[str]) -> machine.MachineOAuthProvider:
+    from secure_mcp.client.auth.interaction import Authorizer
+    from secure_mcp.client.auth.storage import FileTokenStorage
+
+    authorizer = Authorizer(
+        paste=True, open_browser=False, write=lines.append, opener=lambda url: False, input_fn=input
+    )
+    storage = FileTokenStorage(machine.machine_state_dir(settings), RS_URL)
+    return machine.MachineOAuthProvider(settings, storage, authorizer, lines.append)
+
+
+async def test_never_a_browser_nor_a_registration(
+    machine_settings: ClientSettings, lines: list[str]
+) -> None:
+    import httpx2
+    from mcp.shared.auth import OAuthMetadata
+
+    provider = provider_for(machine_settings, lines)
+    with pytest.raises(ClientConnectError, match="Could not discover"):
+        provider.check_metadata()
+    with pytest.raises(ClientConnectError, match="never signs in through a browser"):
+        await provider._redirect(f"{AS_ORIGIN}/authorize")
+    provider.context.oauth_metadata = OAuthMetadata.model_validate(MachineAuthServer().metadata())
+    register = httpx2.Request("POST", f"{AS_ORIGIN}/register", json={})
+    with pytest.raises(ClientConnectError, match="nothing was registered"):
+        provider._before(register)
+    provider.context.client_info = machine.machine_client(machine_settings, None)
+    request = await provider._perform_authorization()  # no resource metadata, no scope
+    assert request.content == b"grant_type=client_credentials"
