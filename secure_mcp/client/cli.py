@@ -94,6 +94,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="authenticate with this private key (private_key_jwt, RFC 7523) instead of "
         "MCP_CLIENT_SECRET; a file only you can read (MCP_CLIENT_PRIVATE_KEY_FILE)",
     )
+    machine.add_argument(
+        "--wif-token-file",
+        metavar="FILE",
+        help="workload identity federation (MCP extension io.modelcontextprotocol/auth/wif, "
+        "SEP-1933): send the JWT in FILE, read again for each token request, with the "
+        "jwt-bearer grant (RFC 7523) to --client-issuer (MCP_WIF_TOKEN_FILE)",
+    )
+    machine.add_argument(
+        "--idp-token-endpoint",
+        metavar="URL",
+        help="enterprise-managed authorization (MCP extension io.modelcontextprotocol/"
+        "enterprise-managed-authorization, SEP-990): exchange the ID token of --id-token-file "
+        "at this identity-provider endpoint for an ID-JAG (RFC 8693), then present it with "
+        "the jwt-bearer grant as --client-id with MCP_CLIENT_SECRET (MCP_IDP_TOKEN_ENDPOINT)",
+    )
+    machine.add_argument(
+        "--idp-client-id", help="the client's id at the identity provider (MCP_IDP_CLIENT_ID)"
+    )
+    machine.add_argument(
+        "--id-token-file",
+        metavar="FILE",
+        help="the user's ID token from the identity provider (MCP_ID_TOKEN_FILE)",
+    )
     parser.add_argument("--model", help=f"Claude model (ANTHROPIC_MODEL; {DEFAULT_MODEL})")
     parser.add_argument(
         "--confirm-tools",
@@ -130,6 +153,10 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> tuple[ClientSettings, 
         color=not env.get("NO_COLOR"),
         client_credentials=args.client_credentials,
         private_key_file=_path(args.private_key_file or env.get("MCP_CLIENT_PRIVATE_KEY_FILE")),
+        wif_token_file=_path(args.wif_token_file or env.get("MCP_WIF_TOKEN_FILE")),
+        idp_token_endpoint=args.idp_token_endpoint or env.get("MCP_IDP_TOKEN_ENDPOINT") or None,
+        idp_client_id=args.idp_client_id or env.get("MCP_IDP_CLIENT_ID") or None,
+        id_token_file=_path(args.id_token_file or env.get("MCP_ID_TOKEN_FILE")),
     )
     if settings.client_id and not settings.client_issuer:
         parser.error(ISSUER_REQUIRED)
@@ -155,15 +182,28 @@ def _path(value: str | None) -> Path | None:
 
 
 def machine_problem(settings: ClientSettings) -> str | None:
-    """What is wrong with the machine-client flags, if anything."""
-    if not settings.client_credentials:
-        return (
-            "--private-key-file needs --client-credentials" if settings.private_key_file else None
-        )
-    if not settings.client_id:
-        return "--client-credentials needs --client-id (MCP_CLIENT_ID) and --client-issuer"
+    """What is wrong with the flags of the clients without a browser, if anything."""
+    modes = [settings.client_credentials, settings.wif_token_file, settings.idp_token_endpoint]
+    if sum(1 for mode in modes if mode) > 1:
+        return "choose one of --client-credentials, --wif-token-file and --idp-token-endpoint"
+    if settings.private_key_file and not settings.client_credentials:
+        return "--private-key-file needs --client-credentials"
+    if (settings.id_token_file or settings.idp_client_id) and not settings.idp_token_endpoint:
+        return "--id-token-file and --idp-client-id need --idp-token-endpoint"
+    if not settings.machine:
+        return None
     if settings.client_metadata_url:
-        return "--client-credentials and --client-metadata-url do not go together"
+        return "--client-metadata-url is for browser sign-in only"
+    if not settings.client_issuer:
+        return "a client without a browser needs --client-issuer (MCP_CLIENT_ISSUER)"
+    if not settings.client_id:
+        return "a client without a browser needs --client-id (MCP_CLIENT_ID)"
+    if settings.wif_token_file:
+        return "--wif-token-file sends no client secret" if settings.client_secret else None
+    if settings.idp_token_endpoint:
+        if not settings.id_token_file or not settings.client_secret:
+            return "--idp-token-endpoint needs --id-token-file and MCP_CLIENT_SECRET"
+        return None
     if bool(settings.client_secret) == bool(settings.private_key_file):
         return (
             "--client-credentials needs exactly one of MCP_CLIENT_SECRET (the client secret) "

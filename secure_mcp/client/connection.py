@@ -30,11 +30,8 @@ from secure_mcp.client.auth.browser import Opener
 from secure_mcp.client.auth.dpop import DpopKeys, DpopTransport
 from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.interaction import AUTHORIZATION_TIMEOUT, Authorizer
-from secure_mcp.client.auth.machine import (
-    MachineOAuthProvider,
-    load_signing_key,
-    machine_state_dir,
-)
+from secure_mcp.client.auth.machine import machine_state_dir
+from secure_mcp.client.auth.machines import machine_provider
 from secure_mcp.client.auth.paste import InputFn
 from secure_mcp.client.auth.provider import EXPECTED_FAILURES, SecureOAuthProvider
 from secure_mcp.client.auth.revocation import Outcome, revoke_tokens
@@ -294,7 +291,7 @@ class McpToolSession:
 
     async def _revoke(self, write: Write) -> None:
         # A plain client: revocation must not carry the bearer token or start a sign-in.
-        async with _revocation_client(self._settings, self._transport) as plain:
+        async with _plain(self._settings, self._transport) as plain:
             await _revoke_and_delete(self._provider.storage, plain, write)
         self._provider.forget_tokens()
 
@@ -335,10 +332,11 @@ def http_transport(settings: ClientSettings) -> httpx2.AsyncHTTPTransport:
     return network_transport(settings.http_keepalive)
 
 
-def _revocation_client(
+def _plain(
     settings: ClientSettings, transport: httpx2.AsyncBaseTransport | None
 ) -> httpx2.AsyncClient:
-    """A plain client for RFC 7009 requests, bounded like every other (a failure is a 503)."""
+    """A plain client (no token, no sign-in), bounded like every other (a failure is a 503):
+    for RFC 7009 revocation and the enterprise IdP's token exchange."""
     bounded = ReportingTransport(
         transport or http_transport(settings), lambda failure: None, bounds(settings)
     )
@@ -346,7 +344,7 @@ def _revocation_client(
 
 
 def _storage(settings: ClientSettings) -> FileTokenStorage:
-    folder = machine_state_dir(settings) if settings.client_credentials else settings.state_dir
+    folder = machine_state_dir(settings) if settings.machine else settings.state_dir
     return FileTokenStorage(folder, resource_url_from_server_url(settings.server_url))
 
 
@@ -363,7 +361,7 @@ async def connect(
     """Sign in to `settings.server_url` (or reuse stored tokens) and yield a ToolSession."""
     _quiet_sdk_logs()
     authorizer = Authorizer(
-        paste=settings.paste or settings.client_credentials,  # no listener without a browser
+        paste=settings.paste or settings.machine,  # no listener without a browser
         open_browser=settings.open_browser,
         write=write,
         opener=opener,
@@ -443,9 +441,10 @@ def _provider(
     transport: httpx2.AsyncBaseTransport | None = None,
 ) -> SecureOAuthProvider:
     """The OAuth provider for `settings`, or a one-line error for a bad CIMD URL."""
-    if settings.client_credentials:
-        key = load_signing_key(settings.private_key_file) if settings.private_key_file else None
-        return MachineOAuthProvider(settings, _storage(settings), authorizer, write, key)
+    if settings.machine:
+        return machine_provider(
+            settings, _storage(settings), authorizer, write, lambda: _plain(settings, transport)
+        )
     try:
         return SecureOAuthProvider(settings, _storage(settings), authorizer, write, transport)
     except ValueError as exc:  # the SDK refuses a CIMD URL that is not https with a path
@@ -462,7 +461,7 @@ async def logout_stored(
 ) -> bool:
     """`--logout` without connecting to the MCP server: revoke and delete stored tokens."""
     try:
-        async with _revocation_client(settings, http_transport) as http:
+        async with _plain(settings, http_transport) as http:
             return await _revoke_and_delete(_storage(settings), http, write)
     except StorageError as exc:
         raise ClientConnectError(str(exc), "storage_error") from exc

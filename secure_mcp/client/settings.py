@@ -53,6 +53,16 @@ class ClientSettings:
     scope: str | None = None  # asked for at sign-in instead of the server's hint (--scope)
     client_credentials: bool = False  # no browser: the client_credentials grant (OAuth 2.1 4.2)
     private_key_file: Path | None = None  # private_key_jwt key (PEM) instead of the secret
+    wif_token_file: Path | None = None  # workload identity JWT: the jwt-bearer grant (SEP-1933)
+    idp_token_endpoint: str | None = None  # enterprise IdP token endpoint (SEP-990)
+    idp_client_id: str | None = None  # the client's id at that IdP
+    id_token_file: Path | None = None  # the user's ID token from that IdP
+
+    @property
+    def machine(self) -> bool:
+        """Tokens without a browser: client credentials, workload identity or enterprise IdP."""
+        return bool(self.client_credentials or self.wif_token_file or self.idp_token_endpoint)
+
     anthropic_api_key: str | None = field(default=None, repr=False)
     anthropic_model: str = DEFAULT_MODEL
     anthropic_base_url: str | None = None

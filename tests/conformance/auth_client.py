@@ -31,6 +31,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `secure_mcp` importable
 from secure_mcp.client.auth.errors import ClientConnectError  # noqa: E402
 from secure_mcp.client.connection import connect  # noqa: E402
 from secure_mcp.client.settings import ClientSettings  # noqa: E402
+from tests.conformance import machine_adapter  # noqa: E402
 
 # The client ID metadata document URL the suite's `auth/basic-cimd` fixture expects; the
 # client uses it only where the authorization server advertises CIMD support.
@@ -118,6 +119,9 @@ async def run(server_url: str, context: dict[str, Any], state_dir: Path, scenari
         client_secret=context.get("client_secret"),
         client_issuer=await issuer_of(server_url) if client_id else None,
     )
+    if scenario in machine_adapter.SCENARIOS:  # issue 14: clients without a browser
+        issuer = await issuer_of(server_url)
+        settings = machine_adapter.machine_settings(scenario, context, settings, issuer)
     browser = HeadlessBrowser()
     async with connect(
         settings, write=log, opener=browser.open, authorization_timeout=AUTHORIZATION_TIMEOUT

@@ -15,7 +15,7 @@ import secrets
 import stat
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,20 +125,23 @@ def machine_state_dir(settings: ClientSettings) -> Path:
     return settings.state_dir / f"machine-{tag}"
 
 
-def machine_client(settings: ClientSettings, key: SigningKey | None) -> OAuthClientInformationFull:
+def machine_client(
+    settings: ClientSettings,
+    key: SigningKey | None,
+    *,
+    grant: str = CLIENT_CREDENTIALS,
+    method: str | None = None,
+) -> OAuthClientInformationFull:
     """The pre-registered machine client, bound to its issuer."""
-    method = "private_key_jwt" if key is not None else "client_secret_basic"
+    chosen = method or ("private_key_jwt" if key is not None else "client_secret_basic")
     return OAuthClientInformationFull(
         client_id=settings.client_id,
         issuer=settings.client_issuer,
-        client_secret=None if key is not None else settings.client_secret,
-        token_endpoint_auth_method=method,
+        client_secret=settings.client_secret if chosen.startswith("client_secret_") else None,
+        token_endpoint_auth_method=chosen,
         redirect_uris=None,
-        grant_types=[CLIENT_CREDENTIALS],
+        grant_types=[grant],
     )
-
-
-TokenForm = Callable[[dict[str, str], dict[str, str]], Awaitable[None]]
 
 
 class MachineOAuthProvider(SecureOAuthProvider):
@@ -156,7 +159,7 @@ class MachineOAuthProvider(SecureOAuthProvider):
     ) -> None:
         super().__init__(settings, storage, authorizer, write)
         self._key = key
-        client = machine_client(settings, key)
+        client = self._identity(settings, key)
         self._pre_registered = client
         self.context.client_metadata = OAuthClientMetadata(
             redirect_uris=None,
@@ -164,6 +167,12 @@ class MachineOAuthProvider(SecureOAuthProvider):
             token_endpoint_auth_method=client.token_endpoint_auth_method,
             scope=settings.scope,
         )
+
+    def _identity(
+        self, settings: ClientSettings, key: SigningKey | None
+    ) -> OAuthClientInformationFull:
+        """Who this client is at the authorization server (pre-registered, bound to its issuer)."""
+        return machine_client(settings, key)
 
     def check_metadata(self) -> None:
         """The issuer is the configured one, over https; no PKCE needed (no browser)."""

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,25 @@ from typing import Any
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
-from secure_mcp.client.auth import machine
+from secure_mcp.client.auth import assertion_grants, machine
+from secure_mcp.client.auth.assertion_grants import ID_JAG_TYPE, JWT_BEARER
 from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.cli import parse
 from secure_mcp.client.connection import connect
 from secure_mcp.client.settings import ClientSettings
-from tests.client.auth.fakes import AS_ORIGIN, RS_URL, FakeAuthServer, running, weather_mcp
+from tests.client.auth.fakes import (
+    AS_ORIGIN,
+    RS_ORIGIN,
+    RS_URL,
+    FakeAuthServer,
+    Router,
+    weather_mcp,
+)
 from tests.client.auth.harness import ScriptedBrowser
 
 SECRET = "machine-secret-not-real"
@@ -44,11 +55,11 @@ class MachineAuthServer(FakeAuthServer):
 
     async def _token(self, request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).items()}
-        if form["grant_type"] != "client_credentials":
+        if form["grant_type"] not in {"client_credentials", JWT_BEARER}:
             return await super()._token(request)
         self.forms.append(form)
         self.headers.append(request.headers.get("authorization"))
-        self.log.append("POST /token client_credentials")
+        self.log.append(f"POST /token {form['grant_type']}")
         if self.refuse_token:
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         body = self._issue("ci", form.get("scope", "weather:read"), form.get("resource"))
@@ -68,11 +79,20 @@ def machine_settings(tmp_path: Path) -> ClientSettings:
     )
 
 
-async def call(settings: ClientSettings, server: MachineAuthServer, lines: list[str]) -> None:
+async def call(
+    settings: ClientSettings,
+    server: MachineAuthServer,
+    lines: list[str],
+    between: Callable[[], None] = lambda: None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Connect and call get_alerts twice, the second time with the token past its early expiry."""
     browser = ScriptedBrowser()
     failure: ClientConnectError | None = None
-    async with running(weather_mcp(server), server) as router:
+    mcp = weather_mcp(server)
+    app = mcp.streamable_http_app(json_response=True, stateless_http=True)
+    async with mcp.session_manager.run():
+        router = Router({RS_ORIGIN: app, AS_ORIGIN: server.app(), **(extra or {})})
         try:
             async with connect(
                 settings, write=lines.append, http_transport=router, opener=browser.open
@@ -80,6 +100,7 @@ async def call(settings: ClientSettings, server: MachineAuthServer, lines: list[
                 result = await session.call_tool("get_alerts", {"state": "CA"})
                 assert "No alerts in CA" in str(result.content)
                 session._provider.context.token_expiry_time = time.time() - 1  # time passes
+                between()
                 result = await session.call_tool("get_alerts", {"state": "CA"})
                 assert "No alerts in CA" in str(result.content)
         except ClientConnectError as exc:  # raised here, outside the server's task group
@@ -238,6 +259,26 @@ def test_flags(tmp_path: Path) -> None:
     assert settings.private_key_file == key
     settings, _ = parse(BASE, {**ENV, "MCP_CLIENT_PRIVATE_KEY_FILE": str(key)})
     assert settings.private_key_file == key
+    wif = {**ENV, "MCP_WIF_TOKEN_FILE": str(key), "MCP_CLIENT_ISSUER": AS_ORIGIN}
+    wif["MCP_CLIENT_ID"] = "workload"
+    settings, _ = parse([], wif)
+    assert settings.machine
+    assert settings.wif_token_file == key
+    enterprise = {
+        **ENV,
+        "MCP_IDP_TOKEN_ENDPOINT": "https://idp.example/token",
+        "MCP_IDP_CLIENT_ID": "idp-client",
+        "MCP_ID_TOKEN_FILE": str(key),
+        "MCP_CLIENT_ID": "c",
+        "MCP_CLIENT_SECRET": "s",
+        "MCP_CLIENT_ISSUER": AS_ORIGIN,
+    }
+    settings, _ = parse([], enterprise)
+    assert settings.machine
+    assert (settings.idp_token_endpoint, settings.idp_client_id) == (
+        "https://idp.example/token",
+        "idp-client",
+    )
 
 
 @pytest.mark.parametrize(
@@ -250,13 +291,39 @@ def test_flags(tmp_path: Path) -> None:
             "exactly one of",
             id="both",
         ),
-        pytest.param(["--client-credentials"], {}, "needs --client-id", id="no-client-id"),
+        pytest.param(
+            ["--client-credentials", "--client-issuer", AS_ORIGIN],
+            {},
+            "needs --client-id",
+            id="no-client-id",
+        ),
+        pytest.param(
+            ["--wif-token-file", "t", "--client-issuer", AS_ORIGIN],
+            {},
+            "needs --client-id",
+            id="wif-no-client-id",
+        ),
+        pytest.param(["--client-credentials"], {}, "needs --client-issuer", id="no-issuer"),
         pytest.param(["--private-key-file", "k"], {}, "needs --client-credentials", id="key-alone"),
         pytest.param(
             [*BASE, "--client-metadata-url", "https://a.example/c"],
             {"MCP_CLIENT_SECRET": "s"},
-            "do not go together",
+            "browser sign-in only",
             id="cimd",
+        ),
+        pytest.param([*BASE, "--wif-token-file", "t"], {}, "choose one of", id="two-modes"),
+        pytest.param(
+            ["--wif-token-file", "t", "--client-issuer", AS_ORIGIN, "--client-id", "w"],
+            {"MCP_CLIENT_SECRET": "s"},
+            "sends no client secret",
+            id="wif-secret",
+        ),
+        pytest.param(["--id-token-file", "t"], {}, "need --idp-token-endpoint", id="idp-alone"),
+        pytest.param(
+            ["--idp-token-endpoint", "https://idp.example/token", "--client-issuer", AS_ORIGIN],
+            {"MCP_CLIENT_ID": "c"},
+            "needs --id-token-file and MCP_CLIENT_SECRET",
+            id="idp-no-token",
         ),
     ],
 )
@@ -298,3 +365,152 @@ async def test_never_a_browser_nor_a_registration(
     provider.context.client_info = machine.machine_client(machine_settings, None)
     request = await provider._perform_authorization()  # no resource metadata, no scope
     assert request.content == b"grant_type=client_credentials"
+
+
+# --- workload identity (SEP-1933) and enterprise-managed authorization (SEP-990) ---
+
+IDP_ORIGIN = "http://127.0.0.1:9500"
+
+
+def jwt_file(path: Path, text: str = "header.claims.signature", mode: int = 0o600) -> Path:
+    path.write_text(text + "\n")
+    path.chmod(mode)
+    return path
+
+
+def wif_settings(tmp_path: Path, token: Path) -> ClientSettings:
+    return ClientSettings(
+        state_dir=tmp_path / "state",
+        server_url=RS_URL,
+        client_id="workload",
+        client_issuer=AS_ORIGIN,
+        wif_token_file=token,
+    )
+
+
+async def test_workload_identity(tmp_path: Path, lines: list[str]) -> None:
+    token = jwt_file(tmp_path / "wif.jwt", "a.b.c")
+    server = MachineAuthServer(grant_types=[JWT_BEARER])
+
+    def rotate() -> None:  # the platform writes a new token between the two requests
+        jwt_file(token, "d.e.f")
+
+    await call(wif_settings(tmp_path, token), server, lines, between=rotate)
+    first, second = server.forms
+    assert first == {
+        "grant_type": JWT_BEARER,
+        "assertion": "a.b.c",
+        "resource": RS_URL,
+        "scope": "weather:read",  # the resource's scopes (MCP scope selection)
+        "client_id": "workload",
+    }
+    assert second["assertion"] == "d.e.f"  # read again for each token request
+    assert server.headers == [None, None]  # a public client: no secret
+
+
+async def test_workload_identity_refused_is_final(tmp_path: Path, lines: list[str]) -> None:
+    server = MachineAuthServer(grant_types=[JWT_BEARER], refuse_token=True)
+    token = jwt_file(tmp_path / "wif.jwt")
+    with pytest.raises(ClientConnectError):
+        await call(wif_settings(tmp_path, token), server, lines)
+    assert len(server.forms) == 1  # no retry, no other grant (SEP-1933)
+
+
+@dataclass
+class FakeIdp:
+    """An enterprise identity provider's RFC 8693 token endpoint issuing ID-JAGs."""
+
+    forms: list[dict[str, str]] = field(default_factory=list)
+    answer: Any = None  # replaces the ID-JAG answer when set
+    status: int = 200
+
+    def app(self) -> Starlette:
+        async def token(request: Request) -> Response:
+            self.forms.append({k: str(v) for k, v in (await request.form()).items()})
+            if isinstance(self.answer, bytes):
+                return Response(self.answer, status_code=self.status)
+            body = self.answer or {
+                "access_token": f"id-jag-{len(self.forms)}",
+                "issued_token_type": ID_JAG_TYPE,
+                "token_type": "N_A",
+            }
+            return JSONResponse(body, status_code=self.status)
+
+        return Starlette(routes=[Route("/token", token, methods=["POST"])])
+
+
+def enterprise_settings(tmp_path: Path, endpoint: str = f"{IDP_ORIGIN}/token") -> ClientSettings:
+    return ClientSettings(
+        state_dir=tmp_path / "state",
+        server_url=RS_URL,
+        client_id="xaa",
+        client_secret=SECRET,
+        client_issuer=AS_ORIGIN,
+        idp_token_endpoint=endpoint,
+        idp_client_id="idp-client",
+        id_token_file=jwt_file(tmp_path / "id.jwt", "i.d.t"),
+    )
+
+
+async def test_enterprise_managed_authorization(tmp_path: Path, lines: list[str]) -> None:
+    server, idp = MachineAuthServer(grant_types=[JWT_BEARER]), FakeIdp()
+    await call(enterprise_settings(tmp_path), server, lines, extra={IDP_ORIGIN: idp.app()})
+    assert idp.forms[0] == {
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+        "requested_token_type": ID_JAG_TYPE,
+        "subject_token": "i.d.t",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+        "audience": AS_ORIGIN,
+        "resource": RS_URL,
+        "client_id": "idp-client",
+    }
+    assert [form["assertion"] for form in server.forms] == ["id-jag-1", "id-jag-2"]
+    assert server.forms[0]["grant_type"] == JWT_BEARER
+    expected = base64.b64encode(f"xaa:{SECRET}".encode()).decode()
+    assert server.headers == [f"Basic {expected}"] * 2
+    assert "client_secret" not in server.forms[0]
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        pytest.param({"error": "invalid_grant"}, 400, id="refused"),
+        pytest.param(b"<html>", 200, id="not-json"),
+        pytest.param({"access_token": "x", "issued_token_type": "other"}, 200, id="not-id-jag"),
+        pytest.param(["x"], 200, id="not-object"),
+    ],
+)
+async def test_enterprise_idp_failures(
+    tmp_path: Path, lines: list[str], answer: Any, status: int
+) -> None:
+    server, idp = MachineAuthServer(grant_types=[JWT_BEARER]), FakeIdp(answer=answer, status=status)
+    settings = dataclasses.replace(enterprise_settings(tmp_path), idp_client_id=None)
+    with pytest.raises(ClientConnectError, match="did not issue an ID-JAG"):
+        await call(settings, server, lines, extra={IDP_ORIGIN: idp.app()})
+    assert server.forms == []
+    assert "client_id" not in idp.forms[0]
+
+
+@pytest.mark.parametrize("endpoint", ["http://idp.example/token", "file:///etc/passwd"])
+async def test_enterprise_idp_must_be_https(
+    tmp_path: Path, lines: list[str], endpoint: str
+) -> None:
+    server = MachineAuthServer(grant_types=[JWT_BEARER])
+    with pytest.raises(ClientConnectError, match="must be https"):
+        await call(enterprise_settings(tmp_path, endpoint), server, lines)
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "message"),
+    [
+        pytest.param("a.b.c", 0o640, "readable by other users", id="shared"),
+        pytest.param("not a jwt", 0o600, "is not a JWT", id="garbage"),
+        pytest.param("a" * 20000, 0o600, "is not a JWT", id="huge"),
+    ],
+)
+def test_unusable_token_files(tmp_path: Path, text: str, mode: int, message: str) -> None:
+    path = jwt_file(tmp_path / "t.jwt", text, mode)
+    with pytest.raises(ClientConnectError, match=message):
+        assertion_grants.read_token_file(path, "workload token")
+    with pytest.raises(ClientConnectError, match="Cannot read the ID token"):
+        assertion_grants.read_token_file(tmp_path / "missing", "ID token")
