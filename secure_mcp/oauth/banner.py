@@ -74,6 +74,12 @@ def banner(settings: OAuthSettings) -> str:
         f"               password {password}",
         "  client ID metadata documents: "
         + ("INSECURE (development)" if settings.cimd_allow_insecure else "https, public hosts"),
+        "  client_credentials registrations: "
+        + (
+            "with the initial access token"
+            if settings.initial_access_token_hash
+            else "off (--initial-access-token)"
+        ),
         f"  clients:     {settings.connection_limits.summary()}",
         f"  audit log:   {_audit_target(settings.audit_log)}",
         "  metrics:     "

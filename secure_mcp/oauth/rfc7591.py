@@ -219,7 +219,10 @@ class RegistrationEndpoint:
             meta = parse(body, self.settings)
             self._check_initial_access_token(request, meta)
             client, response = new_client(meta)
-            await self._store(client)
+            machine = meta.grant_types == [MACHINE_GRANT]
+            if machine:  # vouched for by the initial access token: never "unused", kept
+                client.authorized_at = client.issued_at
+            await self._store(client, limit_unused=not machine)
         except OAuthError as exc:
             return exc.response()
         self.audit.record(
@@ -253,13 +256,13 @@ class RegistrationEndpoint:
         if expected is None or not hmac.compare_digest(given, expected):
             raise InvalidInitialAccessToken("the initial access token is not valid")
 
-    async def _store(self, client: Client) -> None:
+    async def _store(self, client: Client, *, limit_unused: bool = True) -> None:
         """Add the client, unless too many registrations wait for a first use (ServerBusy)."""
         async with self.db.write() as session:
             await self.db.serialize(session, "registrations")  # the bound holds across instances
             unused = await session.scalar(
                 select(func.count()).where(Client.authorized_at.is_(None))
             )
-            if (unused or 0) >= self.settings.max_unused_clients:
+            if limit_unused and (unused or 0) >= self.settings.max_unused_clients:
                 raise ServerBusy("too many registrations are waiting for a first use", 3600)
             session.add(client)

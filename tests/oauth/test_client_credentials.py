@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any
 
 import httpx2
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from secure_mcp.oauth import clients, rfc7523
 from secure_mcp.oauth.app import build_app
@@ -581,3 +582,30 @@ async def test_the_audit_log_shows_a_machine_token_without_a_user(tmp_path: Path
     assert issued[0]["client_id"] == client["client_id"]
     assert issued[0]["user"] is None  # no user: the client is the subject
     assert token.json()["access_token"] not in path.read_text()
+
+
+async def test_machine_clients_are_never_deleted_as_unused(tmp_path: Path) -> None:
+    overrides = {"initial_access_token_hash": INITIAL_ACCESS_TOKEN_HASH, "max_unused_clients": 1}
+    async with running_oauth_app(tmp_path, **overrides) as (app, settings):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
+            harness = Harness(app, settings, http)
+            await harness.register()  # a browser client nobody allowed yet: the limit is full
+            client = await secret_client(harness)  # an administrator's client still registers
+            db = Database(settings.data_dir, unused_client_ttl=1)
+            async with db.write() as session:
+                await session.execute(update(Client).values(issued_at=1))
+            await db.cleanup()
+            async with db.read() as session:
+                kept = (await session.scalars(select(Client.client_id))).all()
+            await db.close()
+            assert kept == [client["client_id"]]  # the unused browser client went
+
+
+def test_banner_says_whether_machine_registration_is_on(tmp_path: Path) -> None:
+    from secure_mcp.oauth.banner import banner
+
+    _, settings = make_oauth_app(tmp_path)
+    assert "client_credentials registrations: off" in banner(settings)
+    on = dataclasses.replace(settings, initial_access_token_hash=INITIAL_ACCESS_TOKEN_HASH)
+    assert "with the initial access token" in banner(on)
