@@ -218,6 +218,13 @@ class MachineOAuthProvider(SecureOAuthProvider):
             self._key, self._settings.client_id or "", audience
         )
 
+    def _choose_scope(self) -> None:
+        """Only `--scope` at first: the client's registration says what it may have, and
+        asking for every scope the server names would be refused (invalid_scope). A step-up
+        (403 insufficient_scope) asks for the union, as for a person."""
+        if self._sign_in_scope is not None:  # a 401, not a step-up
+            self.context.client_metadata.scope = self._settings.scope
+
     async def _grant_form(self, data: dict[str, str]) -> None:
         """The grant's own parameters (none for client_credentials)."""
 

@@ -401,8 +401,7 @@ async def test_workload_identity(tmp_path: Path, lines: list[str]) -> None:
         "grant_type": JWT_BEARER,
         "assertion": "a.b.c",
         "resource": RS_URL,
-        "scope": "weather:read",  # the resource's scopes (MCP scope selection)
-        "client_id": "workload",
+        "client_id": "workload",  # no scope: the registration says (no --scope given)
     }
     assert second["assertion"] == "d.e.f"  # read again for each token request
     assert server.headers == [None, None]  # a public client: no secret
@@ -514,3 +513,17 @@ def test_unusable_token_files(tmp_path: Path, text: str, mode: int, message: str
         assertion_grants.read_token_file(path, "workload token")
     with pytest.raises(ClientConnectError, match="Cannot read the ID token"):
         assertion_grants.read_token_file(tmp_path / "missing", "ID token")
+
+
+async def test_scope_only_when_asked(machine_settings: ClientSettings, lines: list[str]) -> None:
+    server = MachineAuthServer()
+    await call(dataclasses.replace(machine_settings, scope="weather:read"), server, lines)
+    assert server.forms[0]["scope"] == "weather:read"
+    provider = provider_for(machine_settings, lines)
+    provider.context.client_metadata.scope = "weather:read weather:alerts"  # a step-up's union
+    provider._sign_in_scope = None
+    provider._choose_scope()
+    assert provider.context.client_metadata.scope == "weather:read weather:alerts"
+    provider._sign_in_scope = "weather:read weather:alerts"  # a 401 naming scopes
+    provider._choose_scope()
+    assert provider.context.client_metadata.scope is None
