@@ -30,11 +30,11 @@ from secure_mcp.client.auth.browser import Opener
 from secure_mcp.client.auth.dpop import DpopKeys, DpopTransport
 from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.interaction import AUTHORIZATION_TIMEOUT, Authorizer
-from secure_mcp.client.auth.machine import machine_state_dir
+from secure_mcp.client.auth.machine import machine_assertion, machine_state_dir
 from secure_mcp.client.auth.machines import machine_provider
 from secure_mcp.client.auth.paste import InputFn
 from secure_mcp.client.auth.provider import EXPECTED_FAILURES, SecureOAuthProvider
-from secure_mcp.client.auth.revocation import Outcome, revoke_tokens
+from secure_mcp.client.auth.revocation import Assertion, Outcome, revoke_tokens
 from secure_mcp.client.auth.storage import FileTokenStorage, StorageError
 from secure_mcp.client.auth.transport import Bounds, ReportingTransport, network_transport
 from secure_mcp.client.limits import bounded_tools, truncate_result
@@ -292,7 +292,8 @@ class McpToolSession:
     async def _revoke(self, write: Write) -> None:
         # A plain client: revocation must not carry the bearer token or start a sign-in.
         async with _plain(self._settings, self._transport) as plain:
-            await _revoke_and_delete(self._provider.storage, plain, write)
+            assertion = self._provider.revocation_assertion()
+            await _revoke_and_delete(self._provider.storage, plain, write, assertion)
         self._provider.forget_tokens()
 
 
@@ -302,7 +303,10 @@ def error_result(message: str) -> CallToolResult:
 
 
 async def _revoke_and_delete(
-    storage: FileTokenStorage, http: httpx2.AsyncClient, write: Write
+    storage: FileTokenStorage,
+    http: httpx2.AsyncClient,
+    write: Write,
+    assertion: Assertion | None = None,
 ) -> bool:
     """Revoke every stored token set of the storage's resource, then delete them."""
     stored = storage.all_tokens()
@@ -310,7 +314,7 @@ async def _revoke_and_delete(
     for issuer, tokens, client in stored:
         metadata, registration = storage.server(issuer)
         client = client or registration  # the client the tokens were issued to
-        outcome = await revoke_tokens(http, metadata, client, tokens, write)
+        outcome = await revoke_tokens(http, metadata, client, tokens, write, assertion)
         if outcome is Outcome.CLIENT_UNKNOWN and client is not None:
             storage.forget_registration(issuer, client.client_id or "")  # the next run registers
         revoked = outcome is not Outcome.NOT_REVOKED and revoked
@@ -462,6 +466,7 @@ async def logout_stored(
     """`--logout` without connecting to the MCP server: revoke and delete stored tokens."""
     try:
         async with _plain(settings, http_transport) as http:
-            return await _revoke_and_delete(_storage(settings), http, write)
+            assertion = machine_assertion(settings)
+            return await _revoke_and_delete(_storage(settings), http, write, assertion)
     except StorageError as exc:
         raise ClientConnectError(str(exc), "storage_error") from exc

@@ -119,6 +119,18 @@ def client_assertion(key: SigningKey, client_id: str, audience: str) -> str:
     return jwt.encode({"alg": key.alg, "typ": "JWT"}, claims, key.key, algorithms=[key.alg])
 
 
+def machine_assertion(settings: ClientSettings) -> Callable[[], str] | None:
+    """Fresh client assertions with the settings' key (for --logout), or None without one."""
+    if settings.private_key_file is None:
+        return None
+    return assertions(load_signing_key(settings.private_key_file), settings)
+
+
+def assertions(key: SigningKey, settings: ClientSettings) -> Callable[[], str]:
+    """A maker of fresh assertions for the settings' client and issuer."""
+    return lambda: client_assertion(key, settings.client_id or "", settings.client_issuer or "")
+
+
 def machine_state_dir(settings: ClientSettings) -> Path:
     """The machine client's own state folder: never a person's tokens, never another client's."""
     tag = hashlib.sha256((settings.client_id or "").encode("utf-8")).hexdigest()[:16]
@@ -207,16 +219,17 @@ class MachineOAuthProvider(SecureOAuthProvider):
             )
         return step, request
 
+    def revocation_assertion(self) -> Callable[[], str] | None:
+        """Fresh assertions with this client's key, for RFC 7009 (None with a secret)."""
+        return None if self._key is None else assertions(self._key, self._settings)
+
     async def _authenticate(self, data: dict[str, str], headers: dict[str, str]) -> None:
         """Client authentication: Basic with the secret, or a signed assertion (RFC 7523 2.2)."""
         if self._key is None:
             self.context.prepare_token_auth(data, headers)
             return
-        audience = self._settings.client_issuer or ""
         data["client_assertion_type"] = ASSERTION_TYPE
-        data["client_assertion"] = client_assertion(
-            self._key, self._settings.client_id or "", audience
-        )
+        data["client_assertion"] = assertions(self._key, self._settings)()
 
     def _choose_scope(self) -> None:
         """Only `--scope` at first: the client's registration says what it may have, and

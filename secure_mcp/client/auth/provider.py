@@ -559,6 +559,10 @@ class SecureOAuthProvider(OAuthClientProvider):
         """Let this session sign in `max_sign_ins` times again (the user asked for a sign-in)."""
         self._authorizer.sign_ins = 0
 
+    def revocation_assertion(self) -> Callable[[], str] | None:
+        """How to sign a client assertion for RFC 7009 (none: this client has no key)."""
+        return None
+
     def forget_tokens(self) -> None:
         """Drop the tokens in memory (the stored ones are the caller's business)."""
         self.context.clear_tokens()

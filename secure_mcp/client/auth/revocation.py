@@ -22,16 +22,26 @@ class Outcome(enum.Enum):
     CLIENT_UNKNOWN = "client unknown"  # `invalid_client`: the server forgot the registration
 
 
+Assertion = Callable[[], str]  # a fresh private_key_jwt client assertion (RFC 7523 2.2)
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
 def client_authentication(
-    client: OAuthClientInformationFull, data: dict[str, str]
+    client: OAuthClientInformationFull, data: dict[str, str], assertion: Assertion | None = None
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Form and headers authenticating `client` as at the token endpoint (RFC 7009 2.1).
 
     The registered `token_endpoint_auth_method` decides, as the SDK does for /token: HTTP Basic
-    with the form-urlencoded id and secret (RFC 6749 2.3.1), the secret in the body, or the
-    client_id alone for a public client.
+    with the form-urlencoded id and secret (RFC 6749 2.3.1), the secret in the body, a signed
+    assertion (private_key_jwt, with `assertion`), or the client_id alone for a public client.
     """
     method, secret = client.token_endpoint_auth_method, client.client_secret
+    if method == "private_key_jwt" and assertion is not None:
+        return {
+            **data,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion(),
+        }, {}
     if method == "client_secret_basic" and secret:
         pair = f"{quote(client.client_id, safe='')}:{quote(secret, safe='')}"
         encoded = base64.b64encode(pair.encode()).decode()
@@ -47,6 +57,7 @@ async def revoke_tokens(
     client: OAuthClientInformationFull | None,
     tokens: OAuthToken,
     write: Callable[[str], None],
+    assertion: Assertion | None = None,
 ) -> Outcome:
     """Revoke the refresh token (its whole family) then the access token.
 
@@ -68,7 +79,8 @@ async def revoke_tokens(
         if not token:
             continue
         # RFC 7009 2.1: token and token_type_hint, and the client authenticates as at /token.
-        data, headers = client_authentication(client, {"token": token, "token_type_hint": hint})
+        form = {"token": token, "token_type_hint": hint}
+        data, headers = client_authentication(client, form, assertion)
         try:
             response = await http.post(str(endpoint), data=data, headers=headers)
         except httpx2.HTTPError as exc:
@@ -79,7 +91,8 @@ async def revoke_tokens(
         if response.status_code == 200:
             continue
         error = oauth_error(response, await response.aread())
-        if error == "invalid_client" and not client.client_secret:  # not a wrong secret, then
+        if error == "invalid_client" and not client.client_secret and assertion is None:
+            # a public client: not a wrong secret or key, then
             issuer = metadata.issuer if metadata else endpoint
             write(
                 f"The authorization server {issuer} no longer knows this client (its "

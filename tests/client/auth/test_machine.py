@@ -24,7 +24,7 @@ from secure_mcp.client.auth import assertion_grants, machine
 from secure_mcp.client.auth.assertion_grants import ID_JAG_TYPE, JWT_BEARER
 from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.cli import parse
-from secure_mcp.client.connection import connect
+from secure_mcp.client.connection import connect, logout_stored
 from secure_mcp.client.settings import ClientSettings
 from tests.client.auth.fakes import (
     AS_ORIGIN,
@@ -49,6 +49,7 @@ class MachineAuthServer(FakeAuthServer):
     forms: list[dict[str, str]] = field(default_factory=list)
     headers: list[str | None] = field(default_factory=list)
     refuse_token: bool = False
+    revocations: list[tuple[dict[str, str], str | None]] = field(default_factory=list)
 
     def metadata(self) -> dict[str, Any]:
         return {**super().metadata(), "grant_types_supported": self.grant_types}
@@ -65,6 +66,11 @@ class MachineAuthServer(FakeAuthServer):
         body = self._issue("ci", form.get("scope", "weather:read"), form.get("resource"))
         del body["refresh_token"]
         return JSONResponse(body)
+
+    async def _revoke(self, request: Request) -> Response:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        self.revocations.append((form, request.headers.get("authorization")))
+        return await super()._revoke(request)
 
 
 @pytest.fixture
@@ -527,3 +533,42 @@ async def test_scope_only_when_asked(machine_settings: ClientSettings, lines: li
     provider._sign_in_scope = "weather:read weather:alerts"  # a 401 naming scopes
     provider._choose_scope()
     assert provider.context.client_metadata.scope is None
+
+
+@pytest.mark.parametrize("with_key", [False, True])
+async def test_logout_revokes_as_the_token_endpoint_authenticates(
+    machine_settings: ClientSettings, tmp_path: Path, lines: list[str], with_key: bool
+) -> None:
+    key = ECKey.generate_key("P-256")
+    settings = machine_settings
+    if with_key:
+        pem = write_key(tmp_path / "k.pem", key)
+        settings = dataclasses.replace(settings, client_secret=None, private_key_file=pem)
+    server = MachineAuthServer()
+    await call(settings, server, lines)
+    router = Router({AS_ORIGIN: server.app()})
+    assert await logout_stored(settings, lines.append, http_transport=router)
+    form, header = server.revocations[0]
+    assert form["token_type_hint"] == "access_token"  # no refresh token to revoke first
+    if with_key:
+        assert header is None
+        assert form["client_assertion_type"] == machine.ASSERTION_TYPE
+        claims = jwt.decode(form["client_assertion"], key, algorithms=["ES256"]).claims
+        assert claims["aud"] == AS_ORIGIN
+    else:
+        assert header == "Basic " + base64.b64encode(f"ci:{SECRET}".encode()).decode()
+    assert f"Signed out of {RS_URL}." in lines
+
+
+def test_revocation_assertions_from_the_session(
+    machine_settings: ClientSettings, tmp_path: Path, lines: list[str]
+) -> None:
+    assert provider_for(machine_settings, lines).revocation_assertion() is None
+    key = ECKey.generate_key("P-256")
+    pem = write_key(tmp_path / "k.pem", key)
+    settings = dataclasses.replace(machine_settings, client_secret=None, private_key_file=pem)
+    provider = provider_for(settings, lines)
+    provider._key = machine.load_signing_key(pem)
+    make = provider.revocation_assertion()
+    assert make is not None
+    assert jwt.decode(make(), key, algorithms=["ES256"]).claims["sub"] == "ci"
