@@ -12,6 +12,7 @@ from tests.support.processes import free_port
 from tests.support.weather_server import WeatherServer, run_weather_server
 
 ACCESS_TOKEN_TTL = 3  # seconds: the tests wait past it to see the client refresh
+INITIAL_ACCESS_TOKEN = "interop-initial-access-token-" + "i" * 16  # a test value
 JWT_SKEW = 5  # weather.py accepts a JWT this long after its exp (clock skew)
 
 
@@ -41,6 +42,7 @@ def stack(
     env = {
         "OAUTH_ACCESS_TOKEN_TTL": str(ACCESS_TOKEN_TTL),
         "OAUTH_ACCESS_TOKEN_FORMAT": token_format,
+        "OAUTH_INITIAL_ACCESS_TOKEN": INITIAL_ACCESS_TOKEN,  # machine clients (issue 14)
     }
     with (
         run_oauth_server(

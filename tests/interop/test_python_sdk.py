@@ -2,24 +2,32 @@
 
 Discovery (RFC 9728, RFC 8414), dynamic registration (RFC 7591), authorization with PKCE S256
 and `resource` (the real login and consent forms, posted headlessly), token use, a refresh
-once the short-lived access token expires, and tool calls against weather.py.
+once the short-lived access token expires, and tool calls against weather.py. Also the SDK's
+machine-client providers (client credentials with a secret, and private_key_jwt).
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
+from joserfc.jwk import ECKey
 from mcp import Client
 from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
+from mcp.client.auth.extensions.client_credentials import (
+    ClientCredentialsOAuthProvider,
+    PrivateKeyJWTOAuthProvider,
+    SignedJWTParameters,
+)
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 from pydantic import AnyUrl
 
-from tests.interop.conftest import Stack
+from tests.interop.conftest import INITIAL_ACCESS_TOKEN, Stack
 from tests.support.headless import authorize_headlessly
 
 pytestmark = pytest.mark.process
@@ -111,3 +119,71 @@ async def test_python_sdk_provider_signs_in_refreshes_and_calls_tools(stack: Sta
     issued, refreshed = storage.saved
     assert refreshed.access_token != issued.access_token
     assert refreshed.refresh_token not in (None, issued.refresh_token)  # rotated (OAuth 2.1)
+
+
+# --- clients without a browser (issue 14) ---
+
+
+async def register(stack: Stack, **metadata: Any) -> dict[str, Any]:
+    """A client_credentials client, registered as an administrator would."""
+    body = {"grant_types": ["client_credentials"], "client_name": "SDK machine", **metadata}
+    headers = {"Authorization": f"Bearer {INITIAL_ACCESS_TOKEN}"}
+    async with httpx2.AsyncClient(timeout=10) as http:
+        response = await http.post(f"{stack.oauth.issuer}/register", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def call_twice(stack: Stack, provider: httpx2.Auth) -> None:
+    """Call a tool, wait past the token's expiry, call again: both succeed."""
+    async with (
+        httpx2.AsyncClient(auth=provider, timeout=30) as http,
+        Client(streamable_http_client(stack.weather.url, http_client=http)) as client,
+    ):
+        first = await client.call_tool("get_alerts", {"state": "CA"})
+        await asyncio.sleep(stack.past_expiry)
+        second = await client.call_tool("get_alerts", {"state": "CA"})
+    assert not first.is_error, first.content
+    assert not second.is_error, second.content
+
+
+async def test_python_sdk_machine_providers(stack: Stack) -> None:
+    """The SDK's ClientCredentialsOAuthProvider (client_secret_basic) and PrivateKeyJWTOAuthProvider
+    (ES256 by PyJWT, `aud` the issuer as the SDK writes it) with clients registered with the
+    initial access token: tokens without a browser, accepted by weather.py, asked for again once
+    expired (no refresh token)."""
+    secret_client = await register(stack, token_endpoint_auth_method="client_secret_basic")
+    key = ECKey.generate_key("P-256")
+    key_client = await register(
+        stack,
+        token_endpoint_auth_method="private_key_jwt",
+        jwks={"keys": [key.as_dict(private=False)]},
+    )
+    signed = SignedJWTParameters(
+        issuer=key_client["client_id"],
+        subject=key_client["client_id"],
+        signing_key=key.as_pem(private=True).decode(),
+        signing_algorithm="ES256",
+        lifetime_seconds=60,
+    )
+    stores = MemoryStorage(), MemoryStorage()
+    providers = (
+        ClientCredentialsOAuthProvider(
+            stack.weather.url,
+            stores[0],
+            secret_client["client_id"],
+            secret_client["client_secret"],
+            issuer=stack.oauth.issuer,
+        ),
+        PrivateKeyJWTOAuthProvider(
+            stack.weather.url,
+            stores[1],
+            key_client["client_id"],
+            signed.create_assertion_provider(),
+            issuer=stack.oauth.issuer,
+        ),
+    )
+    await asyncio.gather(*(call_twice(stack, provider) for provider in providers))
+    for storage in stores:
+        assert len(storage.saved) == 2  # asked again after the expiry
+        assert all(tokens.refresh_token is None for tokens in storage.saved)
