@@ -2,7 +2,8 @@
 
 The client is registered the way an administrator would (POST /register with the initial access
 token), then `client.py --client-credentials --call get_alerts '{"state": "CA"}'` runs with no
-terminal input at all: with the client secret, and with a private key (private_key_jwt).
+terminal input at all: with the client secret, and with a private key (private_key_jwt); and
+`--query` with Claude's stand-in calling the tool.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx2
 import pytest
 from joserfc.jwk import ECKey
 
+from tests.support.anthropic_standin import AnthropicStandIn, say, serve_standin, use_tools
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import ROOT, free_port
 from tests.support.weather_server import WeatherServer, run_weather_server
@@ -35,6 +37,8 @@ RUN_TIMEOUT = 60.0
 class Stack:
     oauth: OAuthServer
     weather: WeatherServer
+    claude: AnthropicStandIn
+    claude_url: str
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +46,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tmp_path = tmp_path_factory.mktemp("machine-e2e")
     port = free_port()
     env = {"OAUTH_INITIAL_ACCESS_TOKEN": INITIAL_ACCESS_TOKEN}
+    claude = AnthropicStandIn()
     with (
+        serve_standin(claude) as claude_url,
         run_oauth_server(
             tmp_path, resources=[f"http://127.0.0.1:{port}/mcp"], extra_env=env
         ) as oauth,
@@ -50,7 +56,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             tmp_path, auth_server=oauth.issuer, oauth_data_dir=oauth.data_dir, port=port
         ) as weather,
     ):
-        yield Stack(oauth, weather)
+        yield Stack(oauth, weather, claude, claude_url)
         assert "Traceback" not in oauth.program.output()
 
 
@@ -83,7 +89,9 @@ async def run_client(stack: Stack, state_dir: Path, env: dict[str, str], *args: 
         "MCP_CLIENT_SECRET": "",
         "MCP_CLIENT_PRIVATE_KEY_FILE": "",
         "MCP_CLIENT_SCOPE": "",
-        "ANTHROPIC_API_KEY": "",
+        "ANTHROPIC_API_KEY": stack.claude.api_key,
+        "ANTHROPIC_BASE_URL": stack.claude_url,
+        "ANTHROPIC_MODEL": "claude-sonnet-5-5",
         **env,
     }
     process = await asyncio.create_subprocess_exec(
@@ -115,6 +123,13 @@ async def test_client_credentials_call_with_a_secret(stack: Stack, tmp_path: Pat
     assert run.code == 0, run.err
     assert "/authorize" not in run.err + run.out
     assert json.loads(run.out)  # the tool's JSON; exit status 0: not an error result
+    stack.claude.queue(use_tools(("get_alerts", {"state": "CA"})), say("No alerts in CA."))
+    query = await run_client(
+        stack, tmp_path / "state", env, "--client-credentials", "--query", "CA?"
+    )
+    assert query.code == 0, query.err
+    assert '  ⚙ get_alerts {"state": "CA"}\n' in query.out
+    assert stack.claude.requests[-1].tool_results()[0]["is_error"] is False
     wrong = {**env, "MCP_CLIENT_SECRET": "wrong"}
     refused = await run_client(stack, tmp_path / "other", wrong, *CALL)
     assert refused.code == 1
