@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
 from cachetools import TTLCache
@@ -65,9 +65,9 @@ class Presented:
     """What the request presented to authenticate the client."""
 
     client_id: str
-    secret: str | None
+    secret: str | None = field(repr=False)
     method: str  # "client_secret_basic", "client_secret_post", "private_key_jwt" or "none"
-    assertion: str | None = None  # private_key_jwt: the signed JWT (RFC 7523 2.2)
+    assertion: str | None = field(default=None, repr=False)  # private_key_jwt (RFC 7523 2.2)
 
 
 def basic_credentials(request: Request) -> tuple[str, str] | None:
