@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import sys
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -55,10 +56,18 @@ class Action:
     logout: bool = False
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's help, never splitting a flag or name at a hyphen (`--client-` / `id`)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The flags of client.py."""
     parser = argparse.ArgumentParser(
         prog="client.py",
+        formatter_class=HelpFormatter,
         description="Sign in to an OAuth-protected MCP server and chat with Claude over its tools.",
     )
     parser.add_argument("--server", help=f"MCP server URL (MCP_SERVER_URL; {DEFAULT_SERVER_URL})")
@@ -106,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="enterprise-managed authorization (MCP extension io.modelcontextprotocol/"
         "enterprise-managed-authorization, SEP-990): exchange the ID token of --id-token-file "
-        "at this identity-provider endpoint for an ID-JAG (RFC 8693), then present it with "
-        "the jwt-bearer grant as --client-id with MCP_CLIENT_SECRET (MCP_IDP_TOKEN_ENDPOINT)",
+        "at this identity provider endpoint for an ID-JAG (RFC 8693), "
+        "then present it with the jwt-bearer grant as --client-id with MCP_CLIENT_SECRET "
+        "(MCP_IDP_TOKEN_ENDPOINT)",
     )
     machine.add_argument(
         "--idp-client-id", help="the client's id at the identity provider (MCP_IDP_CLIENT_ID)"
