@@ -572,3 +572,13 @@ def test_revocation_assertions_from_the_session(
     make = provider.revocation_assertion()
     assert make is not None
     assert jwt.decode(make(), key, algorithms=["ES256"]).claims["sub"] == "ci"
+
+
+def test_help_never_splits_a_flag_at_a_hyphen() -> None:
+    from secure_mcp.client.cli import build_parser
+
+    for width in (50, 70, 100):
+        formatter = build_parser().formatter_class("client.py", width=width)
+        lines = formatter._split_lines("x --idp-token-endpoint " * 8, width - 24)
+        assert not [line for line in lines if line.endswith("-")]
+    assert "--idp-token-endpoint" in build_parser().format_help()
