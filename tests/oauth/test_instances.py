@@ -18,6 +18,14 @@ from secure_mcp.common.ratelimit import Rate
 from secure_mcp.common.resource_credentials import CREDENTIALS_FILE, ResourceCredentials, load_all
 from secure_mcp.oauth import keys_cli
 from tests.oauth.helpers import REDIRECT, RESOURCE, Flow, pkce
+from tests.oauth.machine_helpers import (
+    INITIAL_ACCESS_TOKEN_HASH,
+    assertion,
+    assertion_form,
+    jwks,
+    new_key,
+    register_machine,
+)
 from tests.support.instances import Pair, two_instances
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
 
@@ -249,3 +257,22 @@ async def test_in_jwt_mode_every_instance_signs_with_the_shared_keys(
 def key_files(folder: Path) -> list[Path]:
     """Signing-key files in the instances' data folders (there must be none)."""
     return list(folder.glob("*/signing-keys.json"))
+
+
+async def test_a_client_assertion_is_accepted_once_across_instances(
+    tmp_path: Path, database_url: str
+) -> None:
+    """private_key_jwt (issue 14): the same assertion sent to both instances at once wins once."""
+    overrides = {"initial_access_token_hash": INITIAL_ACCESS_TOKEN_HASH}
+    async with two_instances(tmp_path, database_url, **overrides) as pair:
+        key = new_key()
+        registered = await register_machine(
+            pair.harness.http, token_endpoint_auth_method="private_key_jwt", jwks=jwks(key)
+        )
+        client_id = registered.json()["client_id"]
+        for _ in range(3):
+            form = assertion_form(assertion(key, client_id, pair.harness.settings.issuer))
+            answers = await asyncio.gather(
+                *(pair.direct[i % 2].post("/token", data=form) for i in range(4))
+            )
+            assert sorted(a.status_code for a in answers) == [200, 401, 401, 401]
