@@ -21,6 +21,8 @@ INTERNAL = {
     "a client registration arrived before the issuer was known",
     "The sign-in listener is not bound to its redirect URI",
     "The sign-in URL is not the authorization endpoint of",
+    "A machine client never signs in through a browser.",  # machine.py: no redirect is made
+    "The machine client's credentials do not belong to this",  # check_issuer stops it first
 }
 
 
