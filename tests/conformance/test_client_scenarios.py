@@ -37,18 +37,10 @@ EXPECTED_FAILURES = Path(__file__).with_name("expected-failures.yml")
 CLIENT_TIMEOUT_MS = 60_000  # per scenario; they run in parallel on a small machine
 SUITE_TIMEOUT_S = 600
 DPOP = frozenset({"auth/dpop", "auth/dpop-nonce"})  # SEP-1932, issue 13: must pass
-# Extensions the client does not implement yet (issue 14: machine clients): client credentials
-# with a secret or a private_key_jwt assertion, the workload-identity jwt-bearer grant and
-# enterprise-managed authorization (token exchange, then jwt-bearer). The adapter signs in with
-# authorization_code there, which those scenarios refuse.
-EXTENSIONS_EXPECTED = frozenset(
-    {
-        "auth/client-credentials-basic",
-        "auth/client-credentials-jwt",
-        "auth/wif-jwt-bearer",
-        "auth/enterprise-managed-authorization",
-    }
-)
+# Extensions expected to fail: none. The machine-client ones (issue 14: client credentials with
+# a secret or a private_key_jwt assertion, workload identity, enterprise-managed authorization)
+# pass here too; tests/conformance/test_machine_clients.py also checks their own SUCCESS checks.
+EXTENSIONS_EXPECTED: frozenset[str] = frozenset()
 # Scenarios after which the client must have stopped: no tool call, so no success marker.
 MUST_STOP = frozenset(
     {

@@ -609,3 +609,18 @@ def test_banner_says_whether_machine_registration_is_on(tmp_path: Path) -> None:
     assert "client_credentials registrations: off" in banner(settings)
     on = dataclasses.replace(settings, initial_access_token_hash=INITIAL_ACCESS_TOKEN_HASH)
     assert "with the initial access token" in banner(on)
+
+
+async def test_a_dpop_proof_binds_a_machine_token(machine: Harness) -> None:
+    from tests.support import dpop
+
+    client = await secret_client(machine)
+    key = dpop.new_key()
+    headers = {"DPoP": dpop.proof(key, "POST", f"{ISSUER}/token")}
+    auth = (client["client_id"], client["client_secret"])
+    response = await machine.token({"grant_type": "client_credentials"}, auth=auth, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["token_type"] == "DPoP"
+    seen = await machine.introspect(response.json()["access_token"])
+    assert seen["cnf"] == {"jkt": dpop.jkt_of(key)}
+    assert seen["subject_type"] == "client"

@@ -25,6 +25,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
+from typing_extensions import override
 
 from secure_mcp.client.auth.binding import require_https
 from secure_mcp.client.auth.errors import ClientConnectError
@@ -241,6 +242,7 @@ class MachineOAuthProvider(SecureOAuthProvider):
     async def _grant_form(self, data: dict[str, str]) -> None:
         """The grant's own parameters (none for client_credentials)."""
 
+    @override
     async def _perform_authorization(self) -> httpx2.Request:
         """One token request: the grant, resource (RFC 8707) and scope, authenticated."""
         self._choose_scope()
