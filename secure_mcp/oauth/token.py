@@ -7,7 +7,8 @@ from collections.abc import Callable
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from secure_mcp.oauth import clients, grants, tokens
+from secure_mcp.oauth import clients, tokens
+from secure_mcp.oauth import token_endpoint as grants
 from secure_mcp.oauth.audit import NO_AUDIT, AuditLog
 from secure_mcp.oauth.cimd import Documents
 from secure_mcp.oauth.dpop import TokenEndpointProofs
