@@ -57,7 +57,7 @@ from secure_mcp.oauth.signing_keys import (
     SigningKeys,
 )
 from secure_mcp.oauth.storage import DB_FILE, Database
-from secure_mcp.oauth.token import TokenEndpoint
+from secure_mcp.oauth.token_endpoint import TokenEndpoint
 
 SESSION_SECRET_FILE = "session-secret"  # noqa: S105 - a file name
 ENDPOINTS: tuple[str, ...] = ("/authorize", "/authorize/consent", "/authorize/signout")
