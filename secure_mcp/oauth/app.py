@@ -28,7 +28,7 @@ from secure_mcp.oauth import resource_servers, rfc8414, shared_secrets
 from secure_mcp.oauth.audit import NO_AUDIT, AuditLog
 from secure_mcp.oauth.authorize import AuthorizationEndpoint
 from secure_mcp.oauth.cimd import Documents
-from secure_mcp.oauth.cimd_fetch import Seams
+from secure_mcp.oauth.cimd_fetch import FetchSeams
 from secure_mcp.oauth.clients import KnownClients
 from secure_mcp.oauth.cors import (
     CLIENT_AUTH_HEADERS,
@@ -271,7 +271,7 @@ async def _load_session_key(db: Database, key: SessionKey) -> None:
         key.set(stored)
 
 
-def build_app(settings: OAuthSettings, seams: Seams | None = None) -> Starlette:
+def build_app(settings: OAuthSettings, seams: FetchSeams | None = None) -> Starlette:
     """The ASGI app; its lifespan opens storage and provisions resource-server credentials.
 
     `seams` replace the metadata document fetcher's resolver, transport and clock in tests.

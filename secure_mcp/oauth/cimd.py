@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx2
 
 from secure_mcp.oauth import rfc7591
-from secure_mcp.oauth.cimd_fetch import Fetcher, FetchError, Seams
+from secure_mcp.oauth.cimd_fetch import Fetcher, FetchError, FetchSeams
 from secure_mcp.oauth.errors import InvalidClientDocument, OAuthError
 from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.settings import OAuthSettings
@@ -154,9 +154,9 @@ def snapshot(client: Client) -> Client:
 class Documents:
     """Resolves URL client_ids to clients: fetch under SSRF guards, validate, cache (bounded)."""
 
-    def __init__(self, settings: OAuthSettings, seams: Seams | None = None) -> None:
+    def __init__(self, settings: OAuthSettings, seams: FetchSeams | None = None) -> None:
         self.settings = settings
-        self.seams = seams or Seams()
+        self.seams = seams or FetchSeams()
         self.fetcher = Fetcher(
             allow_insecure=settings.cimd_allow_insecure,
             timeout=settings.cimd_timeout,

@@ -73,7 +73,7 @@ def verifying_context(ca_file: Path) -> ssl.SSLContext:
 
 
 @dataclass(frozen=True)
-class Seams:
+class FetchSeams:
     """What tests replace: name resolution, the HTTP transport, TLS trust and the clock."""
 
     resolver: Resolver = system_resolver
@@ -99,7 +99,7 @@ class Fetcher:
         allow_insecure: bool,
         timeout: float,
         max_bytes: int,
-        seams: Seams,
+        seams: FetchSeams,
         ca_file: Path | None = None,
         content_types: tuple[str, ...] = (JSON_TYPE,),
     ) -> None:

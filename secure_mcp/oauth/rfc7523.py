@@ -21,7 +21,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from sqlalchemy.exc import IntegrityError
 
-from secure_mcp.oauth.cimd_fetch import JSON_TYPE, Fetcher, FetchError, Seams
+from secure_mcp.oauth.cimd_fetch import JSON_TYPE, Fetcher, FetchError, FetchSeams
 from secure_mcp.oauth.errors import InvalidClient
 from secure_mcp.oauth.models import Client, UsedAssertion
 from secure_mcp.oauth.settings import OAuthSettings
@@ -120,7 +120,7 @@ class ClientKeys:
     """A client's keys: registered inline, or fetched from its jwks_uri and cached briefly."""
 
     def __init__(
-        self, settings: OAuthSettings, seams: Seams, max_entries: int = JWKS_CACHE_ENTRIES
+        self, settings: OAuthSettings, seams: FetchSeams, max_entries: int = JWKS_CACHE_ENTRIES
     ) -> None:
         self.clock = seams.clock
         self.max_entries = max_entries
@@ -249,9 +249,11 @@ async def remember_jti(db: Database, client_id: str, jti: str, until: int) -> No
 class Assertions:
     """Verifies client assertions for this server: its audiences, the clients' keys, the jtis."""
 
-    def __init__(self, settings: OAuthSettings, db: Database, seams: Seams | None = None) -> None:
+    def __init__(
+        self, settings: OAuthSettings, db: Database, seams: FetchSeams | None = None
+    ) -> None:
         self.db = db
-        self.keys = ClientKeys(settings, seams or Seams())
+        self.keys = ClientKeys(settings, seams or FetchSeams())
         issuer = settings.issuer
         # RFC 7523 3.3: the issuer (7523bis) or the token endpoint; a path-less issuer is also
         # accepted with the one "/" URL libraries add

@@ -27,8 +27,8 @@ from secure_mcp.weather.dpop import ResourceProofs, bound_key
 from secure_mcp.weather.errors import (
     AuthError,
     InsufficientScopeError,
-    InvalidRequestError,
     InvalidTokenError,
+    MalformedRequestError,
     MissingTokenError,
     TooManyFailedTokensError,
     UseDpopNonceError,
@@ -63,10 +63,10 @@ def credentials(scope: Scope, schemes: Iterable[str] = (BEARER,)) -> tuple[str, 
         name == "access_token" for name, _ in parse_qsl(query, keep_blank_values=True)
     ):
         # MCP authorization "Access Token Usage" (MUST NOT be in the URI query); RFC 9700 4.3.2.
-        raise InvalidRequestError("Send the access token in the Authorization header only.")
+        raise MalformedRequestError("Send the access token in the Authorization header only.")
     values = [v for k, v in scope.get("headers", ()) if k.lower() == b"authorization"]
     if len(values) > 1:
-        raise InvalidRequestError("Send exactly one Authorization header.")
+        raise MalformedRequestError("Send exactly one Authorization header.")
     if not values:
         raise MissingTokenError
     scheme, _, token = values[0].decode("latin-1").strip().partition(" ")
@@ -76,7 +76,7 @@ def credentials(scope: Scope, schemes: Iterable[str] = (BEARER,)) -> tuple[str, 
     credential: str = token.strip()
     if len(credential) > MAX_TOKEN_LENGTH or not B64TOKEN.fullmatch(credential):
         name = accepted[scheme.lower()]
-        raise InvalidRequestError(f"The Authorization header is not a valid {name} credential.")
+        raise MalformedRequestError(f"The Authorization header is not a valid {name} credential.")
     return accepted[scheme.lower()], credential
 
 

@@ -19,8 +19,8 @@ class AuthError(Exception):
             self.description = description
 
 
-class InvalidRequestError(AuthError):
-    """RFC 6750 3.1: malformed request (token in the query string, bad header)."""
+class MalformedRequestError(AuthError):
+    """RFC 6750 3.1 invalid_request: a malformed request (token in the query, bad header)."""
 
     error = "invalid_request"
     status = 400

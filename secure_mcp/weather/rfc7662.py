@@ -33,14 +33,14 @@ Clock = Callable[[], float]
 Admit = Callable[[], Awaitable[None]]
 TOKEN_TYPES = frozenset({"", "bearer", "dpop"})  # introspected `token_type`, lowercased
 DPOP_TYPE = "dpop"
-__all__ = ["Grant", "GrantCache", "IntrospectionVerifier", "metadata_url", "token_key"]
+__all__ = ["IntrospectionVerifier", "TokenInfo", "TokenInfoCache", "metadata_url", "token_key"]
 Reload = Callable[[], "ResourceCredentials | None"]
 Observe = Callable[[str], None]  # "cache_hit", or an introspection's outcome (metrics)
 
 
 @dataclass(frozen=True)
-class Grant:
-    """What an active token allows; kept in the cache without the token itself."""
+class TokenInfo:
+    """What an active token allows (RFC 7662 2.2, RFC 9068 2.2), cached without the token."""
 
     client_id: str
     scopes: tuple[str, ...]
@@ -70,17 +70,17 @@ def token_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-class GrantCache:
-    """LRU of active grants: each entry lives at most `ttl` seconds and never past `exp`."""
+class TokenInfoCache:
+    """LRU of TokenInfo: each entry lives at most `ttl` seconds and never past `exp`."""
 
     def __init__(self, ttl: float, size: int, clock: Clock) -> None:
         self._ttl, self._size, self._clock = ttl, size, clock
-        self._entries: OrderedDict[str, tuple[float, Grant]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, TokenInfo]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: str) -> Grant | None:
+    def get(self, key: str) -> TokenInfo | None:
         """The live grant under `key`, dropping it when stale."""
         entry = self._entries.get(key)
         if entry is None:
@@ -95,7 +95,7 @@ class GrantCache:
         """Forget every entry."""
         self._entries.clear()
 
-    def put(self, key: str, grant: Grant) -> None:
+    def put(self, key: str, grant: TokenInfo) -> None:
         """Remember an active grant (no-op when the TTL is 0)."""
         until = self._clock() + self._ttl
         if grant.expires_at is not None:
@@ -174,9 +174,9 @@ class IntrospectionVerifier:
         self._well_formed = well_formed
         self.http = httpx2.AsyncClient(transport=transport, timeout=timeout)
         self.discovery = Discovery(issuer, self.http)
-        self.cache = GrantCache(cache_ttl, cache_size, clock)
+        self.cache = TokenInfoCache(cache_ttl, cache_size, clock)
         self._clock = clock
-        self._inflight: dict[str, asyncio.Future[Grant]] = {}
+        self._inflight: dict[str, asyncio.Future[TokenInfo]] = {}
         self._observe = observe or (lambda _: None)
 
     async def aclose(self) -> None:
@@ -207,7 +207,7 @@ class IntrospectionVerifier:
         VERDICT.set((key, access))
         return access
 
-    async def _shared_lookup(self, key: str, token: str) -> Grant:
+    async def _shared_lookup(self, key: str, token: str) -> TokenInfo:
         """Concurrent checks of one uncached token share a single introspection request."""
         pending = self._inflight.get(key)
         if pending is None:
@@ -216,16 +216,16 @@ class IntrospectionVerifier:
             pending.add_done_callback(lambda done: self._settled(key, done))
         return await asyncio.shield(pending)
 
-    def _settled(self, key: str, done: asyncio.Future[Grant]) -> None:
+    def _settled(self, key: str, done: asyncio.Future[TokenInfo]) -> None:
         """Forget a finished lookup; mark its error as seen (every waiter got it re-raised)."""
         self._inflight.pop(key, None)
         with contextlib.suppress(asyncio.CancelledError):
             done.exception()
 
-    async def _lookup(self, key: str, token: str) -> Grant:
+    async def _lookup(self, key: str, token: str) -> TokenInfo:
         """Introspect, check the claims and remember an active grant."""
         try:
-            grant = self._grant(await self._introspect(token))
+            grant = self._token_info(await self._introspect(token))
         except InvalidTokenError:
             self._observe("inactive")
             raise
@@ -306,7 +306,7 @@ class IntrospectionVerifier:
             raise AuthServerUnavailableError
         return body
 
-    def _grant(self, claims: Mapping[str, Any]) -> Grant:
+    def _token_info(self, claims: Mapping[str, Any]) -> TokenInfo:
         """Accept only an active Bearer token for this resource from our issuer (else invalid)."""
         now = self._clock()
         if claims.get("active") is not True:  # RFC 7662 section 2.2
@@ -327,7 +327,7 @@ class IntrospectionVerifier:
         if isinstance(nbf, int | float) and nbf > now:
             raise InvalidTokenError
         scope, client_id, subject = claims.get("scope"), claims.get("client_id"), claims.get("sub")
-        return Grant(
+        return TokenInfo(
             client_id=client_id if isinstance(client_id, str) else "",
             scopes=tuple(scope.split()) if isinstance(scope, str) else (),
             expires_at=int(exp) if exp is not None else None,

@@ -25,7 +25,7 @@ from joserfc.jwk import ECKey, OKPKey
 from secure_mcp.common.uris import insecure_http
 from secure_mcp.weather.discovery import Discovery, MissingEndpointError
 from secure_mcp.weather.errors import AuthServerUnavailableError, InvalidTokenError
-from secure_mcp.weather.rfc7662 import Grant, canonical_audiences, confirmation_key
+from secure_mcp.weather.rfc7662 import TokenInfo, canonical_audiences, confirmation_key
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ class JwtValidator:
         self.issuer, self.resource, self.jwks = issuer, resource, jwks
         self._clock, self._skew = clock, skew
 
-    async def validate(self, token: str) -> Grant:
+    async def validate(self, token: str) -> TokenInfo:
         """The grant of a valid token; InvalidTokenError (or unavailable, before any keys)."""
         header = self._header(token)
         found, alg = await self.jwks.key(header["kid"]), header["alg"]
@@ -215,7 +215,7 @@ class JwtValidator:
             claims = jwt.decode(token, found.key, algorithms=[alg]).claims
         except (JoseError, ValueError):
             raise InvalidTokenError from None
-        return self._grant(claims)
+        return self._token_info(claims)
 
     def _header(self, token: str) -> dict[str, Any]:
         """The protected header, if it names an allowed algorithm, RFC 9068's type and a kid."""
@@ -232,7 +232,7 @@ class JwtValidator:
             raise InvalidTokenError
         return dict(header)
 
-    def _grant(self, claims: Mapping[str, Any]) -> Grant:
+    def _token_info(self, claims: Mapping[str, Any]) -> TokenInfo:
         """RFC 9068 4: issuer byte for byte, our audience, exp/nbf/iat with a small skew."""
         now, skew = self._clock(), self._skew
         if claims.get("iss") != self.issuer:
@@ -251,7 +251,7 @@ class JwtValidator:
         scope = claims.get("scope")
         if scope is not None and not isinstance(scope, str):
             raise InvalidTokenError
-        return Grant(
+        return TokenInfo(
             client_id=claims["client_id"],
             scopes=tuple((scope or "").split()),
             expires_at=int(exp + skew),  # when this server stops accepting it (the SDK checks too)

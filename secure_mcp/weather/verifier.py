@@ -16,7 +16,13 @@ from mcp.server.auth.provider import AccessToken
 
 from secure_mcp.common import token_format
 from secure_mcp.weather.errors import AuthServerUnavailableError, InvalidTokenError
-from secure_mcp.weather.rfc7662 import VERDICT, Admit, GrantCache, IntrospectionVerifier, token_key
+from secure_mcp.weather.rfc7662 import (
+    VERDICT,
+    Admit,
+    IntrospectionVerifier,
+    TokenInfoCache,
+    token_key,
+)
 from secure_mcp.weather.rfc9068 import Jwks, JwtValidator, NoJwksError
 
 Clock = Callable[[], float]
@@ -44,7 +50,7 @@ class AccessTokenVerifier:
         self.resource = introspection.resource
         self.introspect_jwt = introspect_jwt
         self.any_format = any_format  # another AS: a JWT we cannot check is introspected
-        self.cache = GrantCache(jwks_ttl, cache_size, clock)
+        self.cache = TokenInfoCache(jwks_ttl, cache_size, clock)
         self.jwks = Jwks(
             introspection.discovery,
             introspection.http,

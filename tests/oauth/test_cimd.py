@@ -15,7 +15,7 @@ from pydantic import AnyUrl
 from sqlalchemy import select
 
 from secure_mcp.oauth.app import build_app
-from secure_mcp.oauth.cimd_fetch import Seams
+from secure_mcp.oauth.cimd_fetch import FetchSeams
 from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database
@@ -73,7 +73,9 @@ async def cimd(tmp_path: Path) -> AsyncIterator[Cimd]:
         demo_password=TEST_PASSWORD,
         issuer=IN_PROCESS_ISSUER,
     )
-    app = build_app(settings, Seams(resolver=resolver, transport=host.transport(), clock=clock))
+    app = build_app(
+        settings, FetchSeams(resolver=resolver, transport=host.transport(), clock=clock)
+    )
     async with app.router.lifespan_context(app):
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:

@@ -11,7 +11,7 @@ import pytest
 
 import oauth as oauth_main
 from secure_mcp.oauth.banner import banner
-from secure_mcp.oauth.cimd_fetch import Fetcher, FetchError, Seams, verifying_context
+from secure_mcp.oauth.cimd_fetch import Fetcher, FetchError, FetchSeams, verifying_context
 from secure_mcp.oauth.settings import settings_from
 from tests.support.cimd_server import (
     FakeResolver,
@@ -49,7 +49,7 @@ async def test_only_the_added_ca_makes_the_document_server_trusted(tmp_path: Pat
     resolver = FakeResolver(
         {"docs.test": ["127.0.0.1"], "other.test": ["127.0.0.1"], "127.0.0.1": ["127.0.0.1"]}
     )
-    seams = Seams(resolver=resolver)
+    seams = FetchSeams(resolver=resolver)
     with loopback_document_server(server_tls(certs)) as server:
         port = server.server.server_address[1]
         url = server.publish("/c.json", document(f"https://docs.test:{port}/c.json"))

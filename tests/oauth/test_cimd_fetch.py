@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from secure_mcp.oauth.cimd_fetch import Fetcher, FetchError, Seams, is_public, system_resolver
+from secure_mcp.oauth.cimd_fetch import Fetcher, FetchError, FetchSeams, is_public, system_resolver
 from tests.support.cimd_server import (
     DocumentHost,
     FakeResolver,
@@ -36,7 +36,7 @@ def fetcher(
 ) -> Fetcher:
     """A fetcher whose DNS and network are the given fakes."""
     resolver = resolver or FakeResolver({"app.example": [PUBLIC_IP]})
-    seams = Seams(resolver=resolver, transport=host.transport())
+    seams = FetchSeams(resolver=resolver, transport=host.transport())
     return Fetcher(allow_insecure=allow_insecure, timeout=timeout, max_bytes=max_bytes, seams=seams)
 
 
@@ -155,7 +155,7 @@ async def test_idna_error_is_unresolvable() -> None:
     async def refuse(host: str, port: int) -> list[str]:
         raise UnicodeError("label too long")
 
-    f = Fetcher(allow_insecure=False, timeout=1, max_bytes=1024, seams=Seams(resolver=refuse))
+    f = Fetcher(allow_insecure=False, timeout=1, max_bytes=1024, seams=FetchSeams(resolver=refuse))
     with pytest.raises(FetchError, match="does not resolve"):
         await f.fetch(URL)
 
@@ -227,7 +227,7 @@ async def test_slow_dns_counts_towards_the_time_limit() -> None:
         await asyncio.sleep(5)
         return [PUBLIC_IP]
 
-    f = Fetcher(allow_insecure=False, timeout=0.2, max_bytes=1024, seams=Seams(resolver=slow))
+    f = Fetcher(allow_insecure=False, timeout=0.2, max_bytes=1024, seams=FetchSeams(resolver=slow))
     with pytest.raises(FetchError, match="longer than"):
         await f.fetch(URL)
 
@@ -237,7 +237,7 @@ async def test_transport_error_is_a_fetch_error() -> None:
         raise httpx2.ConnectError("refused", request=request)
 
     resolver = FakeResolver({"app.example": [PUBLIC_IP]})
-    seams = Seams(resolver=resolver, transport=httpx2.MockTransport(refuse))
+    seams = FetchSeams(resolver=resolver, transport=httpx2.MockTransport(refuse))
     f = Fetcher(allow_insecure=False, timeout=1, max_bytes=1024, seams=seams)
     with pytest.raises(FetchError, match=r"could not be fetched \(ConnectError\)"):
         await f.fetch(URL)
@@ -267,13 +267,13 @@ async def test_default_transport_verifies_tls_and_ignores_proxies(
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # would bypass the pinning if used
     context = ssl.create_default_context()
-    f = Fetcher(allow_insecure=False, timeout=1, max_bytes=1024, seams=Seams(verify=context))
+    f = Fetcher(allow_insecure=False, timeout=1, max_bytes=1024, seams=FetchSeams(verify=context))
     transport = f._transport()
     assert isinstance(transport, httpx2.AsyncHTTPTransport)
     assert f._ssl is context
     assert context.verify_mode == ssl.CERT_REQUIRED
     assert context.check_hostname is True
-    default = Fetcher(allow_insecure=False, timeout=1, max_bytes=1024, seams=Seams())
+    default = Fetcher(allow_insecure=False, timeout=1, max_bytes=1024, seams=FetchSeams())
     default._transport()
     assert default._ssl is not None
     assert default._ssl.check_hostname is True
@@ -291,7 +291,7 @@ async def test_real_tls_through_the_pinned_address(
         url = f"https://docs.test:{port}/client.json"
         server.publish("/client.json", document(url))
         resolver = FakeResolver({"docs.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
-        seams = Seams(resolver=resolver, verify=client_tls(good))
+        seams = FetchSeams(resolver=resolver, verify=client_tls(good))
         f = Fetcher(allow_insecure=True, timeout=5, max_bytes=5120, seams=seams)
         fetched = await f.fetch(url)
         assert json.loads(fetched.body)["client_id"] == url

@@ -13,7 +13,7 @@ import pytest
 import oauth as oauth_main
 from secure_mcp.oauth import cimd
 from secure_mcp.oauth.banner import banner
-from secure_mcp.oauth.cimd_fetch import Seams
+from secure_mcp.oauth.cimd_fetch import FetchSeams
 from secure_mcp.oauth.errors import InvalidClientDocument
 from secure_mcp.oauth.settings import OAuthSettings, SettingsError, settings_from
 from tests.support.cimd_server import DocumentHost, FakeClock, FakeResolver, document
@@ -57,7 +57,7 @@ def _documents(tmp_path: Path, host: DocumentHost, clock: FakeClock) -> cimd.Doc
     settings = OAuthSettings(data_dir=tmp_path, demo_password="x" * 12)
     resolver = FakeResolver({"app.example": ["93.184.215.14"]})
     return cimd.Documents(
-        settings, Seams(resolver=resolver, transport=host.transport(), clock=clock)
+        settings, FetchSeams(resolver=resolver, transport=host.transport(), clock=clock)
     )
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from secure_mcp.oauth import clients, rfc7523
 from secure_mcp.oauth.app import build_app
-from secure_mcp.oauth.cimd_fetch import Seams
+from secure_mcp.oauth.cimd_fetch import FetchSeams
 from secure_mcp.oauth.errors import InvalidClient
 from secure_mcp.oauth.models import Client, Token, UsedAssertion
 from secure_mcp.oauth.settings import SettingsError, settings_from
@@ -406,7 +406,7 @@ async def test_jwks_uri_is_fetched_cached_and_refetched_for_a_new_key(tmp_path: 
     async def resolver(name: str, port: int) -> list[str]:
         return [PUBLIC_ADDRESS]
 
-    seams = Seams(resolver=resolver, transport=httpx2.MockTransport(host.handler), clock=clock)
+    seams = FetchSeams(resolver=resolver, transport=httpx2.MockTransport(host.handler), clock=clock)
     _, settings = make_oauth_app(tmp_path, initial_access_token_hash=INITIAL_ACCESS_TOKEN_HASH)
     app = build_app(settings, seams)
     async with app.router.lifespan_context(app):
@@ -441,7 +441,7 @@ async def test_jwks_uri_on_a_private_address_is_not_fetched(tmp_path: Path) -> N
     async def resolver(name: str, port: int) -> list[str]:
         return ["10.0.0.7"]
 
-    seams = Seams(resolver=resolver, transport=httpx2.MockTransport(host.handler))
+    seams = FetchSeams(resolver=resolver, transport=httpx2.MockTransport(host.handler))
     _, settings = make_oauth_app(tmp_path, initial_access_token_hash=INITIAL_ACCESS_TOKEN_HASH)
     app = build_app(settings, seams)
     async with app.router.lifespan_context(app):
@@ -531,7 +531,7 @@ async def test_the_jwks_cache_is_bounded(tmp_path: Path) -> None:
     async def resolver(name: str, port: int) -> list[str]:
         return [PUBLIC_ADDRESS]
 
-    seams = Seams(resolver=resolver, transport=httpx2.MockTransport(host.handler))
+    seams = FetchSeams(resolver=resolver, transport=httpx2.MockTransport(host.handler))
     _, settings = make_oauth_app(tmp_path)
     keys = rfc7523.ClientKeys(settings, seams, max_entries=1)
     for uri in ("https://a.example/j", "https://b.example/j", "https://a.example/j"):

@@ -87,7 +87,7 @@ class DocumentHost:
         return httpx2.Response(served.status, headers=served.headers, stream=stream)
 
     def transport(self) -> httpx2.MockTransport:
-        """The transport to inject into the fetcher (cimd_fetch.Seams.transport)."""
+        """The transport to inject into the fetcher (cimd_fetch.FetchSeams.transport)."""
         return httpx2.MockTransport(self._handle)
 
 

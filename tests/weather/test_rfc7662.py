@@ -15,9 +15,9 @@ from secure_mcp.weather.errors import (
     InvalidTokenError,
 )
 from secure_mcp.weather.rfc7662 import (
-    Grant,
-    GrantCache,
     IntrospectionVerifier,
+    TokenInfo,
+    TokenInfoCache,
     basic_auth,
     metadata_url,
     token_key,
@@ -53,9 +53,9 @@ def verifier(
     )
 
 
-def grant(expires_at: int | None = None) -> Grant:
+def grant(expires_at: int | None = None) -> TokenInfo:
     """A grant for cache tests."""
-    return Grant("c", ("weather:read",), expires_at, "demo", ISSUER)
+    return TokenInfo("c", ("weather:read",), expires_at, "demo", ISSUER)
 
 
 def test_metadata_url_inserts_well_known_before_path() -> None:
@@ -75,7 +75,7 @@ def test_cache_key_is_sha256_never_the_token() -> None:
 
 def test_cache_entry_lives_at_most_ttl() -> None:
     clock = Clock()
-    cache = GrantCache(30, 10, clock)
+    cache = TokenInfoCache(30, 10, clock)
     cache.put("k", grant())
     clock.now += 29.9
     assert cache.get("k") == grant()
@@ -86,7 +86,7 @@ def test_cache_entry_lives_at_most_ttl() -> None:
 
 def test_cache_entry_never_outlives_exp() -> None:
     clock = Clock()
-    cache = GrantCache(30, 10, clock)
+    cache = TokenInfoCache(30, 10, clock)
     cache.put("k", grant(expires_at=int(NOW) + 5))
     clock.now += 5
     assert cache.get("k") is None
@@ -94,16 +94,16 @@ def test_cache_entry_never_outlives_exp() -> None:
 
 def test_cache_off_and_expired_grants_not_stored() -> None:
     clock = Clock()
-    off = GrantCache(0, 10, clock)
+    off = TokenInfoCache(0, 10, clock)
     off.put("k", grant())
     assert len(off) == 0
-    on = GrantCache(30, 10, clock)
+    on = TokenInfoCache(30, 10, clock)
     on.put("k", grant(expires_at=int(NOW)))
     assert len(on) == 0
 
 
 def test_cache_size_is_bounded_least_recently_used_first() -> None:
-    cache = GrantCache(30, 2, Clock())
+    cache = TokenInfoCache(30, 2, Clock())
     cache.put("a", grant())
     cache.put("b", grant())
     assert cache.get("a") is not None  # a is now the most recent

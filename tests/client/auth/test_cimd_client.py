@@ -24,7 +24,7 @@ from secure_mcp.client.connection import ClientConnectError, connect
 from secure_mcp.client.settings import ClientSettings
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.oauth.app import build_app as build_oauth_app
-from secure_mcp.oauth.cimd_fetch import Seams as OAuthSeams
+from secure_mcp.oauth.cimd_fetch import FetchSeams
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.weather.app import Seams as WeatherSeams
 from secure_mcp.weather.app import build_app as build_weather_app
@@ -108,7 +108,7 @@ async def our_stack(tmp_path: Path) -> AsyncIterator[Stack]:
     )
     resolver = FakeResolver({"app.example": ["93.184.215.14"]})
     oauth_app = build_oauth_app(
-        oauth_settings, OAuthSeams(resolver=resolver, transport=documents.transport())
+        oauth_settings, FetchSeams(resolver=resolver, transport=documents.transport())
     )
     weather_settings = WeatherSettings(
         auth_server=ISSUER,
