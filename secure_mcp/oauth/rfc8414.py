@@ -7,10 +7,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from secure_mcp.common.well_known import AUTHORIZATION_SERVER
 from secure_mcp.oauth.rfc7523 import ALGORITHMS
 from secure_mcp.oauth.settings import OAuthSettings
 
-WELL_KNOWN = "/.well-known/oauth-authorization-server"
 JWKS_PATH = "/jwks"
 CLIENT_AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post", "private_key_jwt"]
 
@@ -46,9 +46,9 @@ def metadata(settings: OAuthSettings) -> dict[str, Any]:
 
 def well_known_paths(settings: OAuthSettings) -> list[str]:
     """Root path, plus the path-inserted one for an issuer with a path (RFC 8414 3.1)."""
-    paths = [WELL_KNOWN]
+    paths = [AUTHORIZATION_SERVER]
     if settings.issuer_path:
-        paths.append(WELL_KNOWN + settings.issuer_path)
+        paths.append(AUTHORIZATION_SERVER + settings.issuer_path)
     return paths
 
 

@@ -26,6 +26,7 @@ from secure_mcp.common.resource_credentials import (
 )
 from secure_mcp.common.rfc9449 import ALGORITHMS as DPOP_ALGORITHMS
 from secure_mcp.common.uris import canonical_resource, insecure_http
+from secure_mcp.common.well_known import AUTHORIZATION_SERVER, well_known_url
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 8003
@@ -195,8 +196,7 @@ class OAuthSettings:
     @property
     def metadata_url(self) -> str:
         """Where RFC 8414 section 3.1 says clients fetch the metadata for this issuer."""
-        parts = urlsplit(self.issuer)
-        return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{parts.path}"
+        return well_known_url(self.issuer, AUTHORIZATION_SERVER)
 
     def endpoint(self, path: str) -> str:
         """The absolute URL of one of the server's endpoints."""

@@ -6,21 +6,18 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx2
 
+from secure_mcp.common.well_known import AUTHORIZATION_SERVER, well_known_url
 from secure_mcp.weather.errors import AuthServerUnavailableError
 
 logger = logging.getLogger(__name__)
-METADATA_SUFFIX = "/.well-known/oauth-authorization-server"
 
 
 def metadata_url(issuer: str) -> str:
     """RFC 8414 section 3.1: the well-known suffix goes between the host and the issuer's path."""
-    parts = urlsplit(issuer)
-    path = parts.path.rstrip("/")
-    return f"{parts.scheme}://{parts.netloc}{METADATA_SUFFIX}{path}"
+    return well_known_url(issuer, AUTHORIZATION_SERVER)
 
 
 class MissingEndpointError(AuthServerUnavailableError):

@@ -22,6 +22,7 @@ from secure_mcp.common.resource_credentials import (
     load_all,
 )
 from secure_mcp.common.uris import canonical_resource, insecure_http
+from secure_mcp.common.well_known import PROTECTED_RESOURCE, well_known_url
 from secure_mcp.weather.permissions import ToolScopes, parse_tool_scopes
 
 DEFAULT_HOST = "127.0.0.1"
@@ -95,8 +96,7 @@ class WeatherSettings:
     @property
     def resource_metadata_url(self) -> str:
         """RFC 9728 section 3.1: the well-known URI inserted before the resource's path."""
-        parts = urlsplit(self.resource_url)
-        return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource{parts.path}"
+        return well_known_url(self.resource_url, PROTECTED_RESOURCE, strip_slash=False)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -6,6 +6,8 @@ from urllib.parse import urlsplit
 
 from mcp.shared.auth_utils import resource_url_from_server_url
 
+from secure_mcp.common.well_known import PROTECTED_RESOURCE
+
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
@@ -23,7 +25,7 @@ def allowed_resources(server_url: str, prm_url: str | None, challenged: str | No
     expected = resource_url_from_server_url(server_url)
     parts = urlsplit(expected)
     origin = f"{parts.scheme}://{parts.netloc}"
-    if prm_url == f"{origin}/.well-known/oauth-protected-resource" and prm_url != challenged:
+    if prm_url == origin + PROTECTED_RESOURCE and prm_url != challenged:
         return [expected, origin]
     return [expected]
 
