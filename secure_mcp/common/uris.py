@@ -6,6 +6,9 @@ import ipaddress
 from urllib.parse import urlsplit, urlunsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# The loopback names as `urlsplit().hostname` gives them: what an RFC 8252 7.3 redirect URI and
+# the Host header of a loopback-bound server may name (not 127.0.0.2 and the like)
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def canonical_resource(uri: str) -> str:
@@ -23,13 +26,23 @@ def canonical_resource(uri: str) -> str:
     scheme = parts.scheme.lower()
     port = parts.port  # ValueError when malformed
     host = parts.hostname  # lower-cased, brackets removed
-    netloc = f"[{host}]" if ":" in host else host
+    netloc = bracketed(host)
     userinfo, at, _ = parts.netloc.rpartition("@")
     if at:
         netloc = f"{userinfo}@{netloc}"
     if port is not None and port != DEFAULT_PORTS.get(scheme):
         netloc = f"{netloc}:{port}"
     return urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def bracketed(host: str) -> str:
+    """An IPv6 literal in brackets, as in a URL or a Host header."""
+    return f"[{host}]" if ":" in host else host
+
+
+def host_port(host: str, port: int) -> str:
+    """`host:port` as in a Host header."""
+    return f"{bracketed(host)}:{port}"
 
 
 def is_loopback_host(host: str) -> bool:

@@ -16,6 +16,7 @@ from sqlalchemy import func, update
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from secure_mcp.common.uris import LOOPBACK_NAMES
 from secure_mcp.oauth import cimd, consents, redirect_uris, users
 from secure_mcp.oauth.audit import NO_AUDIT, AuditLog
 from secure_mcp.oauth.authorize_request import (
@@ -41,7 +42,6 @@ from secure_mcp.oauth.limits import (
 )
 from secure_mcp.oauth.models import AuthorizationCode, Client
 from secure_mcp.oauth.pages import error_page, render
-from secure_mcp.oauth.redirect_uris import LOOPBACK_HOSTS
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.shared_secrets import SessionKey
 from secure_mcp.oauth.signin import Forged, SignIns, Transaction
@@ -378,5 +378,5 @@ def _document_context(client: Client, redirect_uri: str) -> dict[str, Any]:
         return {"client_host": None, "loopback_warning": False}
     client_host = urlsplit(client.client_id).hostname or ""
     redirect_host = urlsplit(redirect_uri).hostname or ""
-    loopback_warning = redirect_host in LOOPBACK_HOSTS and client_host not in LOOPBACK_HOSTS
+    loopback_warning = redirect_host in LOOPBACK_NAMES and client_host not in LOOPBACK_NAMES
     return {"client_host": shown_host(client_host), "loopback_warning": loopback_warning}

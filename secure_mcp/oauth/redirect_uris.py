@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import SplitResult, urlsplit
 
+from secure_mcp.common.uris import LOOPBACK_NAMES
 from secure_mcp.oauth.errors import InvalidRedirectUri
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 MAX_LENGTH = 2000
 
 
@@ -23,7 +23,7 @@ def _split(uri: str) -> SplitResult | None:
 def is_loopback(uri: str) -> bool:
     """An http URI on a loopback host: the native-app redirect of RFC 8252 7.3."""
     parts = _split(uri)
-    return parts is not None and parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS
+    return parts is not None and parts.scheme == "http" and parts.hostname in LOOPBACK_NAMES
 
 
 def check_registrable(uri: str) -> None:
@@ -45,7 +45,7 @@ def check_registrable(uri: str) -> None:
         raise InvalidRedirectUri(f"redirect URI must be an absolute URL with a host: {uri}")
     if "%" in parts.netloc:  # browsers decode %-escapes in a host, then apply IDNA
         raise InvalidRedirectUri(f"redirect URI host must not be percent-encoded: {uri}")
-    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS):
+    if parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK_NAMES):
         return
     raise InvalidRedirectUri(f"redirect URI must be https, or http on a loopback host: {uri}")
 

@@ -25,7 +25,13 @@ from secure_mcp.common.resource_credentials import (
     credentials_from_env,
 )
 from secure_mcp.common.rfc9449 import ALGORITHMS as DPOP_ALGORITHMS
-from secure_mcp.common.uris import canonical_resource, insecure_http
+from secure_mcp.common.uris import (
+    LOOPBACK_NAMES,
+    bracketed,
+    canonical_resource,
+    host_port,
+    insecure_http,
+)
 from secure_mcp.common.well_known import AUTHORIZATION_SERVER, well_known_url
 
 DEFAULT_HOST = "localhost"
@@ -50,7 +56,6 @@ DEFAULT_SCOPE_DESCRIPTIONS: Mapping[str, str] = {
 }
 MIN_PASSWORD_LENGTH = 12  # characters; a generated one is 16
 MIN_SESSION_SECRET_BYTES = 32
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 WILDCARD_HOSTS = ("0.0.0.0", "::")  # noqa: S104 - recognised, never chosen
 # Per-source and per-account limits (N per S seconds, bursts of N); the environment names them.
 DEFAULT_REGISTER_RATE = Rate(20, 60)
@@ -210,25 +215,16 @@ class OAuthSettings:
         """
         parts = urlsplit(self.issuer)
         default_port = 443 if parts.scheme == "https" else 80
-        issuer_host = _host_port(parts.hostname or "", parts.port or default_port)
+        issuer_host = host_port(parts.hostname or "", parts.port or default_port)
         hosts = {issuer_host}
         if (parts.port or default_port) == default_port:
-            hosts.add(_bracketed(parts.hostname or ""))
-        names = list(LOOPBACK_NAMES) if self.host.lower() in LOOPBACK_NAMES + WILDCARD_HOSTS else []
+            hosts.add(bracketed(parts.hostname or ""))
+        loopback = self.host.lower() in LOOPBACK_NAMES or self.host.lower() in WILDCARD_HOSTS
+        names = list(LOOPBACK_NAMES) if loopback else []
         if self.host not in WILDCARD_HOSTS:
             names.append(self.host)
-        hosts.update(_host_port(name, self.port) for name in names)
+        hosts.update(host_port(name, self.port) for name in names)
         return frozenset(host.lower() for host in hosts)
-
-
-def _bracketed(host: str) -> str:
-    """An IPv6 literal in brackets, as it appears in a Host header."""
-    return f"[{host}]" if ":" in host else host
-
-
-def _host_port(host: str, port: int) -> str:
-    """`host:port` as in a Host header."""
-    return f"{_bracketed(host)}:{port}"
 
 
 def check_session_secret(secret: str, source: str) -> None:

@@ -32,6 +32,7 @@ from secure_mcp.common.ratelimit import MemoryLimiter
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.common.rfc9449 import ALGORITHMS as DPOP_ALGORITHMS
 from secure_mcp.common.rfc9449 import Nonces
+from secure_mcp.common.uris import LOOPBACK_NAMES, host_port
 from secure_mcp.weather.bearer import BearerAuthMiddleware
 from secure_mcp.weather.dpop import ResourceProofs
 from secure_mcp.weather.nws import NwsClient, Sleep
@@ -54,7 +55,6 @@ INSECURE_HTTP_WARNING = (
     "weather: and introspection credentials cross the network unencrypted. Development only.",
 )
 MAX_BODY = DEFAULT_MAX_REQUEST_BODY_SIZE  # 4 MiB: the SDK's 413 and our body guard agree
-LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ class Seams:
 def transport_security(settings: WeatherSettings) -> TransportSecuritySettings:
     """DNS-rebinding protection: only our own Host and Origin values are accepted."""
     hosts = {f"{settings.host}:{settings.port}", urlsplit(settings.resource_url).netloc}
-    if settings.host in {"127.0.0.1", "localhost", "::1", *WILDCARD_HOSTS}:
-        hosts |= {f"{name}:{settings.port}" for name in LOOPBACK}
+    if settings.host in LOOPBACK_NAMES | WILDCARD_HOSTS:
+        hosts |= {host_port(name, settings.port) for name in LOOPBACK_NAMES}
     origins = {f"http://{h}" for h in hosts} | {f"https://{h}" for h in hosts}
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
-from secure_mcp.common.uris import canonical_resource, insecure_http, is_loopback_host
+from secure_mcp.common.uris import (
+    LOOPBACK_NAMES,
+    canonical_resource,
+    host_port,
+    insecure_http,
+    is_loopback_host,
+)
 
 
 @pytest.mark.parametrize(
@@ -63,3 +71,18 @@ def test_is_loopback_host(host: str, loopback: bool) -> None:
 )
 def test_insecure_http(url: str, insecure: bool) -> None:
     assert insecure_http(url) is insecure
+
+
+def test_loopback_names_are_the_hostnames_urls_give() -> None:
+    named = {urlsplit(f"http://{h}:1/").hostname for h in ("LocalHost", "127.0.0.1", "[::1]")}
+    assert named == LOOPBACK_NAMES
+    assert all(is_loopback_host(name) for name in LOOPBACK_NAMES)
+    assert "127.0.0.2" not in LOOPBACK_NAMES  # RFC 8252 7.3 names, not the whole /8
+
+
+@pytest.mark.parametrize(
+    ("host", "header"),
+    [("localhost", "localhost:8003"), ("127.0.0.1", "127.0.0.1:80"), ("::1", "[::1]:8000")],
+)
+def test_host_port_brackets_ipv6(host: str, header: str) -> None:
+    assert host_port(host, int(header.rsplit(":", 1)[1])) == header

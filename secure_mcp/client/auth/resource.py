@@ -6,9 +6,8 @@ from urllib.parse import urlsplit
 
 from mcp.shared.auth_utils import resource_url_from_server_url
 
+from secure_mcp.common.uris import LOOPBACK_NAMES
 from secure_mcp.common.well_known import PROTECTED_RESOURCE
-
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
 
 
 def same_resource(expected: str, resource: str) -> bool:
@@ -43,6 +42,6 @@ def resource_mismatch_message(server_url: str, resource: str) -> str:
         f"The server at {server_url} says its resource URL is {resource}; "
         "its tokens would be for another address, so the client stopped."
     )
-    if connected.hostname in _LOOPBACK_HOSTS and named.hostname in _LOOPBACK_HOSTS:
+    if connected.hostname in LOOPBACK_NAMES and named.hostname in LOOPBACK_NAMES:
         message += " localhost and 127.0.0.1 are different origins to OAuth."
     return f"{message} Connect with --server {resource} (or MCP_SERVER_URL)."
