@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections import OrderedDict
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import httpx2
 
+from secure_mcp.common.caches import ExpiringLru
 from secure_mcp.oauth import rfc7591
 from secure_mcp.oauth.cimd_fetch import Fetcher, FetchError, FetchSeams
 from secure_mcp.oauth.errors import InvalidClientDocument, OAuthError
@@ -164,23 +164,19 @@ class Documents:
             seams=self.seams,
             ca_file=settings.cimd_ca_file,
         )
-        self._cache: OrderedDict[str, tuple[float, Client]] = OrderedDict()
+        self._cache: ExpiringLru[str, Client] = ExpiringLru(MAX_ENTRIES, self.seams.clock)
 
     async def client(self, url: str) -> Client:
         """The client the document at `url` describes, or InvalidClientDocument saying why."""
         check_client_id_url(url, self.settings.cimd_allow_insecure)
         moment = self.seams.clock()
         cached = self._cache.get(url)
-        if cached is not None and cached[0] > moment:
-            self._cache.move_to_end(url)
-            return cached[1]
+        if cached is not None:
+            return cached
         try:
             fetched = await self.fetcher.fetch(url)
         except FetchError as exc:
             raise InvalidClientDocument(f"the metadata document was refused: {exc}") from None
         client = client_from_document(url, fetched.body, self.settings)
-        self._cache[url] = (moment + cache_ttl(fetched.headers), client)
-        self._cache.move_to_end(url)
-        while len(self._cache) > MAX_ENTRIES:
-            self._cache.popitem(last=False)
+        self._cache.put(url, client, moment + cache_ttl(fetched.headers))
         return client

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -21,6 +20,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 from sqlalchemy.exc import IntegrityError
 
+from secure_mcp.common.caches import ExpiringLru
 from secure_mcp.oauth.cimd_fetch import JSON_TYPE, Fetcher, FetchError, FetchSeams
 from secure_mcp.oauth.errors import InvalidClient
 from secure_mcp.oauth.models import Client, UsedAssertion
@@ -123,7 +123,6 @@ class ClientKeys:
         self, settings: OAuthSettings, seams: FetchSeams, max_entries: int = JWKS_CACHE_ENTRIES
     ) -> None:
         self.clock = seams.clock
-        self.max_entries = max_entries
         self.fetcher = Fetcher(
             allow_insecure=settings.cimd_allow_insecure,
             timeout=settings.cimd_timeout,
@@ -132,7 +131,10 @@ class ClientKeys:
             ca_file=settings.cimd_ca_file,
             content_types=JWKS_TYPES,
         )
-        self._cache: OrderedDict[str, tuple[float, list[PublicKey]]] = OrderedDict()
+        # each entry: when it was fetched, and the keys; kept JWKS_TTL at most
+        self._cache: ExpiringLru[str, tuple[float, list[PublicKey]]] = ExpiringLru(
+            max_entries, seams.clock
+        )
 
     async def keys(self, client: Client, kid: str | None) -> list[PublicKey]:
         """The client's keys; a kid not among the cached ones fetches the set again (bounded)."""
@@ -143,10 +145,10 @@ class ClientKeys:
         moment = self.clock()
         cached = self._cache.get(uri)
         if cached is not None:
-            age = moment - cached[0]
-            known = kid is None or any(k.kid == kid for k in cached[1])
-            if age < JWKS_TTL and (known or age < JWKS_REFETCH):
-                return cached[1]
+            fetched_at, keys = cached
+            known = kid is None or any(k.kid == kid for k in keys)
+            if known or moment - fetched_at < JWKS_REFETCH:
+                return keys
         try:
             fetched = await self.fetcher.fetch(uri)
             keys = public_keys(json.loads(fetched.body))
@@ -154,10 +156,7 @@ class ClientKeys:
             raise InvalidClient(
                 f"the client's jwks_uri is unusable: {exc}", used_basic=False
             ) from None
-        self._cache[uri] = (moment, keys)
-        self._cache.move_to_end(uri)
-        while len(self._cache) > self.max_entries:
-            self._cache.popitem(last=False)
+        self._cache.put(uri, (moment, keys), moment + JWKS_TTL)
         return keys
 
 

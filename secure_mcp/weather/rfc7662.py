@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from urllib.parse import quote_plus
 import httpx2
 from mcp.server.auth.provider import AccessToken
 
+from secure_mcp.common.caches import ExpiringLru
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.common.uris import canonical_resource
 from secure_mcp.weather.discovery import Discovery, metadata_url
@@ -74,22 +74,15 @@ class TokenInfoCache:
     """LRU of TokenInfo: each entry lives at most `ttl` seconds and never past `exp`."""
 
     def __init__(self, ttl: float, size: int, clock: Clock) -> None:
-        self._ttl, self._size, self._clock = ttl, size, clock
-        self._entries: OrderedDict[str, tuple[float, TokenInfo]] = OrderedDict()
+        self._ttl, self._clock = ttl, clock
+        self._entries: ExpiringLru[str, TokenInfo] = ExpiringLru(size, clock)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, key: str) -> TokenInfo | None:
-        """The live grant under `key`, dropping it when stale."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= self._clock():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return entry[1]
+        """The live grant under `key`."""
+        return self._entries.get(key)
 
     def clear(self) -> None:
         """Forget every entry."""
@@ -100,12 +93,7 @@ class TokenInfoCache:
         until = self._clock() + self._ttl
         if grant.expires_at is not None:
             until = min(until, float(grant.expires_at))
-        if self._ttl <= 0 or until <= self._clock():
-            return
-        self._entries[key] = (until, grant)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        self._entries.put(key, grant, until)  # not kept when `until` is not ahead
 
 
 def confirmation_key(claims: Mapping[str, Any]) -> str | None:
