@@ -123,6 +123,18 @@ def open_private(path: Path, flags: int) -> int:
     return _checked_fd(fd, path)
 
 
+def read_owner_only(path: Path, limit: int, what: str) -> bytes:
+    """At most `limit` + 1 bytes of the secret file `path`, which only this user may read (like
+    ssh's keys): opened as `open_private`; UnsafePathError (an OSError) when others may read it."""
+    fd = open_private(path, os.O_RDONLY)
+    with os.fdopen(fd, "rb") as handle:
+        if stat.S_IMODE(os.fstat(handle.fileno()).st_mode) & 0o077:
+            raise UnsafePathError(
+                f"the {what} file {path} is readable by other users; run `chmod 600 {path}`"
+            )
+        return handle.read(limit + 1)
+
+
 def read_private_json(path: Path) -> Any:
     """The JSON content of the private file `path` (opened as `open_private`), or None."""
     try:

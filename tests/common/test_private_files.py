@@ -12,6 +12,7 @@ from secure_mcp.common.private_files import (
     UnsafePathError,
     check_private_dir,
     check_private_file,
+    read_owner_only,
 )
 
 OTHER_UID = 65534  # nobody
@@ -77,3 +78,18 @@ def test_files_are_checked_when_present(tmp_path: Path) -> None:
         os.chown(path, OTHER_UID, -1)
         with pytest.raises(UnsafePathError, match=r"the file .* belongs to another user"):
             check_private_file(path)
+
+
+def test_a_secret_file_is_read_only_when_no_one_else_may_read_it(tmp_path: Path) -> None:
+    secret = tmp_path / "key.pem"
+    secret.write_bytes(b"0123456789")
+    secret.chmod(0o600)
+    assert read_owner_only(secret, 4, "key") == b"01234"  # the limit, and one byte to tell
+    assert read_owner_only(secret, 100, "key") == b"0123456789"
+    secret.chmod(0o640)
+    with pytest.raises(UnsafePathError, match=r"the key file .* readable by other users"):
+        read_owner_only(secret, 100, "key")
+    link = tmp_path / "link.pem"
+    link.symlink_to(secret)
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        read_owner_only(link, 100, "key")

@@ -16,8 +16,6 @@ back to another grant (SEP-1933).
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,7 +28,7 @@ from secure_mcp.client.auth.interaction import Authorizer
 from secure_mcp.client.auth.machine import MachineOAuthProvider, SigningKey, machine_client
 from secure_mcp.client.auth.storage import FileTokenStorage
 from secure_mcp.client.settings import ClientSettings
-from secure_mcp.common.private_files import UnsafePathError, open_private
+from secure_mcp.common.private_files import read_owner_only
 from secure_mcp.common.uris import insecure_http
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"  # RFC 7523 2.1
@@ -45,13 +43,7 @@ PlainClient = Callable[[], httpx2.AsyncClient]
 def read_token_file(path: Path, what: str) -> str:
     """A JWT kept in a file only this user can read; ClientConnectError with one line if not."""
     try:
-        fd = open_private(path, os.O_RDONLY)
-        with os.fdopen(fd, "rb") as handle:
-            if stat.S_IMODE(os.fstat(handle.fileno()).st_mode) & 0o077:
-                raise UnsafePathError(
-                    f"the {what} file {path} is readable by other users; run `chmod 600 {path}`"
-                )
-            raw = handle.read(MAX_TOKEN_FILE_BYTES + 1)
+        raw = read_owner_only(path, MAX_TOKEN_FILE_BYTES, what)
     except OSError as exc:
         raise ClientConnectError(f"Cannot read the {what}: {exc}", "invalid_grant") from None
     token = raw.decode("ascii", "replace").strip()

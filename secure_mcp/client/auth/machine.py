@@ -10,9 +10,7 @@ There is no refresh token: a token about to expire is replaced by asking again.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
-import stat
 import time
 import warnings
 from collections.abc import Callable
@@ -34,7 +32,7 @@ from secure_mcp.client.auth.provider import SecureOAuthProvider
 from secure_mcp.client.auth.steps import step_of
 from secure_mcp.client.auth.storage import FileTokenStorage
 from secure_mcp.client.settings import ClientSettings
-from secure_mcp.common.private_files import UnsafePathError, open_private
+from secure_mcp.common.private_files import read_owner_only
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"  # RFC 7523 2.2
 ASSERTION_LIFETIME = 60  # seconds: long enough for one token request
@@ -75,13 +73,7 @@ def load_signing_key(path: Path) -> SigningKey:
     Raises ClientConnectError with one line naming the file and the problem.
     """
     try:
-        fd = open_private(path, os.O_RDONLY)
-        with os.fdopen(fd, "rb") as handle:
-            if stat.S_IMODE(os.fstat(handle.fileno()).st_mode) & 0o077:
-                raise UnsafePathError(
-                    f"the key file {path} is readable by other users; run `chmod 600 {path}`"
-                )
-            pem = handle.read(MAX_KEY_FILE_BYTES + 1)
+        pem = read_owner_only(path, MAX_KEY_FILE_BYTES, "key")
     except OSError as exc:
         raise ClientConnectError(
             f"Cannot use the private key file: {exc}", "invalid_client"
