@@ -19,7 +19,8 @@ from secure_mcp.oauth.errors import (
 )
 from secure_mcp.oauth.forms import repeated
 from secure_mcp.oauth.models import Client
-from secure_mcp.oauth.scopes import requested_resource, requested_scope
+from secure_mcp.oauth.rfc8707 import requested_resource
+from secure_mcp.oauth.scopes import requested_scope
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database
 

@@ -7,7 +7,8 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
-from secure_mcp.oauth.errors import InvalidRequest, InvalidTarget, OAuthError
+from secure_mcp.oauth import rfc8707
+from secure_mcp.oauth.errors import InvalidRequest, OAuthError
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 
@@ -49,8 +50,8 @@ def single_values(pairs: Iterable[tuple[str, str]], known: Collection[str]) -> d
 
 def repeated(key: str) -> OAuthError:
     """The error for a known parameter sent twice."""
-    if key == "resource":  # RFC 8707 2: several resources; one audience per token here
-        return InvalidTarget("one resource per request: this server issues single-audience tokens")
+    if key == "resource":
+        return rfc8707.several_resources()
     return InvalidRequest(f"parameter {key} is repeated")
 
 

@@ -1,12 +1,10 @@
-"""Scopes and resources a request may ask for (RFC 6749 3.3, RFC 8707 2)."""
+"""Scopes a request may ask for (RFC 6749 3.3); its resource is rfc8707's."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
-from secure_mcp.common.uris import canonical_resource
-from secure_mcp.oauth.errors import InvalidScope, InvalidTarget
+from secure_mcp.oauth.errors import InvalidScope
 from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.settings import OAuthSettings
 
@@ -50,32 +48,3 @@ def narrowed_scope(granted: str, scope: str | None, offered: Sequence[str]) -> s
     if not set(asked) <= set(granted.split()):
         raise InvalidScope("refresh may narrow the scope, never widen it")
     return " ".join(dict.fromkeys(asked))
-
-
-def requested_resource(settings: OAuthSettings, resource: str | None) -> str:
-    """RFC 8707 2: a configured resource; omitted means the only one, when exactly one exists."""
-    if resource is None:
-        if len(settings.resources) == 1:
-            return settings.resources[0]
-        raise InvalidTarget("resource is required: several resources are configured")
-    parts = urlsplit(resource)
-    if not parts.scheme or not parts.netloc or "#" in resource:
-        raise InvalidTarget("resource must be an absolute URI without a fragment")
-    canonical = same_resource(resource)
-    if canonical not in settings.resources:  # configured resources are canonical
-        raise InvalidTarget(f"unknown resource: {resource}")
-    return canonical
-
-
-def same_resource(resource: str) -> str:
-    """`resource` in canonical form (MCP canonical server URI); a malformed one is InvalidTarget."""
-    try:
-        return canonical_resource(resource)
-    except ValueError:
-        raise InvalidTarget("resource has a malformed port") from None
-
-
-def check_same_resource(resource: str | None, granted: str) -> None:
-    """RFC 8707 2.2: a resource sent at /token must be the one authorized (canonical forms)."""
-    if resource is not None and same_resource(resource) != granted:
-        raise InvalidTarget("resource differs from the one authorized")

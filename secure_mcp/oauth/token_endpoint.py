@@ -26,13 +26,9 @@ from secure_mcp.oauth.errors import (
 from secure_mcp.oauth.forms import read_form
 from secure_mcp.oauth.models import AuthorizationCode, Client, Token
 from secure_mcp.oauth.rfc7523 import Assertions
+from secure_mcp.oauth.rfc8707 import check_same_resource, requested_resource
 from secure_mcp.oauth.rfc9068 import JwtSigner
-from secure_mcp.oauth.scopes import (
-    check_same_resource,
-    narrowed_scope,
-    requested_resource,
-    requested_scope,
-)
+from secure_mcp.oauth.scopes import narrowed_scope, requested_scope
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database, now, token_hash
 
