@@ -154,17 +154,17 @@ def malformed_answer(url: str, what: str, exc: Exception) -> ClientConnectError:
 
 async def _checked(provider: SecureOAuthProvider, send: Callable[[], Awaitable[T]]) -> T:
     """Run `send`, turning the provider's expected failures into ClientConnectError."""
-    provider.take_failure()
+    provider.failures.take()
     try:
         result = await send()
     except (*EXPECTED_FAILURES, MCPError, ValueError) as exc:  # ValidationError is a ValueError
-        cause: Exception = provider.take_failure() or exc
+        cause: Exception = provider.failures.take() or exc
         if isinstance(cause, MCPError):
             raise
         if isinstance(cause, ValueError):
             raise malformed_answer(provider.context.server_url, "a request", cause) from exc
         raise as_connect_error(cause) from exc
-    failure = provider.take_failure()
+    failure = provider.failures.take()
     if failure is not None:
         raise as_connect_error(failure)
     return result
@@ -377,11 +377,14 @@ async def connect(
         stack.callback(authorizer.close)
         provider = _provider(settings, authorizer, write, http_transport)
         bounded = ReportingTransport(
-            http_transport or _network(settings), provider.report, bounds(settings)
+            http_transport or _network(settings), provider.failures.report, bounds(settings)
         )
         # above the bounds: what DPoP reads of an answer is bounded too
         transport = DpopTransport(
-            bounded, DpopKeys(settings.state_dir), provider.report, _dpop_trace(settings, write)
+            bounded,
+            DpopKeys(settings.state_dir),
+            provider.failures.report,
+            _dpop_trace(settings, write),
         )
         http = await stack.enter_async_context(
             httpx2.AsyncClient(
@@ -433,7 +436,7 @@ def _server_failure_hook(
         url = str(response.request.url.copy_with(query=None))
         if response.status_code >= 500 and url == server_url:
             error = _error_code(await response.aread()) if response.status_code == 503 else ""
-            provider.report(_server_error(server_url, response.status_code, error))
+            provider.failures.report(_server_error(server_url, response.status_code, error))
 
     return hook
 

@@ -29,7 +29,7 @@ import httpx2
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 
-from secure_mcp.client.auth.errors import ClientConnectError
+from secure_mcp.client.auth.errors import ClientConnectError, Report
 from secure_mcp.common.private_files import check_private_dir, read_private_json, write_private_json
 from secure_mcp.common.rfc9449 import CLIENT_ALGORITHM, jwk_thumbprint, make_proof
 from secure_mcp.common.well_known import AUTHORIZATION_SERVER, OPENID_CONFIGURATION
@@ -38,7 +38,6 @@ KEYS_FILE = "dpop-keys.json"
 MAX_BOUND = 32  # bound access tokens remembered per authorization server
 METADATA_PATHS = (AUTHORIZATION_SERVER, OPENID_CONFIGURATION)
 Trace = Callable[[str], None]
-Report = Callable[[ClientConnectError], None]
 
 
 class KeyFileError(Exception):

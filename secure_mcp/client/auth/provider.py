@@ -23,7 +23,7 @@ from secure_mcp.client.auth.binding import (
     start_flow,
     valid_access_token,
 )
-from secure_mcp.client.auth.errors import ClientConnectError
+from secure_mcp.client.auth.errors import ClientConnectError, Failures
 from secure_mcp.client.auth.identity import (
     client_metadata,
     document_identity_allowed,
@@ -103,7 +103,7 @@ class SecureOAuthProvider(OAuthClientProvider):
         self._tried: list[str] = []
         self._bound: object = None
         self._flow: Flow | None = None  # the sign-in in progress (RFC 9700 4.4)
-        self.failure: Exception | None = None
+        self.failures = Failures()  # what the flow, transports and hooks report (first wins)
         self._sign_in_scope: str | None = None  # a 401's challenged scope ("" when none)
         self._challenged_prm: str | None = None  # a 401's resource_metadata URL
         self._transport = http_transport  # for the registration check (a plain client)
@@ -273,45 +273,6 @@ class SecureOAuthProvider(OAuthClientProvider):
             return self._authorizer.redirect_uri
         return self._authorizer.redirect_uri_for(str(metadata.issuer))
 
-    @override
-    async def _initialize(self) -> None:
-        """Load tokens and registration, plus the metadata needed to refresh after a restart."""
-        await super()._initialize()
-        if self._pre_registered is not None:  # MCP registration order: pre-registered, CIMD, DCR
-            self.context.client_info = self._pre_registered.model_copy()
-        stored = self.context.client_info
-        if (
-            stored is not None
-            and stored.client_id is not None
-            and stored.client_id.startswith(("https://", "http://"))
-            and stored.client_id != self._settings.client_metadata_url
-        ):
-            # A metadata-document identity of another (or no) --client-metadata-url: the SDK
-            # would keep sending it to the same issuer, so forget it and identify afresh.
-            self.context.client_info = None
-        stored = self.context.client_info
-        if (
-            stored is not None
-            and stored.issuer
-            and not is_shared_identity(stored, self._settings)
-            and not registered_for(stored, self._authorizer.redirect_uri_for(stored.issuer))
-        ):
-            # A registration from before per-issuer redirect URIs: register again.
-            self.context.client_info = None
-        discovered = self.storage.discovered()
-        if discovered is None:
-            self.context.clear_tokens()  # no token endpoint known: sign in again, never guess one
-            return
-        auth_server_url, metadata, resource_metadata = discovered
-        self.context.auth_server_url = auth_server_url
-        self.context.oauth_metadata = metadata
-        self.context.protected_resource_metadata = resource_metadata
-        self._bound = metadata
-        self.context.token_expiry_time = self.storage.expires_at()
-        self._refresh_early()
-        if self.context.current_tokens is not None:
-            self._trace(f"using stored tokens from {metadata.issuer}")
-
     def _refresh_early(self) -> None:
         """Treat the access token as expired a little early (a tenth of its life, 30 s at most)."""
         tokens, expiry = self.context.current_tokens, self.context.token_expiry_time
@@ -331,14 +292,6 @@ class SecureOAuthProvider(OAuthClientProvider):
         if self._sign_in_scope is not None and self._settings.scope:
             self.context.client_metadata.scope = self._settings.scope
 
-    @override
-    async def _perform_authorization(self) -> httpx2.Request:
-        """A sign-in through the browser, for the scope `_choose_scope` picks."""
-        self._choose_scope()
-        require_iss(self.context.client_info, self.context.oauth_metadata)
-        self.context.client_metadata.redirect_uris = [AnyUrl(self._redirect_uri())]
-        return await super()._perform_authorization()
-
     def _check_access_token(self) -> None:
         """RFC 6750 2.1: an access token that cannot go in a header is refused, not stored."""
         tokens = self.context.current_tokens
@@ -350,24 +303,6 @@ class SecureOAuthProvider(OAuthClientProvider):
                 "header cannot carry (RFC 6750 2.1); it was not used.",
                 "invalid_token",
             )
-
-    @override
-    async def _handle_token_response(self, response: httpx2.Response) -> None:
-        client = self.context.client_info
-        if response.status_code in (400, 401) and client is not None:
-            error = oauth_error(response, await response.aread())
-            if error == "invalid_client" and self._re_registrable(client):
-                raise self._gone(client)  # the flow registers again (once)
-        await super()._handle_token_response(response)
-        self._check_access_token()
-        self._refresh_early()
-
-    @override
-    async def _handle_refresh_response(self, response: httpx2.Response) -> bool:
-        refreshed = await super()._handle_refresh_response(response)
-        self._check_access_token()
-        self._refresh_early()
-        return refreshed
 
     def _bind_if_discovered(self) -> None:
         metadata = self.context.oauth_metadata
@@ -431,14 +366,196 @@ class SecureOAuthProvider(OAuthClientProvider):
         """
         wanted = extract_field_from_www_auth(response, "scope") or "more"
         if seen > min(self._settings.max_step_up, 1):
-            self.failure = ClientConnectError(
-                f"The server asks for {wanted} scope, which this sign-in did not grant; "
-                "ask the server's administrator for access.",
-                "insufficient_scope",
+            self.failures.report(
+                ClientConnectError(
+                    f"The server asks for {wanted} scope, which this sign-in did not grant; "
+                    "ask the server's administrator for access.",
+                    "insufficient_scope",
+                )
             )
             return True
         self._trace(f"step-up: the server asks for scope {wanted}; signing in again")
         return False
+
+    async def _observed_flow(
+        self, request: httpx2.Request, may_restart: bool
+    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
+        """The SDK's flow, observed step by step: checks before each request, trace after.
+
+        An expected failure is kept in `failures` and the request is sent once more without a
+        token, so the caller gets the server's own 401/403 instead of a dead MCP transport.
+        A refresh happens under the state folder's refresh lock (`_take_refresh_lock`).
+        """
+        flow = super()._auth_flow(request)
+        response: httpx2.Response | None = None
+        step_ups = 0
+        refused = False  # the request was answered 401 once already in this flow
+        try:
+            while True:
+                try:
+                    if response is None:
+                        self._refresh_lock = await self._take_refresh_lock()
+                        outgoing = await flow.__anext__()
+                    else:
+                        outgoing = await flow.asend(response)
+                    step = ""
+                    if outgoing is not request:
+                        step, outgoing = self._before(outgoing)
+                    if step != "refresh":  # the refresh (if any) is stored: let others go
+                        self._release_refresh_lock()
+                    self._bind_if_discovered()
+                except StopAsyncIteration:
+                    return
+                except RegistrationGone as exc:
+                    if may_restart and not self.failures.pending:
+                        self._write(str(exc))
+                        raise _Restart from exc
+                    self._keep_failure(refused_again(exc), response)
+                    yield without_token(request)
+                    return
+                except (*EXPECTED_FAILURES, *MALFORMED) as exc:
+                    self._keep_failure(exc, response)
+                    yield without_token(request)
+                    return
+                if not step:
+                    self._tried = []
+                response = yield outgoing
+                if step:
+                    if not self.failures.pending:
+                        await self._after_checked(step, outgoing, response)
+                    if self.failures.pending:  # the network under the flow, or its answer
+                        yield without_token(request)
+                        return
+                elif response.status_code == 401 and refused:
+                    # After a sign-in, the fresh token refused too (the SDK gives up here).
+                    self.failures.report(still_refused(request))
+                elif response.status_code == 401:
+                    refused = True
+                    self._trace(f"{request.url}: HTTP 401, sign-in needed")
+                    self._sign_in_scope = extract_field_from_www_auth(response, "scope") or ""
+                    self._challenged_prm = extract_resource_metadata_from_www_auth(response)
+                elif is_step_up(response):
+                    self._sign_in_scope = None  # a step-up: the SDK's scope union applies
+                    step_ups += 1
+                    if self._too_many_step_ups(response, step_ups):
+                        return  # the caller gets this 403 and `failures` says why
+        finally:
+            self._release_refresh_lock()
+            await flow.aclose()
+
+    async def _after_checked(
+        self, step: str, request: httpx2.Request, response: httpx2.Response
+    ) -> None:
+        try:
+            await self._after(step, request, response)
+        except (*EXPECTED_FAILURES, *MALFORMED) as exc:
+            self._keep_failure(exc, response)
+
+    def _keep_failure(self, exc: Exception, response: httpx2.Response | None) -> None:
+        """Keep the flow's failure (the first one wins); an unusable answer gets one line."""
+        if not isinstance(exc, EXPECTED_FAILURES):
+            url = str(response.request.url.copy_with(query=None)) if response else "the server"
+            exc = malformed(exc, url)
+        self.failures.report(exc)
+
+    def new_sign_in_budget(self) -> None:
+        """Let this session sign in `max_sign_ins` times again (the user asked for a sign-in)."""
+        self._authorizer.sign_ins = 0
+
+    def revocation_assertion(self) -> Callable[[], str] | None:
+        """How to sign a client assertion for RFC 7009 (none: this client has no key)."""
+        return None
+
+    def forget_tokens(self) -> None:
+        """Drop the tokens in memory (the stored ones are the caller's business)."""
+        self.context.clear_tokens()
+        self._initialized = False
+
+    def _restore(self) -> None:
+        """After the SDK loaded the stored state: which registration to keep, and the metadata
+        needed to refresh after a restart (never a guessed token endpoint)."""
+        if self._pre_registered is not None:  # MCP registration order: pre-registered, CIMD, DCR
+            self.context.client_info = self._pre_registered.model_copy()
+        stored = self.context.client_info
+        if (
+            stored is not None
+            and stored.client_id is not None
+            and stored.client_id.startswith(("https://", "http://"))
+            and stored.client_id != self._settings.client_metadata_url
+        ):
+            # A metadata-document identity of another (or no) --client-metadata-url: the SDK
+            # would keep sending it to the same issuer, so forget it and identify afresh.
+            self.context.client_info = None
+        stored = self.context.client_info
+        if (
+            stored is not None
+            and stored.issuer
+            and not is_shared_identity(stored, self._settings)
+            and not registered_for(stored, self._authorizer.redirect_uri_for(stored.issuer))
+        ):
+            # A registration from before per-issuer redirect URIs: register again.
+            self.context.client_info = None
+        discovered = self.storage.discovered()
+        if discovered is None:
+            self.context.clear_tokens()  # no token endpoint known: sign in again, never guess one
+            return
+        auth_server_url, metadata, resource_metadata = discovered
+        self.context.auth_server_url = auth_server_url
+        self.context.oauth_metadata = metadata
+        self.context.protected_resource_metadata = resource_metadata
+        self._bound = metadata
+        self.context.token_expiry_time = self.storage.expires_at()
+        self._refresh_early()
+        if self.context.current_tokens is not None:
+            self._trace(f"using stored tokens from {metadata.issuer}")
+
+    def _prepare_sign_in(self) -> None:
+        """Before a browser sign-in: the scope `_choose_scope` picks, `iss` where needed, and
+        this issuer's redirect URI."""
+        self._choose_scope()
+        require_iss(self.context.client_info, self.context.oauth_metadata)
+        self.context.client_metadata.redirect_uris = [AnyUrl(self._redirect_uri())]
+
+    async def _check_token_error(self, response: httpx2.Response) -> None:
+        """A token endpoint that no longer knows our registration: RegistrationGone, so the
+        flow registers again (once)."""
+        client = self.context.client_info
+        if response.status_code in (400, 401) and client is not None:
+            error = oauth_error(response, await response.aread())
+            if error == "invalid_client" and self._re_registrable(client):
+                raise self._gone(client)
+
+    def _accept_tokens(self) -> None:
+        """After the SDK took new tokens: refuse an unusable one, refresh a little early."""
+        self._check_access_token()
+        self._refresh_early()
+
+    # The SDK's private methods we override, and nothing else below: each is thin and hands
+    # over to our logic above (tests/client/test_sdk_seam.py fails when the SDK changes them).
+
+    @override
+    async def _initialize(self) -> None:
+        """Load tokens and registration, plus the metadata needed to refresh after a restart."""
+        await super()._initialize()
+        self._restore()
+
+    @override
+    async def _perform_authorization(self) -> httpx2.Request:
+        """A sign-in through the browser (`_prepare_sign_in`)."""
+        self._prepare_sign_in()
+        return await super()._perform_authorization()
+
+    @override
+    async def _handle_token_response(self, response: httpx2.Response) -> None:
+        await self._check_token_error(response)
+        await super()._handle_token_response(response)
+        self._accept_tokens()
+
+    @override
+    async def _handle_refresh_response(self, response: httpx2.Response) -> bool:
+        refreshed = await super()._handle_refresh_response(response)
+        self._accept_tokens()
+        return refreshed
 
     @override
     async def _auth_flow(
@@ -464,106 +581,3 @@ class SecureOAuthProvider(OAuthClientProvider):
             finally:
                 await inner.aclose()
             may_restart = False  # once: a second refusal is reported, not retried
-
-    async def _observed_flow(
-        self, request: httpx2.Request, may_restart: bool
-    ) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        """The SDK's flow, observed step by step: checks before each request, trace after.
-
-        An expected failure is kept in `failure` and the request is sent once more without a
-        token, so the caller gets the server's own 401/403 instead of a dead MCP transport.
-        A refresh happens under the state folder's refresh lock (`_take_refresh_lock`).
-        """
-        flow = super()._auth_flow(request)
-        response: httpx2.Response | None = None
-        step_ups = 0
-        refused = False  # the request was answered 401 once already in this flow
-        try:
-            while True:
-                try:
-                    if response is None:
-                        self._refresh_lock = await self._take_refresh_lock()
-                        outgoing = await flow.__anext__()
-                    else:
-                        outgoing = await flow.asend(response)
-                    step = ""
-                    if outgoing is not request:
-                        step, outgoing = self._before(outgoing)
-                    if step != "refresh":  # the refresh (if any) is stored: let others go
-                        self._release_refresh_lock()
-                    self._bind_if_discovered()
-                except StopAsyncIteration:
-                    return
-                except RegistrationGone as exc:
-                    if may_restart and self.failure is None:
-                        self._write(str(exc))
-                        raise _Restart from exc
-                    self._keep_failure(refused_again(exc), response)
-                    yield without_token(request)
-                    return
-                except (*EXPECTED_FAILURES, *MALFORMED) as exc:
-                    self._keep_failure(exc, response)
-                    yield without_token(request)
-                    return
-                if not step:
-                    self._tried = []
-                response = yield outgoing
-                if step:
-                    if self.failure is None:
-                        await self._after_checked(step, outgoing, response)
-                    if self.failure is not None:  # the network under the flow, or its answer
-                        yield without_token(request)
-                        return
-                elif response.status_code == 401 and refused:
-                    # After a sign-in, the fresh token refused too (the SDK gives up here).
-                    self.failure = self.failure or still_refused(request)
-                elif response.status_code == 401:
-                    refused = True
-                    self._trace(f"{request.url}: HTTP 401, sign-in needed")
-                    self._sign_in_scope = extract_field_from_www_auth(response, "scope") or ""
-                    self._challenged_prm = extract_resource_metadata_from_www_auth(response)
-                elif is_step_up(response):
-                    self._sign_in_scope = None  # a step-up: the SDK's scope union applies
-                    step_ups += 1
-                    if self._too_many_step_ups(response, step_ups):
-                        return  # the caller gets this 403 and `failure` says why
-        finally:
-            self._release_refresh_lock()
-            await flow.aclose()
-
-    async def _after_checked(
-        self, step: str, request: httpx2.Request, response: httpx2.Response
-    ) -> None:
-        try:
-            await self._after(step, request, response)
-        except (*EXPECTED_FAILURES, *MALFORMED) as exc:
-            self._keep_failure(exc, response)
-
-    def _keep_failure(self, exc: Exception, response: httpx2.Response | None) -> None:
-        """Keep the flow's failure (the first one wins); an unusable answer gets one line."""
-        if not isinstance(exc, EXPECTED_FAILURES):
-            url = str(response.request.url.copy_with(query=None)) if response else "the server"
-            exc = malformed(exc, url)
-        self.failure = self.failure or exc
-
-    def report(self, failure: ClientConnectError) -> None:
-        """Record a failure seen outside the flow (the first one wins)."""
-        self.failure = self.failure or failure
-
-    def take_failure(self) -> Exception | None:
-        """The expected failure of the last flow, if any (and forget it)."""
-        failure, self.failure = self.failure, None
-        return failure
-
-    def new_sign_in_budget(self) -> None:
-        """Let this session sign in `max_sign_ins` times again (the user asked for a sign-in)."""
-        self._authorizer.sign_ins = 0
-
-    def revocation_assertion(self) -> Callable[[], str] | None:
-        """How to sign a client assertion for RFC 7009 (none: this client has no key)."""
-        return None
-
-    def forget_tokens(self) -> None:
-        """Drop the tokens in memory (the stored ones are the caller's business)."""
-        self.context.clear_tokens()
-        self._initialized = False

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import cast
 
 import anyio
 import httpx2
 
-from secure_mcp.client.auth.errors import ClientConnectError
+from secure_mcp.client.auth.errors import ClientConnectError, Report
 
-Report = Callable[[ClientConnectError], None]
 MIB = 1024 * 1024
 
 
