@@ -16,11 +16,12 @@ from dotenv import load_dotenv
 
 from secure_mcp.common.h11_guard import uvicorn_options
 from secure_mcp.common.listeners import host_listener, loopback_listeners
+from secure_mcp.common.settings import SettingsError
 from secure_mcp.oauth import keys_cli
 from secure_mcp.oauth.app import build_app, prepare
 from secure_mcp.oauth.banner import banner
 from secure_mcp.oauth.demo_password import keep_demo_password
-from secure_mcp.oauth.settings import SettingsError, settings_from
+from secure_mcp.oauth.settings import settings_from
 from secure_mcp.oauth.signing_keys import KeyStoreError
 from secure_mcp.oauth.storage import StorageError
 

@@ -10,8 +10,9 @@ import uvicorn
 from dotenv import load_dotenv
 
 from secure_mcp.common.h11_guard import uvicorn_options
+from secure_mcp.common.settings import SettingsError
 from secure_mcp.weather.app import build_app, startup_banner
-from secure_mcp.weather.settings import StartupError, parse_settings
+from secure_mcp.weather.settings import settings_from
 from secure_mcp.weather.workers import serve
 
 # Only the `.env` next to this script: python-dotenv would otherwise search every parent folder.
@@ -22,9 +23,9 @@ def main(argv: list[str]) -> int:
     """Flags and environment (plus `.env`) -> settings -> app -> uvicorn on the chosen port."""
     load_dotenv(ENV_FILE)
     try:
-        settings = parse_settings(argv, os.environ)
+        settings = settings_from(argv, os.environ)
         app = build_app(settings)  # with workers, each builds its own; this one checks first
-    except StartupError as exc:
+    except SettingsError as exc:
         print(f"weather.py: error: {exc}", file=sys.stderr)
         return 2
     for line in startup_banner(settings):

@@ -175,9 +175,9 @@ def serve_weather(mode: str, argv: list[str]) -> None:
     import uvicorn
 
     from secure_mcp.weather.app import build_app
-    from secure_mcp.weather.settings import parse_settings
+    from secure_mcp.weather.settings import settings_from
 
-    settings = parse_settings(argv, os.environ)
+    settings = settings_from(argv, os.environ)
     app = build_app(settings, require_auth=mode != "off")
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
 

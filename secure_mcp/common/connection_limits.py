@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from secure_mcp.common.settings import Option, Options, integer, number
+
 DEFAULT_HEADER_TIMEOUT = 10.0
 DEFAULT_BODY_TIMEOUT = 30.0
 DEFAULT_MAX_CONNECTIONS = 512  # well under the usual 1024 open files of a process
@@ -43,68 +45,60 @@ class ConnectionLimits:
         )
 
 
-def add_limit_flags(parser: argparse.ArgumentParser, env_prefix: str) -> None:
-    """The four limit flags; each also reads `<env_prefix>_<NAME>` from the environment."""
+def limit_options(env_prefix: str) -> tuple[Option, ...]:
+    """The four limit settings; each flag also reads `<env_prefix>_<NAME>` from the environment."""
     p = env_prefix
-    parser.add_argument(
-        "--header-timeout",
-        type=float,
-        help=f"seconds for a request head ({p}_HEADER_TIMEOUT, default {DEFAULT_HEADER_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--body-timeout",
-        type=float,
-        help=f"seconds for a request body ({p}_BODY_TIMEOUT, default {DEFAULT_BODY_TIMEOUT:g})",
-    )
-    parser.add_argument(
-        "--max-connections",
-        type=int,
-        help=f"open connections ({p}_MAX_CONNECTIONS, default {DEFAULT_MAX_CONNECTIONS})",
-    )
-    parser.add_argument(
-        "--max-connections-per-source",
-        type=int,
-        help=f"open connections from one address ({p}_MAX_CONNECTIONS_PER_SOURCE, "
-        "default half of the overall cap)",
+    return (
+        Option(
+            "--header-timeout",
+            f"{p}_HEADER_TIMEOUT",
+            f"seconds for a request head ({p}_HEADER_TIMEOUT, default {DEFAULT_HEADER_TIMEOUT:g})",
+            number,
+            DEFAULT_HEADER_TIMEOUT,
+            flag_type=float,
+        ),
+        Option(
+            "--body-timeout",
+            f"{p}_BODY_TIMEOUT",
+            f"seconds for a request body ({p}_BODY_TIMEOUT, default {DEFAULT_BODY_TIMEOUT:g})",
+            number,
+            DEFAULT_BODY_TIMEOUT,
+            flag_type=float,
+        ),
+        Option(
+            "--max-connections",
+            f"{p}_MAX_CONNECTIONS",
+            f"open connections ({p}_MAX_CONNECTIONS, default {DEFAULT_MAX_CONNECTIONS})",
+            integer,
+            DEFAULT_MAX_CONNECTIONS,
+            flag_type=int,
+        ),
+        Option(
+            "--max-connections-per-source",
+            f"{p}_MAX_CONNECTIONS_PER_SOURCE",
+            f"open connections from one address ({p}_MAX_CONNECTIONS_PER_SOURCE, "
+            "default half of the overall cap)",
+            integer,
+            flag_type=int,
+        ),
     )
 
 
-def _value(
-    flag: float | None, env: Mapping[str, str], name: str, kind: type[float], default: float
-) -> float:
-    """A flag's value, else the environment's, else `default`; ValueError naming the variable."""
-    if flag is not None:
-        return flag
-    raw = env.get(name) or str(default)
-    try:
-        return kind(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+def add_limit_flags(parser: argparse.ArgumentParser, env_prefix: str) -> None:
+    """The four limit flags on `parser`."""
+    Options(limit_options(env_prefix)).add_to(parser)
 
 
 def limits_from(
     args: argparse.Namespace, env: Mapping[str, str], env_prefix: str
 ) -> ConnectionLimits:
     """The limits from parsed flags over the environment over the defaults; ValueError if bad."""
-    p = env_prefix
-    most = int(
-        _value(args.max_connections, env, f"{p}_MAX_CONNECTIONS", int, DEFAULT_MAX_CONNECTIONS)
-    )
+    values = Options(limit_options(env_prefix)).values(args, env)
+    most = values["max_connections"]
+    per_source = values["max_connections_per_source"]
     return ConnectionLimits(
-        header_timeout=_value(
-            args.header_timeout, env, f"{p}_HEADER_TIMEOUT", float, DEFAULT_HEADER_TIMEOUT
-        ),
-        body_timeout=_value(
-            args.body_timeout, env, f"{p}_BODY_TIMEOUT", float, DEFAULT_BODY_TIMEOUT
-        ),
+        header_timeout=values["header_timeout"],
+        body_timeout=values["body_timeout"],
         max_connections=most,
-        max_connections_per_source=int(
-            _value(
-                args.max_connections_per_source,
-                env,
-                f"{p}_MAX_CONNECTIONS_PER_SOURCE",
-                int,
-                most // 2,
-            )
-        ),
+        max_connections_per_source=most // 2 if per_source is None else per_source,
     )

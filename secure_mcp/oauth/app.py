@@ -24,6 +24,7 @@ from secure_mcp.common.private_files import (
     write_private_text,
 )
 from secure_mcp.common.resource_credentials import CREDENTIALS_FILE, CredentialsError
+from secure_mcp.common.settings import SettingsError
 from secure_mcp.oauth import resource_servers, rfc8414, shared_secrets
 from secure_mcp.oauth.audit import NO_AUDIT, AuditLog
 from secure_mcp.oauth.authorize import AuthorizationEndpoint
@@ -45,7 +46,7 @@ from secure_mcp.oauth.rfc7523 import Assertions
 from secure_mcp.oauth.rfc7591 import RegistrationEndpoint
 from secure_mcp.oauth.rfc7662 import IntrospectionEndpoint
 from secure_mcp.oauth.rfc9068 import JwksEndpoint, JwtSigner
-from secure_mcp.oauth.settings import OAuthSettings, SettingsError, check_session_secret
+from secure_mcp.oauth.settings import OAuthSettings, check_session_secret
 from secure_mcp.oauth.shared_secrets import SessionKey
 from secure_mcp.oauth.signing_keys import (
     CLOCK_SKEW,

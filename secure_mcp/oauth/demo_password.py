@@ -15,7 +15,8 @@ from secure_mcp.common.private_files import (
     check_private_file,
     write_private_text,
 )
-from secure_mcp.oauth.settings import MIN_PASSWORD_LENGTH, OAuthSettings, SettingsError
+from secure_mcp.common.settings import SettingsError
+from secure_mcp.oauth.settings import MIN_PASSWORD_LENGTH, OAuthSettings
 
 DEMO_PASSWORD_FILE = "demo-password"  # noqa: S105 - a file name
 

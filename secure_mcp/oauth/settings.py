@@ -10,21 +10,30 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from secure_mcp.common.connection_limits import ConnectionLimits, add_limit_flags, limits_from
+from secure_mcp.common.connection_limits import ConnectionLimits, limit_options, limits_from
 from secure_mcp.common.paths import oauth_data_dir
 from secure_mcp.common.ratelimit import Rate
 from secure_mcp.common.resource_credentials import (
+    ENV_CLIENT_ID,
+    ENV_CLIENT_SECRET,
     CredentialsError,
     ResourceCredentials,
     credentials_from_env,
 )
 from secure_mcp.common.rfc9449 import ALGORITHMS as DPOP_ALGORITHMS
+from secure_mcp.common.settings import (
+    Option,
+    Options,
+    SettingsError,
+    integer,
+    path,
+    words,
+)
 from secure_mcp.common.uris import (
     LOOPBACK_NAMES,
     bracketed,
@@ -71,10 +80,6 @@ DATABASE_DRIVERS = {
     "sqlite": "sqlite+aiosqlite",
 }
 INSECURE_FLAG = "--allow-insecure-http (OAUTH_ALLOW_INSECURE_HTTP=1)"
-
-
-class SettingsError(ValueError):
-    """A flag or environment variable has an unusable value."""
 
 
 @dataclass(frozen=True)
@@ -297,124 +302,8 @@ def check_https(issuer: str, resources: Sequence[str]) -> None:
             )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of oauth.py; every flag has an environment equivalent."""
-    parser = argparse.ArgumentParser(
-        prog="oauth.py", description="OAuth 2.1 authorization server for the MCP weather server."
-    )
-    parser.add_argument("--host", help=f"interface to bind (OAUTH_HOST, {DEFAULT_HOST})")
-    parser.add_argument("--port", type=int, help=f"port (OAUTH_PORT, {DEFAULT_PORT})")
-    parser.add_argument("--issuer", help=f"issuer URL (OAUTH_ISSUER, {DEFAULT_ISSUER})")
-    parser.add_argument("--data-dir", help="SQLite file and generated secrets (OAUTH_DATA_DIR)")
-    parser.add_argument(
-        "--database-url",
-        help="shared database of several instances, e.g. postgresql+asyncpg://user:password@"
-        "host/oauth (OAUTH_DATABASE_URL; default: the SQLite file in the data folder)",
-    )
-    parser.add_argument(
-        "--resource",
-        action="append",
-        help=f"resource server URL, repeatable (OAUTH_RESOURCES, {DEFAULT_RESOURCE})",
-    )
-    parser.add_argument("--scopes", help="scopes every resource accepts (OAUTH_SCOPES)")
-    parser.add_argument(
-        "--access-token-ttl",
-        type=int,
-        help="access token lifetime, seconds (OAUTH_ACCESS_TOKEN_TTL; 3600, or 300 for jwt)",
-    )
-    parser.add_argument(
-        "--access-token-format",
-        choices=ACCESS_TOKEN_FORMATS,
-        help="opaque: random tokens checked by introspection; jwt: RFC 9068 signed tokens "
-        "resource servers check themselves (OAUTH_ACCESS_TOKEN_FORMAT, opaque)",
-    )
-    parser.add_argument(
-        "--signing-key-publish-ahead",
-        type=int,
-        help="seconds a rotated-in signing key is published before it signs "
-        f"(OAUTH_SIGNING_KEY_PUBLISH_AHEAD, {DEFAULT_PUBLISH_AHEAD})",
-    )
-    parser.add_argument(
-        "--cimd-allow-insecure",
-        action="store_true",
-        default=None,
-        help="DEVELOPMENT ONLY: fetch client ID metadata documents over http and from loopback "
-        "or private addresses (OAUTH_CIMD_ALLOW_INSECURE)",
-    )
-    parser.add_argument(
-        "--cimd-ca-file",
-        help="PEM file of extra CA certificates trusted, besides the system ones, when fetching "
-        "client ID metadata documents (a private or test CA); TLS is still verified "
-        "(OAUTH_CIMD_CA_FILE)",
-    )
-    parser.add_argument(
-        "--allow-insecure-http",
-        action="store_true",
-        default=None,
-        help="DEVELOPMENT ONLY: allow a plain-http issuer or resource on a host other than "
-        "loopback; codes, tokens and passwords then cross the network unencrypted "
-        "(OAUTH_ALLOW_INSECURE_HTTP)",
-    )
-    parser.add_argument(
-        "--dpop-nonce",
-        action="store_true",
-        default=None,
-        help="require a server nonce in DPoP proofs at the token endpoint (RFC 9449 section 8; "
-        "OAUTH_DPOP_NONCE)",
-    )
-    parser.add_argument(
-        "--audit-log",
-        help="append one JSON line per sign-in, consent, code, token and registration event to "
-        "this file (created 0600), or - for stdout (OAUTH_AUDIT_LOG; default: none)",
-    )
-    parser.add_argument(
-        "--metrics",
-        action="store_true",
-        default=None,
-        help="serve GET /metrics in Prometheus text format, unauthenticated: never expose it "
-        "publicly (OAUTH_METRICS)",
-    )
-    parser.add_argument(
-        "--initial-access-token",
-        help="RFC 7591 initial access token: registering a client for the client_credentials "
-        "grant needs it as `Authorization: Bearer` on POST /register; without it such "
-        "registrations are refused (OAUTH_INITIAL_ACCESS_TOKEN, which keeps it out of the process "
-        f"list; at least {MIN_SESSION_SECRET_BYTES} characters)",
-    )
-    add_limit_flags(parser, "OAUTH")
-    return parser
-
-
-def _split(value: str) -> tuple[str, ...]:
-    """Items of a space- or comma-separated list."""
-    return tuple(item for item in re.split(r"[\s,]+", value) if item)
-
-
-def _int(value: str | int | None, name: str, default: int) -> int:
-    """An integer setting, or SettingsError naming it."""
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise SettingsError(f"{name} must be an integer: {value!r}") from None
-
-
-def _flag(value: str | None, name: str) -> bool:
-    """A boolean environment variable: 1/true/yes/on or 0/false/no/off (empty is off)."""
-    text = (value or "").strip().lower()
-    if text in {"", "0", "false", "no", "off"}:
-        return False
-    if text in {"1", "true", "yes", "on"}:
-        return True
-    raise SettingsError(f"{name} must be 1 or 0: {value!r}")
-
-
-def _rate(env: Mapping[str, str], name: str, default: Rate) -> Rate:
+def _rate(value: str, name: str) -> Rate:
     """A rate setting written N/SECONDS, or SettingsError naming the variable."""
-    value = env.get(name, "")
-    if not value:
-        return default
     try:
         return Rate.parse(value)
     except ValueError:
@@ -423,11 +312,8 @@ def _rate(env: Mapping[str, str], name: str, default: Rate) -> Rate:
         ) from None
 
 
-def _scope_descriptions(value: str | None) -> dict[str, str]:
+def _scope_descriptions(value: str, name: str) -> dict[str, str]:
     """The defaults, with OAUTH_SCOPE_DESCRIPTIONS (a JSON object of scope: words) over them."""
-    descriptions = dict(DEFAULT_SCOPE_DESCRIPTIONS)
-    if not value:
-        return descriptions
     try:
         given = json.loads(value)
     except ValueError:
@@ -439,12 +325,156 @@ def _scope_descriptions(value: str | None) -> dict[str, str]:
             "OAUTH_SCOPE_DESCRIPTIONS must be a JSON object of scope: description, e.g. "
             '{"weather:read": "read weather alerts and forecasts"}'
         )
-    return {**descriptions, **{str(k): v.strip() for k, v in given.items()}}
+    return {**DEFAULT_SCOPE_DESCRIPTIONS, **{str(k): v.strip() for k, v in given.items()}}
 
 
-def _optional_path(value: str | None) -> Path | None:
-    """A path setting, None when unset or empty."""
-    return Path(value).expanduser() if value else None
+OPTIONS = Options(
+    (
+        Option(
+            "--host",
+            "OAUTH_HOST",
+            f"interface to bind (OAUTH_HOST, {DEFAULT_HOST})",
+            default=DEFAULT_HOST,
+        ),
+        Option(
+            "--port",
+            "OAUTH_PORT",
+            f"port (OAUTH_PORT, {DEFAULT_PORT})",
+            integer,
+            DEFAULT_PORT,
+            flag_type=int,
+        ),
+        Option("--issuer", "OAUTH_ISSUER", f"issuer URL (OAUTH_ISSUER, {DEFAULT_ISSUER})"),
+        Option(
+            "--data-dir", "OAUTH_DATA_DIR", "SQLite file and generated secrets (OAUTH_DATA_DIR)"
+        ),
+        Option(
+            "--database-url",
+            "OAUTH_DATABASE_URL",
+            "shared database of several instances, e.g. postgresql+asyncpg://user:password@"
+            "host/oauth (OAUTH_DATABASE_URL; default: the SQLite file in the data folder)",
+        ),
+        Option(
+            "--resource",
+            "OAUTH_RESOURCES",
+            f"resource server URL, repeatable (OAUTH_RESOURCES, {DEFAULT_RESOURCE})",
+            words,
+            repeat=True,
+        ),
+        Option("--scopes", "OAUTH_SCOPES", "scopes every resource accepts (OAUTH_SCOPES)", words),
+        Option(
+            "--access-token-ttl",
+            "OAUTH_ACCESS_TOKEN_TTL",
+            "access token lifetime, seconds (OAUTH_ACCESS_TOKEN_TTL; 3600, or 300 for jwt)",
+            integer,
+            flag_type=int,
+        ),
+        Option(
+            "--access-token-format",
+            "OAUTH_ACCESS_TOKEN_FORMAT",
+            "opaque: random tokens checked by introspection; jwt: RFC 9068 signed tokens "
+            "resource servers check themselves (OAUTH_ACCESS_TOKEN_FORMAT, opaque)",
+            default=OPAQUE,
+            choices=ACCESS_TOKEN_FORMATS,
+        ),
+        Option(
+            "--signing-key-publish-ahead",
+            "OAUTH_SIGNING_KEY_PUBLISH_AHEAD",
+            "seconds a rotated-in signing key is published before it signs "
+            f"(OAUTH_SIGNING_KEY_PUBLISH_AHEAD, {DEFAULT_PUBLISH_AHEAD})",
+            integer,
+            DEFAULT_PUBLISH_AHEAD,
+            flag_type=int,
+        ),
+        Option(
+            "--cimd-allow-insecure",
+            "OAUTH_CIMD_ALLOW_INSECURE",
+            "DEVELOPMENT ONLY: fetch client ID metadata documents over http and from loopback "
+            "or private addresses (OAUTH_CIMD_ALLOW_INSECURE)",
+            switch=True,
+        ),
+        Option(
+            "--cimd-ca-file",
+            "OAUTH_CIMD_CA_FILE",
+            "PEM file of extra CA certificates trusted, besides the system ones, when fetching "
+            "client ID metadata documents (a private or test CA); TLS is still verified "
+            "(OAUTH_CIMD_CA_FILE)",
+            path,
+        ),
+        Option(
+            "--allow-insecure-http",
+            "OAUTH_ALLOW_INSECURE_HTTP",
+            "DEVELOPMENT ONLY: allow a plain-http issuer or resource on a host other than "
+            "loopback; codes, tokens and passwords then cross the network unencrypted "
+            "(OAUTH_ALLOW_INSECURE_HTTP)",
+            switch=True,
+        ),
+        Option(
+            "--dpop-nonce",
+            "OAUTH_DPOP_NONCE",
+            "require a server nonce in DPoP proofs at the token endpoint (RFC 9449 section 8; "
+            "OAUTH_DPOP_NONCE)",
+            switch=True,
+        ),
+        Option(
+            "--audit-log",
+            "OAUTH_AUDIT_LOG",
+            "append one JSON line per sign-in, consent, code, token and registration event to "
+            "this file (created 0600), or - for stdout (OAUTH_AUDIT_LOG; default: none)",
+        ),
+        Option(
+            "--metrics",
+            "OAUTH_METRICS",
+            "serve GET /metrics in Prometheus text format, unauthenticated: never expose it "
+            "publicly (OAUTH_METRICS)",
+            switch=True,
+        ),
+        Option(
+            "--initial-access-token",
+            "OAUTH_INITIAL_ACCESS_TOKEN",
+            "RFC 7591 initial access token: registering a client for the client_credentials "
+            "grant needs it as `Authorization: Bearer` on POST /register; without it such "
+            "registrations are refused (OAUTH_INITIAL_ACCESS_TOKEN, which keeps it out of the "
+            f"process list; at least {MIN_SESSION_SECRET_BYTES} characters)",
+        ),
+        *limit_options("OAUTH"),
+        Option(None, "OAUTH_JWKS_MAX_AGE", read=integer, default=DEFAULT_JWKS_MAX_AGE),
+        Option(None, "OAUTH_DEMO_USERNAME", default=DEFAULT_DEMO_USERNAME),
+        Option(None, "OAUTH_DEMO_PASSWORD", default=""),
+        Option(None, "OAUTH_SERVER_NAME", default=DEFAULT_SERVER_NAME),
+        Option(None, "OAUTH_SCOPE_DESCRIPTIONS", read=_scope_descriptions),
+        Option(None, "OAUTH_SESSION_SECRET"),
+        Option(None, "OAUTH_REGISTER_RATE", read=_rate, default=DEFAULT_REGISTER_RATE),
+        Option(None, "OAUTH_AUTHORIZE_RATE", read=_rate, default=DEFAULT_AUTHORIZE_RATE),
+        Option(
+            None,
+            "OAUTH_LOGIN_FAILURES_PER_ACCOUNT",
+            read=_rate,
+            default=DEFAULT_LOGIN_FAILURES_PER_ACCOUNT,
+        ),
+        Option(
+            None,
+            "OAUTH_LOGIN_FAILURES_PER_SOURCE",
+            read=_rate,
+            default=DEFAULT_LOGIN_FAILURES_PER_SOURCE,
+        ),
+        Option(None, "OAUTH_MAX_PENDING", read=integer, default=1000),
+        Option(None, "OAUTH_UNUSED_CLIENT_TTL", read=integer, default=24 * 3600),
+        Option(None, "OAUTH_MAX_UNUSED_CLIENTS", read=integer, default=10_000),
+        Option(None, ENV_CLIENT_ID),
+        Option(None, ENV_CLIENT_SECRET),
+    )
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of oauth.py; every flag has an environment equivalent."""
+    parser = argparse.ArgumentParser(
+        prog="oauth.py",
+        description="OAuth 2.1 authorization server for the MCP weather server.",
+        epilog=OPTIONS.epilog(),
+    )
+    return OPTIONS.add_to(parser)
 
 
 def initial_access_token_hash(token: str | None) -> str | None:
@@ -462,85 +492,49 @@ def initial_access_token_hash(token: str | None) -> str | None:
 def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> OAuthSettings:
     """Build the settings: flags win over environment, which wins over defaults."""
     args = build_parser().parse_args(list(argv))
-    password = env.get("OAUTH_DEMO_PASSWORD", "")
-    resources = tuple(args.resource or ()) or _split(env.get("OAUTH_RESOURCES", ""))
+    v = OPTIONS.values(args, env)
     try:
         introspection = credentials_from_env(env)
-    except CredentialsError as exc:
-        raise SettingsError(str(exc)) from None
-    port = _int(args.port, "--port", _int(env.get("OAUTH_PORT"), "OAUTH_PORT", DEFAULT_PORT))
-    token_format = args.access_token_format or env.get("OAUTH_ACCESS_TOKEN_FORMAT") or OPAQUE
-    default_ttl = DEFAULT_JWT_ACCESS_TOKEN_TTL if token_format == JWT else DEFAULT_ACCESS_TOKEN_TTL
-    try:
         connection_limits = limits_from(args, env, "OAUTH")
-    except ValueError as exc:
+    except (CredentialsError, ValueError) as exc:
         raise SettingsError(str(exc)) from None
+    port = v["port"]
+    token_format = v["access_token_format"]
+    default_ttl = DEFAULT_JWT_ACCESS_TOKEN_TTL if token_format == JWT else DEFAULT_ACCESS_TOKEN_TTL
+    password = v["oauth_demo_password"]
     return OAuthSettings(
         data_dir=oauth_data_dir(env, args.data_dir),
-        host=args.host or env.get("OAUTH_HOST") or DEFAULT_HOST,
+        host=v["host"],
         port=port,
         # default http://localhost:8003; follows --port when only the port is changed
-        issuer=args.issuer or env.get("OAUTH_ISSUER") or f"http://localhost:{port}",
-        resources=resources or (DEFAULT_RESOURCE,),
-        scopes=_split(args.scopes or env.get("OAUTH_SCOPES", "")) or DEFAULT_SCOPES,
-        access_token_ttl=_int(
-            args.access_token_ttl,
-            "--access-token-ttl",
-            _int(env.get("OAUTH_ACCESS_TOKEN_TTL"), "OAUTH_ACCESS_TOKEN_TTL", default_ttl),
-        ),
+        issuer=v["issuer"] or f"http://localhost:{port}",
+        resources=v["resource"] or (DEFAULT_RESOURCE,),
+        scopes=v["scopes"] or DEFAULT_SCOPES,
+        access_token_ttl=default_ttl if v["access_token_ttl"] is None else v["access_token_ttl"],
         access_token_format=token_format,
-        signing_key_publish_ahead=_int(
-            args.signing_key_publish_ahead,
-            "--signing-key-publish-ahead",
-            _int(
-                env.get("OAUTH_SIGNING_KEY_PUBLISH_AHEAD"),
-                "OAUTH_SIGNING_KEY_PUBLISH_AHEAD",
-                DEFAULT_PUBLISH_AHEAD,
-            ),
-        ),
-        jwks_max_age=_int(
-            env.get("OAUTH_JWKS_MAX_AGE"), "OAUTH_JWKS_MAX_AGE", DEFAULT_JWKS_MAX_AGE
-        ),
-        demo_username=env.get("OAUTH_DEMO_USERNAME") or DEFAULT_DEMO_USERNAME,
-        server_name=env.get("OAUTH_SERVER_NAME") or DEFAULT_SERVER_NAME,
-        scope_descriptions=_scope_descriptions(env.get("OAUTH_SCOPE_DESCRIPTIONS")),
+        signing_key_publish_ahead=v["signing_key_publish_ahead"],
+        jwks_max_age=v["oauth_jwks_max_age"],
+        demo_username=v["oauth_demo_username"],
+        server_name=v["oauth_server_name"],
+        scope_descriptions=v["oauth_scope_descriptions"] or dict(DEFAULT_SCOPE_DESCRIPTIONS),
         demo_password=password or secrets.token_urlsafe(12),
         demo_password_generated=not password,
-        session_secret=env.get("OAUTH_SESSION_SECRET") or None,
-        initial_access_token_hash=initial_access_token_hash(
-            args.initial_access_token or env.get("OAUTH_INITIAL_ACCESS_TOKEN")
-        ),
+        session_secret=v["oauth_session_secret"],
+        initial_access_token_hash=initial_access_token_hash(v["initial_access_token"]),
         introspection_credentials=introspection,
-        cimd_allow_insecure=bool(args.cimd_allow_insecure)
-        or _flag(env.get("OAUTH_CIMD_ALLOW_INSECURE"), "OAUTH_CIMD_ALLOW_INSECURE"),
-        cimd_ca_file=_optional_path(args.cimd_ca_file or env.get("OAUTH_CIMD_CA_FILE")),
-        allow_insecure_http=bool(args.allow_insecure_http)
-        or _flag(env.get("OAUTH_ALLOW_INSECURE_HTTP"), "OAUTH_ALLOW_INSECURE_HTTP"),
+        cimd_allow_insecure=bool(v["cimd_allow_insecure"]),
+        cimd_ca_file=v["cimd_ca_file"],
+        allow_insecure_http=bool(v["allow_insecure_http"]),
         connection_limits=connection_limits,
-        database_url=args.database_url or env.get("OAUTH_DATABASE_URL") or None,
-        dpop_nonce=bool(args.dpop_nonce) or _flag(env.get("OAUTH_DPOP_NONCE"), "OAUTH_DPOP_NONCE"),
-        audit_log=args.audit_log or env.get("OAUTH_AUDIT_LOG") or None,
-        metrics=bool(args.metrics) or _flag(env.get("OAUTH_METRICS"), "OAUTH_METRICS"),
-        **_limits(env),
+        database_url=v["database_url"],
+        dpop_nonce=bool(v["dpop_nonce"]),
+        audit_log=v["audit_log"],
+        metrics=bool(v["metrics"]),
+        register_rate=v["oauth_register_rate"],
+        authorize_rate=v["oauth_authorize_rate"],
+        login_failures_per_account=v["oauth_login_failures_per_account"],
+        login_failures_per_source=v["oauth_login_failures_per_source"],
+        max_pending=v["oauth_max_pending"],
+        unused_client_ttl=v["oauth_unused_client_ttl"],
+        max_unused_clients=v["oauth_max_unused_clients"],
     )
-
-
-def _limits(env: Mapping[str, str]) -> dict[str, Any]:
-    """The flood and password-guessing limits from the environment (the defaults otherwise)."""
-    return {
-        "register_rate": _rate(env, "OAUTH_REGISTER_RATE", DEFAULT_REGISTER_RATE),
-        "authorize_rate": _rate(env, "OAUTH_AUTHORIZE_RATE", DEFAULT_AUTHORIZE_RATE),
-        "login_failures_per_account": _rate(
-            env, "OAUTH_LOGIN_FAILURES_PER_ACCOUNT", DEFAULT_LOGIN_FAILURES_PER_ACCOUNT
-        ),
-        "login_failures_per_source": _rate(
-            env, "OAUTH_LOGIN_FAILURES_PER_SOURCE", DEFAULT_LOGIN_FAILURES_PER_SOURCE
-        ),
-        "max_pending": _int(env.get("OAUTH_MAX_PENDING"), "OAUTH_MAX_PENDING", 1000),
-        "unused_client_ttl": _int(
-            env.get("OAUTH_UNUSED_CLIENT_TTL"), "OAUTH_UNUSED_CLIENT_TTL", 24 * 3600
-        ),
-        "max_unused_clients": _int(
-            env.get("OAUTH_MAX_UNUSED_CLIENTS"), "OAUTH_MAX_UNUSED_CLIENTS", 10_000
-        ),
-    }

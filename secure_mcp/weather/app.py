@@ -32,6 +32,7 @@ from secure_mcp.common.ratelimit import MemoryLimiter
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.common.rfc9449 import ALGORITHMS as DPOP_ALGORITHMS
 from secure_mcp.common.rfc9449 import Nonces
+from secure_mcp.common.settings import SettingsError
 from secure_mcp.common.uris import LOOPBACK_NAMES, host_port
 from secure_mcp.weather.bearer import BearerAuthMiddleware
 from secure_mcp.weather.dpop import ResourceProofs
@@ -41,7 +42,6 @@ from secure_mcp.weather.replay import SUMMARY, hide_replayed_requests, replay_tr
 from secure_mcp.weather.rfc7662 import IntrospectionVerifier
 from secure_mcp.weather.settings import (
     WILDCARD_HOSTS,
-    StartupError,
     WeatherSettings,
     reread_credentials,
 )
@@ -125,7 +125,7 @@ def _verifier(
 ) -> AccessTokenVerifier:
     """JWTs checked here, other tokens introspected (which needs this server's credentials)."""
     if settings.credentials is None:
-        raise StartupError("introspection credentials are required when auth is on")
+        raise SettingsError("introspection credentials are required when auth is on")
     reload = None
     if settings.credentials_reloadable:  # refused after oauth.py's reset: read them again
 
@@ -243,7 +243,7 @@ def _proofs(settings: WeatherSettings) -> tuple[ResourceProofs, ReplayCache]:
         try:
             replay = SqliteReplayCache(settings.dpop_replay_db)
         except (OSError, sqlite3.Error) as exc:
-            raise StartupError(f"--dpop-replay-db {settings.dpop_replay_db}: {exc}") from None
+            raise SettingsError(f"--dpop-replay-db {settings.dpop_replay_db}: {exc}") from None
     else:
         replay = MemoryReplayCache()
     nonces = None
@@ -288,7 +288,7 @@ def build_app(
     try:
         settings.scopes.check_tools(TOOL_NAMES)
     except ValueError as exc:
-        raise StartupError(f"--tool-scopes: {exc}") from None
+        raise SettingsError(f"--tool-scopes: {exc}") from None
     metrics = app_metrics(settings)
     verifier = _verifier(settings, seams, metrics) if require_auth else None
     proofs, replay = _proofs(settings) if verifier is not None else (None, None)

@@ -7,9 +7,10 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from secure_mcp.common.connection_limits import ConnectionLimits, add_limit_flags, limits_from
+from secure_mcp.common.connection_limits import ConnectionLimits, limit_options, limits_from
 from secure_mcp.common.paths import oauth_data_dir
 from secure_mcp.common.private_files import UnsafePathError, check_private_dir, check_private_file
 from secure_mcp.common.resource_credentials import (
@@ -20,6 +21,14 @@ from secure_mcp.common.resource_credentials import (
     credentials_from_env,
     credentials_path,
     load_all,
+)
+from secure_mcp.common.settings import (
+    Option,
+    Options,
+    SettingsError,
+    integer,
+    number,
+    path,
 )
 from secure_mcp.common.uris import canonical_resource, insecure_http
 from secure_mcp.common.well_known import PROTECTED_RESOURCE, well_known_url
@@ -36,14 +45,9 @@ DEFAULT_CACHE_SIZE = 10_000
 DEFAULT_FAILED_TOKEN_LIMIT = 30  # invalid tokens per minute per source before 429
 DEFAULT_JWKS_CACHE_TTL = 300.0  # seconds before the issuer's keys are fetched again
 TOKEN_FORMATS = ("smcp", "any")  # smcp: oauth.py's prefixed, checksummed tokens (checked locally)
-TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 WILDCARD_HOSTS = frozenset({"0.0.0.0", "::"})  # noqa: S104 - recognised, never chosen
 INSECURE_FLAG = "--allow-insecure-http (WEATHER_ALLOW_INSECURE_HTTP=1)"
 logger = logging.getLogger(__name__)
-
-
-class StartupError(Exception):
-    """A configuration problem reported as one readable line before the server starts."""
 
 
 @dataclass(frozen=True)
@@ -99,124 +103,188 @@ class WeatherSettings:
         return well_known_url(self.resource_url, PROTECTED_RESOURCE, strip_slash=False)
 
 
-def _parser() -> argparse.ArgumentParser:
-    """The command line of weather.py; every flag has an environment equivalent."""
-    p = argparse.ArgumentParser(
-        prog="weather.py", description="Protected MCP weather server (OAuth 2.1 resource server)."
-    )
-    p.add_argument("--host", help=f"bind address (WEATHER_HOST, default {DEFAULT_HOST})")
-    p.add_argument("--port", type=int, help=f"port (WEATHER_PORT, default {DEFAULT_PORT})")
-    p.add_argument("--auth-server", help=f"issuer (AUTH_SERVER_URL, default {DEFAULT_AUTH_SERVER})")
-    p.add_argument("--resource-url", help="canonical resource URL (WEATHER_RESOURCE_URL)")
-    p.add_argument("--nws-base", help=f"NWS API base (NWS_API_BASE, default {DEFAULT_NWS_BASE})")
-    p.add_argument(
-        "--nws-replay",
-        action="store_true",
-        default=None,
-        help="serve bundled NWS responses instead of the live API (NWS_REPLAY=1)",
-    )
-    p.add_argument(
-        "--required-scope",
-        help="space-separated scopes every request needs (WEATHER_REQUIRED_SCOPES, default "
-        "weather:read, or none with --tool-scopes)",
-    )
-    p.add_argument(
-        "--tool-scopes",
-        help="the scopes of each tool, e.g. get_alerts=weather:alerts,get_forecast="
-        "weather:forecast (WEATHER_TOOL_SCOPES; default: every tool needs only the required "
-        "scopes)",
-    )
-    p.add_argument(
-        "--introspect-jwt",
-        action="store_true",
-        default=None,
-        help="introspect JWT access tokens too, after checking them here: a revoked token is "
-        "refused within the introspection cache TTL instead of at its expiry "
-        "(WEATHER_INTROSPECT_JWT=1)",
-    )
-    p.add_argument(
-        "--jwks-cache-ttl",
-        type=float,
-        help="seconds before the authorization server's signing keys are fetched again "
-        f"(WEATHER_JWKS_CACHE_TTL, default {DEFAULT_JWKS_CACHE_TTL:g})",
-    )
-    p.add_argument(
-        "--introspection-cache-ttl",
-        type=float,
-        help="seconds to cache active introspection results, 0 disables "
-        "(WEATHER_INTROSPECTION_CACHE_TTL, default 30)",
-    )
-    p.add_argument(
-        "--token-format",
-        choices=TOKEN_FORMATS,
-        help="smcp: refuse tokens without oauth.py's prefix and checksum before introspecting; "
-        "any: introspect every bearer token, for another authorization server "
-        "(WEATHER_TOKEN_FORMAT, default smcp)",
-    )
-    p.add_argument(
-        "--failed-token-limit",
-        type=int,
-        help="invalid tokens one address may present per minute before it gets 429 "
-        f"(WEATHER_FAILED_TOKEN_LIMIT, default {DEFAULT_FAILED_TOKEN_LIMIT})",
-    )
-    p.add_argument("--oauth-data-dir", help="oauth.py data folder (OAUTH_DATA_DIR)")
-    p.add_argument(
-        "--allow-insecure-http",
-        action="store_true",
-        default=None,
-        help="DEVELOPMENT ONLY: allow a plain-http resource URL or authorization server on a "
-        "host other than loopback; tokens then cross the network unencrypted "
-        "(WEATHER_ALLOW_INSECURE_HTTP=1)",
-    )
-    p.add_argument(
-        "--require-dpop",
-        action="store_true",
-        default=None,
-        help="accept only DPoP-bound access tokens (RFC 9449), refuse bearer tokens; the "
-        "resource metadata says dpop_bound_access_tokens_required (WEATHER_REQUIRE_DPOP=1)",
-    )
-    p.add_argument(
-        "--dpop-nonce",
-        action="store_true",
-        default=None,
-        help="require this server's nonce in DPoP proofs (RFC 9449 section 9; "
-        "WEATHER_DPOP_NONCE=1)",
-    )
-    p.add_argument(
-        "--dpop-replay-db",
-        help="SQLite file, in a folder of its own, where DPoP proofs already seen are kept, "
-        "shared by every worker process on this machine (WEATHER_DPOP_REPLAY_DB; default: "
-        "in memory, one process)",
-    )
-    p.add_argument(
-        "--metrics",
-        action="store_true",
-        default=None,
-        help="serve GET /metrics in Prometheus text format, without a token: never expose it "
-        "publicly (WEATHER_METRICS=1)",
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        help="worker processes, each with its own introspection cache (WEATHER_WORKERS, default 1)",
-    )
-    add_limit_flags(p, "WEATHER")
-    return p
+def _token_check(value: str, name: str) -> bool:
+    """True for `smcp` (oauth.py's token format, checked before introspecting), False for `any`."""
+    if value not in TOKEN_FORMATS:
+        raise SettingsError(f"{name} must be smcp or any, got {value!r}")
+    return value == TOKEN_FORMATS[0]
 
 
-def _number(raw: str, name: str, kind: type[int] | type[float]) -> float:
-    """Parse a numeric environment value or raise a StartupError naming the variable."""
+def _tool_scopes(value: str, name: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The per-tool scopes, or a SettingsError naming the problem."""
     try:
-        return kind(raw)
+        return parse_tool_scopes(value)
     except ValueError as exc:
-        raise StartupError(f"{name} must be a number, got {raw!r}") from exc
+        raise SettingsError(f"--tool-scopes: {exc}") from None
+
+
+OPTIONS = Options(
+    (
+        Option(
+            "--host",
+            "WEATHER_HOST",
+            f"bind address (WEATHER_HOST, default {DEFAULT_HOST})",
+            default=DEFAULT_HOST,
+        ),
+        Option(
+            "--port",
+            "WEATHER_PORT",
+            f"port (WEATHER_PORT, default {DEFAULT_PORT})",
+            integer,
+            DEFAULT_PORT,
+            flag_type=int,
+        ),
+        Option(
+            "--auth-server",
+            "AUTH_SERVER_URL",
+            f"issuer (AUTH_SERVER_URL, default {DEFAULT_AUTH_SERVER})",
+            default=DEFAULT_AUTH_SERVER,
+        ),
+        Option(
+            "--resource-url",
+            "WEATHER_RESOURCE_URL",
+            "canonical resource URL (WEATHER_RESOURCE_URL)",
+        ),
+        Option(
+            "--nws-base",
+            "NWS_API_BASE",
+            f"NWS API base (NWS_API_BASE, default {DEFAULT_NWS_BASE})",
+            default=DEFAULT_NWS_BASE,
+        ),
+        Option(
+            "--nws-replay",
+            "NWS_REPLAY",
+            "serve bundled NWS responses instead of the live API (NWS_REPLAY=1)",
+            switch=True,
+        ),
+        Option(
+            "--required-scope",
+            "WEATHER_REQUIRED_SCOPES",
+            "space-separated scopes every request needs (WEATHER_REQUIRED_SCOPES, default "
+            "weather:read, or none with --tool-scopes)",
+        ),
+        Option(
+            "--tool-scopes",
+            "WEATHER_TOOL_SCOPES",
+            "the scopes of each tool, e.g. get_alerts=weather:alerts,get_forecast="
+            "weather:forecast (WEATHER_TOOL_SCOPES; default: every tool needs only the required "
+            "scopes)",
+            _tool_scopes,
+            (),
+        ),
+        Option(
+            "--introspect-jwt",
+            "WEATHER_INTROSPECT_JWT",
+            "introspect JWT access tokens too, after checking them here: a revoked token is "
+            "refused within the introspection cache TTL instead of at its expiry "
+            "(WEATHER_INTROSPECT_JWT=1)",
+            switch=True,
+        ),
+        Option(
+            "--jwks-cache-ttl",
+            "WEATHER_JWKS_CACHE_TTL",
+            "seconds before the authorization server's signing keys are fetched again "
+            f"(WEATHER_JWKS_CACHE_TTL, default {DEFAULT_JWKS_CACHE_TTL:g})",
+            number,
+            DEFAULT_JWKS_CACHE_TTL,
+            flag_type=float,
+        ),
+        Option(
+            "--introspection-cache-ttl",
+            "WEATHER_INTROSPECTION_CACHE_TTL",
+            "seconds to cache active introspection results, 0 disables "
+            "(WEATHER_INTROSPECTION_CACHE_TTL, default 30)",
+            number,
+            DEFAULT_CACHE_TTL,
+            flag_type=float,
+        ),
+        Option(
+            "--token-format",
+            "WEATHER_TOKEN_FORMAT",
+            "smcp: refuse tokens without oauth.py's prefix and checksum before introspecting; "
+            "any: introspect every bearer token, for another authorization server "
+            "(WEATHER_TOKEN_FORMAT, default smcp)",
+            _token_check,
+            True,
+            choices=TOKEN_FORMATS,
+        ),
+        Option(
+            "--failed-token-limit",
+            "WEATHER_FAILED_TOKEN_LIMIT",
+            "invalid tokens one address may present per minute before it gets 429 "
+            f"(WEATHER_FAILED_TOKEN_LIMIT, default {DEFAULT_FAILED_TOKEN_LIMIT})",
+            integer,
+            DEFAULT_FAILED_TOKEN_LIMIT,
+            flag_type=int,
+        ),
+        Option("--oauth-data-dir", "OAUTH_DATA_DIR", "oauth.py data folder (OAUTH_DATA_DIR)"),
+        Option(
+            "--allow-insecure-http",
+            "WEATHER_ALLOW_INSECURE_HTTP",
+            "DEVELOPMENT ONLY: allow a plain-http resource URL or authorization server on a "
+            "host other than loopback; tokens then cross the network unencrypted "
+            "(WEATHER_ALLOW_INSECURE_HTTP=1)",
+            switch=True,
+        ),
+        Option(
+            "--require-dpop",
+            "WEATHER_REQUIRE_DPOP",
+            "accept only DPoP-bound access tokens (RFC 9449), refuse bearer tokens; the "
+            "resource metadata says dpop_bound_access_tokens_required (WEATHER_REQUIRE_DPOP=1)",
+            switch=True,
+        ),
+        Option(
+            "--dpop-nonce",
+            "WEATHER_DPOP_NONCE",
+            "require this server's nonce in DPoP proofs (RFC 9449 section 9; WEATHER_DPOP_NONCE=1)",
+            switch=True,
+        ),
+        Option(
+            "--dpop-replay-db",
+            "WEATHER_DPOP_REPLAY_DB",
+            "SQLite file, in a folder of its own, where DPoP proofs already seen are kept, "
+            "shared by every worker process on this machine (WEATHER_DPOP_REPLAY_DB; default: "
+            "in memory, one process)",
+            path,
+        ),
+        Option(
+            "--metrics",
+            "WEATHER_METRICS",
+            "serve GET /metrics in Prometheus text format, without a token: never expose it "
+            "publicly (WEATHER_METRICS=1)",
+            switch=True,
+        ),
+        Option(
+            "--workers",
+            "WEATHER_WORKERS",
+            "worker processes, each with its own introspection cache (WEATHER_WORKERS, default 1)",
+            integer,
+            1,
+            flag_type=int,
+        ),
+        *limit_options("WEATHER"),
+        Option(None, "NWS_USER_AGENT", default=DEFAULT_USER_AGENT),
+        Option(None, ENV_CLIENT_ID),
+        Option(None, ENV_CLIENT_SECRET),
+    )
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of weather.py; every flag has an environment equivalent."""
+    parser = argparse.ArgumentParser(
+        prog="weather.py",
+        description="Protected MCP weather server (OAuth 2.1 resource server).",
+        epilog=OPTIONS.epilog(),
+    )
+    return OPTIONS.add_to(parser)
 
 
 def _issuer(raw: str) -> str:
     """The issuer as configured, minus the slash of a bare origin (RFC 8414 3.3 exact match)."""
     parts = urlsplit(raw)
     if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
-        raise StartupError(f"--auth-server must be an http(s) URL without query, got {raw!r}")
+        raise SettingsError(f"--auth-server must be an http(s) URL without query, got {raw!r}")
     return raw[:-1] if parts.path == "/" else raw
 
 
@@ -224,13 +292,13 @@ def _resource(raw: str) -> str:
     """RFC 8707 section 2: an absolute URI without fragment; ours also needs a path."""
     parts = urlsplit(raw)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise StartupError(f"--resource-url must be an absolute http(s) URL, got {raw!r}")
+        raise SettingsError(f"--resource-url must be an absolute http(s) URL, got {raw!r}")
     if parts.fragment or parts.query or parts.path in {"", "/"}:
-        raise StartupError(f"--resource-url needs a path and no query or fragment, got {raw!r}")
+        raise SettingsError(f"--resource-url needs a path and no query or fragment, got {raw!r}")
     try:
         return canonical_resource(raw)  # MCP canonical server URI, as oauth.py keeps it
     except ValueError:
-        raise StartupError(f"--resource-url has a malformed port, got {raw!r}") from None
+        raise SettingsError(f"--resource-url has a malformed port, got {raw!r}") from None
 
 
 def _check_https(auth_server: str, resource: str) -> None:
@@ -240,124 +308,68 @@ def _check_https(auth_server: str, resource: str) -> None:
         ("--resource-url", resource, "RFC 9728 section 2"),
     ):
         if insecure_http(url):
-            raise StartupError(
+            raise SettingsError(
                 f"{flag} {url} must be https: plain http is only for loopback hosts ({rfc}); "
                 f"for development only, {INSECURE_FLAG} allows it"
             )
 
 
-def _cache_ttl(flag: float | None, env: Mapping[str, str]) -> float:
-    """The introspection cache TTL in seconds (0 disables the cache)."""
-    name = "WEATHER_INTROSPECTION_CACHE_TTL"
-    ttl = (
-        flag if flag is not None else _number(env.get(name) or str(DEFAULT_CACHE_TTL), name, float)
-    )
-    if ttl < 0:
-        raise StartupError("the introspection cache TTL must be 0 (off) or more seconds")
-    return ttl
-
-
-def _local_token_check(flag: str | None, env: Mapping[str, str]) -> bool:
-    """True for `smcp` (oauth.py's token format, checked before introspecting), False for `any`."""
-    value = flag or env.get("WEATHER_TOKEN_FORMAT") or TOKEN_FORMATS[0]
-    if value not in TOKEN_FORMATS:
-        raise StartupError(f"WEATHER_TOKEN_FORMAT must be smcp or any, got {value!r}")
-    return value == TOKEN_FORMATS[0]
-
-
-def _failed_token_limit(flag: int | None, env: Mapping[str, str]) -> int:
-    """Invalid tokens per minute per source (at least 1)."""
-    name = "WEATHER_FAILED_TOKEN_LIMIT"
-    raw = env.get(name) or str(DEFAULT_FAILED_TOKEN_LIMIT)
-    limit = flag if flag is not None else int(_number(raw, name, int))
-    if limit < 1:
-        raise StartupError("the failed-token limit must be at least 1 per minute")
-    return limit
-
-
-def _tool_scopes(
-    flag: str | None, env: Mapping[str, str]
-) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """The per-tool scopes, or a StartupError naming the problem."""
-    try:
-        return parse_tool_scopes(flag or env.get("WEATHER_TOOL_SCOPES") or "")
-    except ValueError as exc:
-        raise StartupError(f"--tool-scopes: {exc}") from None
-
-
-def _jwks_ttl(flag: float | None, env: Mapping[str, str]) -> float:
-    """Seconds the issuer's signing keys are kept before they are fetched again (above 0)."""
-    name = "WEATHER_JWKS_CACHE_TTL"
-    raw = env.get(name) or str(DEFAULT_JWKS_CACHE_TTL)
-    ttl = flag if flag is not None else _number(raw, name, float)
-    if ttl <= 0:
-        raise StartupError("the JWKS cache TTL must be more than 0 seconds")
-    return ttl
-
-
-def parse_settings(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettings:
+def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> WeatherSettings:
     """Flags override environment variables, which override the defaults; loads credentials."""
-    args = _parser().parse_args(list(argv))
-    host = args.host or env.get("WEATHER_HOST") or DEFAULT_HOST
-    port = args.port
-    if port is None:
-        port = int(_number(env.get("WEATHER_PORT") or str(DEFAULT_PORT), "WEATHER_PORT", int))
+    args = build_parser().parse_args(list(argv))
+    v = OPTIONS.values(args, env)
+    host, port = v["host"], v["port"]
     public_host = "127.0.0.1" if host in WILDCARD_HOSTS else host
-    default_resource = f"http://{public_host}:{port}/mcp"
-    scopes = tuple((args.required_scope or env.get("WEATHER_REQUIRED_SCOPES") or "").split())
-    tool_scopes = _tool_scopes(args.tool_scopes, env)
-    replay = args.nws_replay or env.get("NWS_REPLAY", "").lower() in TRUE_WORDS
-    data_dir = oauth_data_dir(env, args.oauth_data_dir)
-    resource = _resource(args.resource_url or env.get("WEATHER_RESOURCE_URL") or default_resource)
-    auth_server = _issuer(args.auth_server or env.get("AUTH_SERVER_URL") or DEFAULT_AUTH_SERVER)
-    insecure = bool(args.allow_insecure_http) or (
-        env.get("WEATHER_ALLOW_INSECURE_HTTP", "").lower() in TRUE_WORDS
-    )
-    if not insecure:
+    resource = _resource(v["resource_url"] or f"http://{public_host}:{port}/mcp")
+    auth_server = _issuer(v["auth_server"])
+    if not v["allow_insecure_http"]:
         _check_https(auth_server, resource)
+    data_dir = oauth_data_dir(env, args.oauth_data_dir)
     credentials, source = load_credentials(env, data_dir, resource)
     try:
         connection_limits = limits_from(args, env, "WEATHER")
     except ValueError as exc:
-        raise StartupError(str(exc)) from None
-    workers = args.workers
-    if workers is None:
-        workers = int(_number(env.get("WEATHER_WORKERS") or "1", "WEATHER_WORKERS", int))
-    if workers < 1:
-        raise StartupError("--workers must be at least 1")
+        raise SettingsError(str(exc)) from None
+    _check_bounds(v)
+    scopes = tuple((v["required_scope"] or "").split())
     return WeatherSettings(
         host=host,
         port=port,
         auth_server=auth_server,
         resource_url=resource,
-        nws_base=(args.nws_base or env.get("NWS_API_BASE") or DEFAULT_NWS_BASE).rstrip("/"),
-        nws_replay=bool(replay),
-        nws_user_agent=env.get("NWS_USER_AGENT") or DEFAULT_USER_AGENT,
-        required_scopes=scopes or (() if tool_scopes else DEFAULT_SCOPES),
-        tool_scopes=tool_scopes,
-        introspect_jwt=bool(args.introspect_jwt)
-        or env.get("WEATHER_INTROSPECT_JWT", "").lower() in TRUE_WORDS,
-        jwks_cache_ttl=_jwks_ttl(args.jwks_cache_ttl, env),
-        introspection_cache_ttl=_cache_ttl(args.introspection_cache_ttl, env),
-        local_token_check=_local_token_check(args.token_format, env),
-        failed_token_limit=_failed_token_limit(args.failed_token_limit, env),
+        nws_base=v["nws_base"].rstrip("/"),
+        nws_replay=bool(v["nws_replay"]),
+        nws_user_agent=v["nws_user_agent"],
+        required_scopes=scopes or (() if v["tool_scopes"] else DEFAULT_SCOPES),
+        tool_scopes=v["tool_scopes"],
+        introspect_jwt=bool(v["introspect_jwt"]),
+        jwks_cache_ttl=v["jwks_cache_ttl"],
+        introspection_cache_ttl=v["introspection_cache_ttl"],
+        local_token_check=v["token_format"],
+        failed_token_limit=v["failed_token_limit"],
         connection_limits=connection_limits,
         oauth_data_dir=data_dir,
         credentials=credentials,
         credentials_source=source,
-        allow_insecure_http=insecure,
-        require_dpop=bool(args.require_dpop)
-        or env.get("WEATHER_REQUIRE_DPOP", "").lower() in TRUE_WORDS,
-        dpop_nonce=bool(args.dpop_nonce) or env.get("WEATHER_DPOP_NONCE", "").lower() in TRUE_WORDS,
-        dpop_replay_db=_optional_path(args.dpop_replay_db or env.get("WEATHER_DPOP_REPLAY_DB")),
-        metrics=bool(args.metrics) or env.get("WEATHER_METRICS", "").lower() in TRUE_WORDS,
-        workers=workers,
+        allow_insecure_http=bool(v["allow_insecure_http"]),
+        require_dpop=bool(v["require_dpop"]),
+        dpop_nonce=bool(v["dpop_nonce"]),
+        dpop_replay_db=v["dpop_replay_db"],
+        metrics=bool(v["metrics"]),
+        workers=v["workers"],
     )
 
 
-def _optional_path(value: str | None) -> Path | None:
-    """A path setting, None when unset or empty."""
-    return Path(value).expanduser() if value else None
+def _check_bounds(v: Mapping[str, Any]) -> None:
+    """The numbers with a lower bound, each with its own message."""
+    if v["introspection_cache_ttl"] < 0:
+        raise SettingsError("the introspection cache TTL must be 0 (off) or more seconds")
+    if v["failed_token_limit"] < 1:
+        raise SettingsError("the failed-token limit must be at least 1 per minute")
+    if v["jwks_cache_ttl"] <= 0:
+        raise SettingsError("the JWKS cache TTL must be more than 0 seconds")
+    if v["workers"] < 1:
+        raise SettingsError("--workers must be at least 1")
 
 
 def load_credentials(
@@ -373,11 +385,11 @@ def load_credentials(
             check_private_file(credentials_path(data_dir))
         found = load_all(data_dir).get(resource)
     except CredentialsError as exc:
-        raise StartupError(f"cannot load introspection credentials: {exc}") from exc
+        raise SettingsError(f"cannot load introspection credentials: {exc}") from exc
     except UnsafePathError as exc:
-        raise StartupError(f"will not read introspection credentials: {exc}") from None
+        raise SettingsError(f"will not read introspection credentials: {exc}") from None
     if found is None:
-        raise StartupError(
+        raise SettingsError(
             f"no introspection credentials for {resource}. Either set {ENV_CLIENT_ID} and "
             f"{ENV_CLIENT_SECRET}, or start oauth.py first with the same OAUTH_DATA_DIR "
             f"(looked in {data_dir}) and with this resource URL configured."

@@ -16,7 +16,7 @@ from mcp.server.auth.provider import AccessToken
 
 from secure_mcp.common.resource_credentials import ResourceCredentials, save_all
 from secure_mcp.weather.app import RequireVerified, Seams, build_app, startup_banner
-from secure_mcp.weather.settings import parse_settings
+from secure_mcp.weather.settings import settings_from
 from tests.weather.conftest import (
     CREDENTIALS,
     ISSUER,
@@ -361,9 +361,9 @@ async def test_auth_off_app_serves_tools_without_token() -> None:
 
 
 def test_auth_needs_credentials() -> None:
-    from secure_mcp.weather.settings import StartupError
+    from secure_mcp.weather.settings import SettingsError
 
-    with pytest.raises(StartupError, match="credentials"):
+    with pytest.raises(SettingsError, match="credentials"):
         build_app(make_settings(credentials=None))
 
 
@@ -442,7 +442,7 @@ async def test_credentials_refused_after_an_oauth_reset_are_read_again(
     data_dir = tmp_path / "oauth"
     save_all(data_dir, {RESOURCE: ResourceCredentials("old-rs", "old-secret")})
     argv = ["--resource-url", RESOURCE, "--auth-server", ISSUER, "--oauth-data-dir", str(data_dir)]
-    settings = parse_settings(argv, {})
+    settings = settings_from(argv, {})
     assert settings.credentials is not None
     assert settings.credentials.client_id == "old-rs"
     seams = Seams(introspection_transport=auth_server.transport())
@@ -460,7 +460,7 @@ async def test_credentials_from_the_environment_are_not_read_again(
 ) -> None:
     env = {"INTROSPECTION_CLIENT_ID": "old-rs", "INTROSPECTION_CLIENT_SECRET": "old-secret"}
     argv = ["--resource-url", RESOURCE, "--oauth-data-dir", str(tmp_path / "none")]
-    settings = parse_settings(argv, env)
+    settings = settings_from(argv, env)
     save_all(tmp_path / "none", {RESOURCE: CREDENTIALS})  # never looked at: the env wins
     seams = Seams(introspection_transport=auth_server.transport())
     async with serving(build_app(settings, seams=seams)) as weather:

@@ -15,7 +15,7 @@ from secure_mcp.common.dpop_replay import MemoryReplayCache
 from secure_mcp.weather.app import Seams, build_app, startup_banner
 from secure_mcp.weather.dpop import ResourceProofs
 from secure_mcp.weather.errors import ProofCacheFullError
-from secure_mcp.weather.settings import StartupError, parse_settings
+from secure_mcp.weather.settings import SettingsError, settings_from
 from tests.support.dpop import hmac_proof, jkt_of, new_key, proof
 from tests.weather.conftest import FakeAuthServer, make_settings, serving
 from tests.weather.test_app import INITIALIZE, MCP_HEADERS, PRM
@@ -265,22 +265,22 @@ def test_an_unusable_replay_file_stops_the_start(tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o700)
     (shared / "proofs").mkdir()
-    with pytest.raises(StartupError, match="--dpop-replay-db"):
+    with pytest.raises(SettingsError, match="--dpop-replay-db"):
         build_app(make_settings(dpop_replay_db=shared / "proofs"))
 
 
 def test_flags_and_banner(tmp_path: Path) -> None:
     env = {"OAUTH_DATA_DIR": str(tmp_path), "INTROSPECTION_CLIENT_ID": "a"}
     env["INTROSPECTION_CLIENT_SECRET"] = "b" * 32
-    plain = parse_settings([], env)
+    plain = settings_from([], env)
     assert (plain.require_dpop, plain.dpop_nonce, plain.dpop_replay_db) == (False, False, None)
     assert "DPoP (RFC 9449): accepted; proofs remembered in memory" in "\n".join(
         startup_banner(plain)
     )
-    flags = parse_settings(
+    flags = settings_from(
         ["--require-dpop", "--dpop-nonce", "--dpop-replay-db", str(tmp_path / "d" / "p")], env
     )
-    by_env = parse_settings(
+    by_env = settings_from(
         [],
         {
             **env,

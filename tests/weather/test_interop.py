@@ -12,7 +12,7 @@ from secure_mcp.common.resource_credentials import ResourceCredentials, save_all
 from secure_mcp.weather.app import startup_banner
 from secure_mcp.weather.errors import InvalidTokenError
 from secure_mcp.weather.rfc7662 import IntrospectionVerifier
-from secure_mcp.weather.settings import StartupError, parse_settings
+from secure_mcp.weather.settings import SettingsError, settings_from
 from tests.oauth.helpers import RESOURCE, Harness
 from tests.support.oauth_server import IN_PROCESS_ISSUER, running_oauth_app
 
@@ -81,7 +81,7 @@ def test_resource_url_is_kept_canonical(tmp_path: Path) -> None:
     mine = ResourceCredentials("weather", "y")
     save_all(tmp_path, {"https://weather.example/mcp": mine})
     argv = ["--resource-url", "HTTPS://Weather.Example:443/mcp", "--oauth-data-dir", str(tmp_path)]
-    settings = parse_settings([*argv, "--auth-server", "https://as.example"], {})
+    settings = settings_from([*argv, "--auth-server", "https://as.example"], {})
     assert settings.resource_url == "https://weather.example/mcp"
     assert settings.credentials == mine  # oauth.py writes its entry under the canonical URL
 
@@ -95,8 +95,8 @@ INSECURE = [
 
 @pytest.mark.parametrize(("argv", "flag"), INSECURE)
 def test_plain_http_off_loopback_is_refused(argv: list[str], flag: str) -> None:
-    with pytest.raises(StartupError) as caught:
-        parse_settings(argv, ENV_CREDS)
+    with pytest.raises(SettingsError) as caught:
+        settings_from(argv, ENV_CREDS)
     message = str(caught.value)
     assert "\n" not in message
     assert flag in message
@@ -115,7 +115,7 @@ def test_development_flag_allows_plain_http_with_a_loud_banner(
     argv: list[str], env: dict[str, str]
 ) -> None:
     argv = [*argv, "--auth-server", "http://as.example", "--host", "192.168.1.5"]
-    settings = parse_settings(argv, {**ENV_CREDS, **env})
+    settings = settings_from(argv, {**ENV_CREDS, **env})
     assert settings.allow_insecure_http
     assert settings.resource_url == "http://192.168.1.5:8000/mcp"
     lines = startup_banner(settings)
@@ -124,7 +124,7 @@ def test_development_flag_allows_plain_http_with_a_loud_banner(
 
 
 def test_loopback_http_needs_no_flag() -> None:
-    settings = parse_settings(["--auth-server", "http://[::1]:8003"], ENV_CREDS)
+    settings = settings_from(["--auth-server", "http://[::1]:8003"], ENV_CREDS)
     assert not settings.allow_insecure_http
     assert not any("insecure" in line.lower() for line in startup_banner(settings))
 

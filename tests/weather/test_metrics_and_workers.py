@@ -16,7 +16,7 @@ from uvicorn.server import ServerState
 from secure_mcp.common.connection_limits import ConnectionLimits
 from secure_mcp.common.h11_guard import GuardedH11Protocol, guarded_connection
 from secure_mcp.weather.app import Seams, build_app, startup_banner
-from secure_mcp.weather.settings import StartupError, parse_settings
+from secure_mcp.weather.settings import SettingsError, settings_from
 from secure_mcp.weather.workers import MULTIPROC_ENV, metrics_folder, serve, worker_config
 from tests.weather.conftest import FakeAuthServer, access_token, make_settings, serving
 from tests.weather.test_app import post_mcp
@@ -67,16 +67,16 @@ async def test_metrics_are_off_by_default(weather: httpx2.AsyncClient) -> None:
 
 
 def test_flags_and_environment() -> None:
-    settings = parse_settings([], ENV_CREDS)
+    settings = settings_from([], ENV_CREDS)
     assert (settings.metrics, settings.workers, settings.metrics_dir) == (False, 1, None)
-    from_env = parse_settings([], {**ENV_CREDS, "WEATHER_METRICS": "1", "WEATHER_WORKERS": "3"})
+    from_env = settings_from([], {**ENV_CREDS, "WEATHER_METRICS": "1", "WEATHER_WORKERS": "3"})
     assert (from_env.metrics, from_env.workers) == (True, 3)
-    flags = parse_settings(["--metrics", "--workers", "2"], {**ENV_CREDS, "WEATHER_WORKERS": "3"})
+    flags = settings_from(["--metrics", "--workers", "2"], {**ENV_CREDS, "WEATHER_WORKERS": "3"})
     assert (flags.metrics, flags.workers) == (True, 2)
-    with pytest.raises(StartupError, match="--workers must be at least 1"):
-        parse_settings(["--workers", "0"], ENV_CREDS)
-    with pytest.raises(StartupError, match="WEATHER_WORKERS must be a number"):
-        parse_settings([], {**ENV_CREDS, "WEATHER_WORKERS": "many"})
+    with pytest.raises(SettingsError, match="--workers must be at least 1"):
+        settings_from(["--workers", "0"], ENV_CREDS)
+    with pytest.raises(SettingsError, match="WEATHER_WORKERS must be a number"):
+        settings_from([], {**ENV_CREDS, "WEATHER_WORKERS": "many"})
 
 
 def test_banner_names_metrics_and_workers() -> None:

@@ -26,7 +26,7 @@ from secure_mcp.weather.permissions import (
     called_tools,
     parse_tool_scopes,
 )
-from secure_mcp.weather.settings import StartupError, parse_settings
+from secure_mcp.weather.settings import SettingsError, settings_from
 from tests.weather.conftest import ORIGIN, FakeAuthServer, make_settings, serving
 from tests.weather.test_app import MCP_HEADERS, PRM
 
@@ -249,18 +249,18 @@ async def _nothing(*_: Any) -> None:
 def test_tool_scopes_settings() -> None:
     env = {"INTROSPECTION_CLIENT_ID": "rs", "INTROSPECTION_CLIENT_SECRET": "s"}
     flag = "get_alerts=weather:alerts, get_forecast=weather:forecast weather:read"
-    settings = parse_settings(["--tool-scopes", flag], env)
+    settings = settings_from(["--tool-scopes", flag], env)
     assert settings.required_scopes == ()  # none unless given: each tool names its own
     assert settings.tool_scopes == (
         ("get_alerts", ("weather:alerts",)),
         ("get_forecast", ("weather:forecast", "weather:read")),
     )
     assert settings.scopes.all_scopes == ("weather:alerts", "weather:forecast", "weather:read")
-    from_env = parse_settings(
+    from_env = settings_from(
         [], {**env, "WEATHER_TOOL_SCOPES": "get_alerts=a", "WEATHER_REQUIRED_SCOPES": "b"}
     )
     assert (from_env.required_scopes, from_env.tool_scopes) == (("b",), (("get_alerts", ("a",)),))
-    assert parse_settings([], env).tool_scopes == ()
+    assert settings_from([], env).tool_scopes == ()
     for bad, message in [
         ("get_alerts", "TOOL=SCOPE"),
         ("=x", "TOOL=SCOPE"),
@@ -268,8 +268,8 @@ def test_tool_scopes_settings() -> None:
         ('get_alerts=a"b', "not an RFC 6749 scope"),
         ("get_alerts=a,get_alerts=b", "given twice"),
     ]:
-        with pytest.raises(StartupError, match=message):
-            parse_settings(["--tool-scopes", bad], env)
+        with pytest.raises(SettingsError, match=message):
+            settings_from(["--tool-scopes", bad], env)
     assert parse_tool_scopes(",, get_alerts=a ,") == (("get_alerts", ("a",)),)
 
 
@@ -284,7 +284,7 @@ def test_tool_scopes_settings() -> None:
 def test_a_tool_scope_mistake_stops_the_start(
     required: tuple[str, ...], tools: tuple[tuple[str, tuple[str, ...]], ...], message: str
 ) -> None:
-    with pytest.raises(StartupError, match=message):
+    with pytest.raises(SettingsError, match=message):
         build_app(make_settings(required_scopes=required, tool_scopes=tools))
     # with a base scope, a tool without its own needs just that
     build_app(

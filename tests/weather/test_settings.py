@@ -10,17 +10,17 @@ import pytest
 from secure_mcp.common.connection_limits import ConnectionLimits
 from secure_mcp.common.resource_credentials import ResourceCredentials, save_all
 from secure_mcp.weather.settings import (
-    StartupError,
+    SettingsError,
     WeatherSettings,
-    parse_settings,
     reread_credentials,
+    settings_from,
 )
 
 ENV_CREDS = {"INTROSPECTION_CLIENT_ID": "rs", "INTROSPECTION_CLIENT_SECRET": "s3cret"}
 
 
 def test_defaults(tmp_path: Path) -> None:
-    settings = parse_settings([], {**ENV_CREDS, "XDG_DATA_HOME": str(tmp_path)})
+    settings = settings_from([], {**ENV_CREDS, "XDG_DATA_HOME": str(tmp_path)})
     assert settings.host == "127.0.0.1"
     assert settings.port == 8000
     assert settings.auth_server == "http://localhost:8003"
@@ -52,7 +52,7 @@ def test_environment_values() -> None:
         "WEATHER_INTROSPECTION_CACHE_TTL": "0",
         "OAUTH_DATA_DIR": "/srv/oauth",
     }
-    settings = parse_settings([], env)
+    settings = settings_from([], env)
     assert settings.resource_url == "http://127.0.0.1:9001/mcp"
     assert settings.auth_server == "https://as.example"
     assert settings.nws_base == "http://nws.local"
@@ -70,7 +70,7 @@ def test_flags_override_environment() -> None:
         "--resource-url", "https://weather.example/mcp", "--required-scope", "a b",
         "--introspection-cache-ttl", "5", "--oauth-data-dir", "/tmp/x", "--host", "localhost",
     ]  # fmt: skip
-    settings = parse_settings(argv, env)
+    settings = settings_from(argv, env)
     assert (settings.port, settings.host) == (9002, "localhost")
     assert settings.auth_server == "https://flag:2"
     assert settings.resource_url == "https://weather.example/mcp"
@@ -96,23 +96,23 @@ def test_flags_override_environment() -> None:
     ],
 )
 def test_bad_values_are_startup_errors(argv: list[str], env: dict[str, str], message: str) -> None:
-    with pytest.raises(StartupError, match=message):
-        parse_settings(argv, {**ENV_CREDS, **env})
+    with pytest.raises(SettingsError, match=message):
+        settings_from(argv, {**ENV_CREDS, **env})
 
 
 def test_credentials_from_oauth_data_dir(tmp_path: Path) -> None:
     other = ResourceCredentials("other", "x")
     mine = ResourceCredentials("weather", "y")
     save_all(tmp_path, {"http://127.0.0.1:8000/mcp": mine, "http://other/mcp": other})
-    settings = parse_settings(["--oauth-data-dir", str(tmp_path)], {})
+    settings = settings_from(["--oauth-data-dir", str(tmp_path)], {})
     assert settings.credentials == mine
     assert settings.credentials_source == str(tmp_path / "resource-servers.json")
 
 
 def test_missing_credentials_name_both_ways(tmp_path: Path) -> None:
     save_all(tmp_path, {"http://other/mcp": ResourceCredentials("other", "x")})
-    with pytest.raises(StartupError) as caught:
-        parse_settings([], {"OAUTH_DATA_DIR": str(tmp_path)})
+    with pytest.raises(SettingsError) as caught:
+        settings_from([], {"OAUTH_DATA_DIR": str(tmp_path)})
     message = str(caught.value)
     assert "INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET" in message
     assert "start oauth.py first with the same OAUTH_DATA_DIR" in message
@@ -131,13 +131,13 @@ def test_unusable_credentials_are_startup_errors(
 ) -> None:
     if content is not None:
         (tmp_path / "resource-servers.json").write_text(content)
-    with pytest.raises(StartupError, match="cannot load introspection credentials"):
-        parse_settings(["--oauth-data-dir", str(tmp_path)], env)
+    with pytest.raises(SettingsError, match="cannot load introspection credentials"):
+        settings_from(["--oauth-data-dir", str(tmp_path)], env)
 
 
 def test_a_missing_folder_means_no_credentials(tmp_path: Path) -> None:
-    with pytest.raises(StartupError, match="no introspection credentials"):
-        parse_settings(["--oauth-data-dir", str(tmp_path / "missing")], {})
+    with pytest.raises(SettingsError, match="no introspection credentials"):
+        settings_from(["--oauth-data-dir", str(tmp_path / "missing")], {})
     assert not (tmp_path / "missing").exists()  # weather.py never creates it
 
 
@@ -145,8 +145,8 @@ def test_a_folder_others_can_write_is_not_trusted(tmp_path: Path) -> None:
     data = tmp_path / "oauth"
     save_all(data, {"http://127.0.0.1:8000/mcp": ResourceCredentials("planted", "x")})
     data.chmod(0o777)
-    with pytest.raises(StartupError) as caught:
-        parse_settings(["--oauth-data-dir", str(data)], {})
+    with pytest.raises(SettingsError) as caught:
+        settings_from(["--oauth-data-dir", str(data)], {})
     message = str(caught.value)
     assert message.startswith("will not read introspection credentials: the folder ")
     assert "is writable by other users (mode 0777)" in message
@@ -165,10 +165,10 @@ def test_a_credentials_file_someone_else_could_write_is_not_trusted(
         os.chown(path, 65534, -1)
     else:
         pytest.skip("only root can give a file to another user")
-    with pytest.raises(StartupError, match=r"will not read .*resource-servers\.json"):
-        parse_settings(["--oauth-data-dir", str(tmp_path)], {})
+    with pytest.raises(SettingsError, match=r"will not read .*resource-servers\.json"):
+        settings_from(["--oauth-data-dir", str(tmp_path)], {})
     env = {"INTROSPECTION_CLIENT_ID": "rs", "INTROSPECTION_CLIENT_SECRET": "s"}
-    assert parse_settings(["--oauth-data-dir", str(tmp_path)], env).credentials  # not read
+    assert settings_from(["--oauth-data-dir", str(tmp_path)], env).credentials  # not read
 
 
 def test_settings_object_is_frozen() -> None:
@@ -178,7 +178,7 @@ def test_settings_object_is_frozen() -> None:
 
 
 def test_token_and_connection_settings() -> None:
-    defaults = parse_settings([], ENV_CREDS)
+    defaults = settings_from([], ENV_CREDS)
     assert defaults.local_token_check is True
     assert defaults.failed_token_limit == 30
     assert defaults.connection_limits == ConnectionLimits()
@@ -189,12 +189,12 @@ def test_token_and_connection_settings() -> None:
         "WEATHER_HEADER_TIMEOUT": "2",
         "WEATHER_MAX_CONNECTIONS_PER_SOURCE": "20",
     }
-    from_env = parse_settings([], env)
+    from_env = settings_from([], env)
     assert from_env.local_token_check is False
     assert from_env.failed_token_limit == 5
     assert from_env.connection_limits == ConnectionLimits(2.0, 30.0, 512, 20)
     argv = ["--token-format", "smcp", "--failed-token-limit", "7", "--max-connections", "40"]
-    flags = parse_settings(argv, env)
+    flags = settings_from(argv, env)
     assert (flags.local_token_check, flags.failed_token_limit) == (True, 7)
     assert flags.connection_limits == ConnectionLimits(2.0, 30.0, 40, 20)
 
@@ -211,24 +211,24 @@ def test_token_and_connection_settings() -> None:
 def test_bad_token_and_connection_settings(
     argv: list[str], env: dict[str, str], message: str
 ) -> None:
-    with pytest.raises(StartupError, match=message):
-        parse_settings(argv, {**ENV_CREDS, **env})
+    with pytest.raises(SettingsError, match=message):
+        settings_from(argv, {**ENV_CREDS, **env})
 
 
 def test_jwt_settings() -> None:
-    settings = parse_settings(["--introspect-jwt", "--jwks-cache-ttl", "60"], ENV_CREDS)
+    settings = settings_from(["--introspect-jwt", "--jwks-cache-ttl", "60"], ENV_CREDS)
     assert (settings.introspect_jwt, settings.jwks_cache_ttl) == (True, 60.0)
     env = {**ENV_CREDS, "WEATHER_INTROSPECT_JWT": "1", "WEATHER_JWKS_CACHE_TTL": "90"}
-    assert (parse_settings([], env).introspect_jwt, parse_settings([], env).jwks_cache_ttl) == (
+    assert (settings_from([], env).introspect_jwt, settings_from([], env).jwks_cache_ttl) == (
         True,
         90.0,
     )
-    defaults = parse_settings([], ENV_CREDS)
+    defaults = settings_from([], ENV_CREDS)
     assert (defaults.introspect_jwt, defaults.jwks_cache_ttl) == (False, 300.0)
-    with pytest.raises(StartupError, match="JWKS cache TTL"):
-        parse_settings(["--jwks-cache-ttl", "0"], ENV_CREDS)
-    with pytest.raises(StartupError, match="WEATHER_JWKS_CACHE_TTL must be a number"):
-        parse_settings([], {**ENV_CREDS, "WEATHER_JWKS_CACHE_TTL": "soon"})
+    with pytest.raises(SettingsError, match="JWKS cache TTL"):
+        settings_from(["--jwks-cache-ttl", "0"], ENV_CREDS)
+    with pytest.raises(SettingsError, match="WEATHER_JWKS_CACHE_TTL must be a number"):
+        settings_from([], {**ENV_CREDS, "WEATHER_JWKS_CACHE_TTL": "soon"})
 
 
 def test_credentials_are_read_again_with_the_same_checks(
