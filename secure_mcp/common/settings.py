@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,10 +150,18 @@ class Options:
         return "Environment only (or .env next to the script): " + ", ".join(self.env_only())
 
 
-def environment(script: str | Path, environ: Mapping[str, str]) -> dict[str, str]:
-    """The environment, over the `.env` next to `script` (never one in a parent folder)."""
-    dotenv = dotenv_values(Path(script).with_name(".env"))
-    return {**{k: v for k, v in dotenv.items() if v is not None}, **environ}
+def load_env_file(
+    script: str | Path, environ: MutableMapping[str, str]
+) -> MutableMapping[str, str]:
+    """`environ` with what the `.env` next to `script` adds (never one in a parent folder).
+
+    The environment wins over the file; the root scripts pass `os.environ`, so that the servers
+    demo.py starts inherit what the file set.
+    """
+    for name, value in dotenv_values(Path(script).with_name(".env")).items():
+        if value is not None:
+            environ.setdefault(name, value)
+    return environ
 
 
 def fail(program: str, exc: BaseException) -> int:

@@ -51,8 +51,8 @@ def _audit_target(target: str | None) -> str:
     return "stdout" if target == "-" else target
 
 
-def banner(settings: OAuthSettings) -> str:
-    """The start-up text; the demo password appears only when it was generated (and kept)."""
+def banner(settings: OAuthSettings) -> list[str]:
+    """The start-up lines; the demo password appears only when it was generated (and kept)."""
     if settings.demo_password_generated:
         kept = settings.data_dir / DEMO_PASSWORD_FILE
         password = (
@@ -91,4 +91,4 @@ def banner(settings: OAuthSettings) -> str:
         lines += ["", "!" * 78, *INSECURE_WARNING, "!" * 78]
     if settings.allow_insecure_http:
         lines += ["", "!" * 78, *INSECURE_HTTP_WARNING, "!" * 78]
-    return "\n".join(lines)
+    return lines

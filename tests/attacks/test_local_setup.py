@@ -130,7 +130,7 @@ def test_weather_py_trusts_no_planted_credentials(tmp_path: Path, attack: str) -
     env = {**clean_env(), "INTROSPECTION_CLIENT_ID": "", "INTROSPECTION_CLIENT_SECRET": ""}
     done = run(["weather.py", "--oauth-data-dir", str(data), "--port", str(free_port())], env)
     assert done.returncode == 2
-    assert done.stderr.startswith("weather.py: error: will not read introspection credentials: ")
+    assert done.stderr.startswith("weather.py: will not read introspection credentials: ")
     assert done.stderr.count("\n") == 1
     assert "Traceback" not in done.stderr
 

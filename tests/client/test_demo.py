@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from secure_mcp.client import demo as demo_module
-from secure_mcp.client.demo import (
+from secure_mcp.demo import main as demo_module
+from secure_mcp.demo.main import (
     OAUTH_HEALTH,
     WEATHER_HEALTH,
     Demo,
@@ -244,6 +244,17 @@ def test_main_wires_the_real_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
     assert seen[0].probe is http_probe
 
 
+def test_main_runs_client_py_in_this_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[Demo] = []
+    monkeypatch.setattr(Demo, "run", lambda self: seen.append(self) or 0)
+    assert demo_module.main([], {}) == 0
+    with pytest.raises(SystemExit):
+        seen[0].run_client(["--help"])
+    assert capsys.readouterr().out.startswith("usage: client.py")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_hangup_and_terminate_become_an_interrupt(sig: signal.Signals) -> None:
     before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
@@ -326,7 +337,7 @@ def test_servers_stop_when_the_demo_is_killed(tmp_path: Path) -> None:
     demo_like = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from secure_mcp.client.demo import popen_launcher\n"
+        "from secure_mcp.demo.main import popen_launcher\n"
         f"popen_launcher({{}})([sys.executable, '-c', {server!r}], Path({str(log)!r}))\n"
         "time.sleep(120)\n"
     )

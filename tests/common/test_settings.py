@@ -12,9 +12,9 @@ from secure_mcp.common.settings import (
     Options,
     SettingsError,
     boolean,
-    environment,
     fail,
     integer,
+    load_env_file,
     number,
     path,
     show,
@@ -111,8 +111,10 @@ def test_environment_reads_only_the_env_file_next_to_the_script(tmp_path: Path) 
     (tmp_path / ".env").write_text("A=from-file\nB=from-file\nC\n")
     (tmp_path / "sub").mkdir()
     script = tmp_path / "prog.py"
-    assert environment(script, {"B": "from-env"}) == {"A": "from-file", "B": "from-env"}
-    assert environment(tmp_path / "sub" / "prog.py", {"B": "x"}) == {"B": "x"}  # no parent search
+    env = {"B": "from-env"}
+    assert load_env_file(script, env) is env
+    assert env == {"B": "from-env", "A": "from-file"}
+    assert load_env_file(tmp_path / "sub" / "prog.py", {"B": "x"}) == {"B": "x"}  # no parent
 
 
 def test_fail_prints_one_line_and_returns_2(capsys: pytest.CaptureFixture[str]) -> None:

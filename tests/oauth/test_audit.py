@@ -248,11 +248,11 @@ def test_only_known_fields_may_be_logged(tmp_path: Path) -> None:
 def test_flag_environment_and_banner(tmp_path: Path) -> None:
     env = {"OAUTH_DEMO_PASSWORD": TEST_PASSWORD, "OAUTH_DATA_DIR": str(tmp_path)}
     assert settings_from([], env).audit_log is None
-    assert "audit log:   off" in banner(settings_from([], env))
+    assert "audit log:   off" in "\n".join(banner(settings_from([], env)))
     from_env = settings_from([], {**env, "OAUTH_AUDIT_LOG": "-"})
     assert from_env.audit_log == "-"
-    assert "audit log:   stdout" in banner(from_env)
+    assert "audit log:   stdout" in "\n".join(banner(from_env))
     flag = settings_from(["--audit-log", "/var/log/oauth.jsonl"], {**env, "OAUTH_AUDIT_LOG": "-"})
     assert flag.audit_log == "/var/log/oauth.jsonl"
-    assert "audit log:   /var/log/oauth.jsonl" in banner(flag)
+    assert "audit log:   /var/log/oauth.jsonl" in "\n".join(banner(flag))
     assert os.fspath(dataclasses.replace(flag, audit_log=None).data_dir) == str(tmp_path)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import oauth as oauth_main
+from secure_mcp.oauth import main as oauth_main
 from secure_mcp.oauth.banner import banner
 from secure_mcp.oauth.cimd_fetch import Fetcher, FetchError, FetchSeams, verifying_context
 from secure_mcp.oauth.settings import settings_from
@@ -32,9 +32,9 @@ def test_flag_and_environment(tmp_path: Path) -> None:
 
 def test_banner_names_the_file(tmp_path: Path) -> None:
     settings = settings_from([], {"OAUTH_DATA_DIR": str(tmp_path)})
-    assert "extra CA certificates" not in banner(settings)
+    assert "extra CA certificates" not in "\n".join(banner(settings))
     with_ca = dataclasses.replace(settings, cimd_ca_file=Path("/tmp/ca.pem"))
-    assert "extra CA certificates for documents: /tmp/ca.pem" in banner(with_ca)
+    assert "extra CA certificates for documents: /tmp/ca.pem" in "\n".join(banner(with_ca))
 
 
 def test_context_still_verifies(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_unusable_file_stops_start_with_one_line(
     if content is not None:
         ca.write_text(content, encoding="utf-8")
     argv = ["--data-dir", str(tmp_path / "data"), "--cimd-ca-file", str(ca)]
-    assert oauth_main.main(argv) == 2
+    assert oauth_main.main(argv, {}) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"oauth.py: cannot load the CA file {ca} (--cimd-ca-file): ")
     assert err.count("\n") == 1

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-import oauth as oauth_main
 from secure_mcp.oauth import cimd
+from secure_mcp.oauth import main as oauth_main
 from secure_mcp.oauth.banner import banner
 from secure_mcp.oauth.cimd_fetch import FetchSeams
 from secure_mcp.oauth.errors import InvalidClientDocument
@@ -116,9 +116,9 @@ def test_limits_must_be_positive(tmp_path: Path) -> None:
 
 def test_banner_announces_insecure_mode_loudly(tmp_path: Path) -> None:
     settings = OAuthSettings(data_dir=tmp_path, demo_password="x" * 12)
-    assert "https, public hosts" in banner(settings)
-    assert "WARNING" not in banner(settings)
-    loud = banner(dataclasses.replace(settings, cimd_allow_insecure=True))
+    assert "https, public hosts" in "\n".join(banner(settings))
+    assert "WARNING" not in "\n".join(banner(settings))
+    loud = "\n".join(banner(dataclasses.replace(settings, cimd_allow_insecure=True)))
     assert "client ID metadata documents: INSECURE (development)" in loud
     assert "!! WARNING: --cimd-allow-insecure" in loud
     assert "SSRF" in loud
@@ -131,7 +131,7 @@ def test_malformed_credentials_file_stops_start_with_one_line(
     data = tmp_path / "data"
     data.mkdir()
     (data / "resource-servers.json").write_text("{not json", encoding="utf-8")
-    code = oauth_main.main(["--data-dir", str(data)])
+    code = oauth_main.main(["--data-dir", str(data)], {})
     err = capsys.readouterr().err
     assert code == 2
     assert err.startswith("oauth.py: cannot read ")
@@ -148,7 +148,7 @@ def test_wrong_shape_credentials_file(
     data = tmp_path / "data"
     data.mkdir()
     (data / "resource-servers.json").write_text('{"resources": []}', encoding="utf-8")
-    assert oauth_main.main(["--data-dir", str(data)]) == 2
+    assert oauth_main.main(["--data-dir", str(data)], {}) == 2
     assert "has no 'resources' object" in capsys.readouterr().err
 
 
@@ -157,7 +157,7 @@ def test_data_dir_that_is_a_file_stops_start_with_one_line(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").write_text("", encoding="utf-8")
-    assert oauth_main.main(["--data-dir", str(tmp_path / "data")]) == 2
+    assert oauth_main.main(["--data-dir", str(tmp_path / "data")], {}) == 2
     err = capsys.readouterr().err
     assert err.startswith("oauth.py: ")
     assert err.count("\n") == 1
@@ -173,13 +173,13 @@ def test_unreadable_data_dir_stops_start_with_one_line(
     (data / "oauth.sqlite3").touch()
     (data / "oauth.sqlite3").chmod(stat.S_IRUSR)  # read-only database file
     try:
-        assert oauth_main.main(["--data-dir", str(data)]) == 2
+        assert oauth_main.main(["--data-dir", str(data)], {}) == 2
         err = capsys.readouterr().err
         assert err.startswith("oauth.py: ")
         assert "Permission denied" in err
         assert err.count("\n") == 1
         data.chmod(0)  # the folder itself unreadable
-        assert oauth_main.main(["--data-dir", str(data)]) == 2
+        assert oauth_main.main(["--data-dir", str(data)], {}) == 2
         assert "Permission denied" in capsys.readouterr().err
     finally:
         data.chmod(0o700)

@@ -606,9 +606,9 @@ def test_banner_says_whether_machine_registration_is_on(tmp_path: Path) -> None:
     from secure_mcp.oauth.banner import banner
 
     _, settings = make_oauth_app(tmp_path)
-    assert "client_credentials registrations: off" in banner(settings)
+    assert "client_credentials registrations: off" in "\n".join(banner(settings))
     on = dataclasses.replace(settings, initial_access_token_hash=INITIAL_ACCESS_TOKEN_HASH)
-    assert "with the initial access token" in banner(on)
+    assert "with the initial access token" in "\n".join(banner(on))
 
 
 async def test_a_dpop_proof_binds_a_machine_token(machine: Harness) -> None:

@@ -24,7 +24,7 @@ def test_a_generated_password_survives_restarts(tmp_path: Path) -> None:
     again = keep_demo_password(settings_from([], env))  # a new start draws a new one: unused
     assert again.demo_password == first.demo_password
     assert again.demo_password_generated
-    text = banner(again)
+    text = "\n".join(banner(again))
     assert f"password {again.demo_password}" in text
     assert f"(kept in {path}; set OAUTH_DEMO_PASSWORD to choose one)" in text
 
@@ -38,7 +38,7 @@ def test_oauth_demo_password_still_wins(tmp_path: Path) -> None:
     )
     assert chosen.demo_password == "chosen-password-1"
     assert (tmp_path / DEMO_PASSWORD_FILE).read_text() == stored  # left alone
-    assert "chosen-password-1" not in banner(chosen)
+    assert "chosen-password-1" not in "\n".join(banner(chosen))
 
 
 def test_a_stored_password_too_short_stops_the_start(tmp_path: Path) -> None:

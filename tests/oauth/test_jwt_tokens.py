@@ -223,11 +223,11 @@ def max_age(value: str) -> dict[str, str]:
 
 def test_banner_names_the_token_format(tmp_path: Path) -> None:
     opaque = settings_from([], {"OAUTH_DATA_DIR": str(tmp_path)})
-    assert "access tokens: opaque (checked by introspection), 3600 s" in banner(opaque)
+    assert "access tokens: opaque (checked by introspection), 3600 s" in "\n".join(banner(opaque))
     jwt_mode = settings_from(["--access-token-format", "jwt"], {"OAUTH_DATA_DIR": str(tmp_path)})
     assert (
         "access tokens: JWT (RFC 9068, ES256), 300 s; keys at http://localhost:8003/jwks"
-        in banner(jwt_mode)
+        in "\n".join(banner(jwt_mode))
     )
 
 

@@ -195,15 +195,15 @@ def test_allowed_hosts(
 
 def test_banner_prints_generated_password_only(tmp_path: Path) -> None:
     generated = settings_from([], {"OAUTH_DATA_DIR": str(tmp_path)})
-    text = banner(generated)
+    text = "\n".join(banner(generated))
     assert "issuer:      http://localhost:8003" in text
     assert "http://localhost:8003/.well-known/oauth-authorization-server" in text
     assert "username demo" in text
     assert generated.demo_password in text
     env = {"OAUTH_DATA_DIR": str(tmp_path), "OAUTH_DEMO_PASSWORD": "pw1-long-enough"}
     given = settings_from([], env)
-    assert "pw1-long-enough" not in banner(given)
-    assert "from OAUTH_DEMO_PASSWORD" in banner(given)
+    assert "pw1-long-enough" not in "\n".join(banner(given))
+    assert "from OAUTH_DEMO_PASSWORD" in "\n".join(banner(given))
 
 
 INSECURE = [
@@ -236,7 +236,7 @@ def test_plain_http_on_loopback_is_fine(tmp_path: Path, issuer: str) -> None:
     settings = settings_from(["--issuer", issuer], {"OAUTH_DATA_DIR": str(tmp_path)})
     assert settings.issuer == issuer
     assert not settings.allow_insecure_http
-    assert "INSECURE" not in banner(settings)
+    assert "INSECURE" not in "\n".join(banner(settings))
 
 
 @pytest.mark.parametrize(
@@ -252,7 +252,7 @@ def test_development_flag_allows_plain_http_with_a_loud_banner(
     argv = [*argv, "--issuer", "http://as.example", "--resource", "http://mcp.example/mcp"]
     settings = settings_from(argv, {"OAUTH_DATA_DIR": str(tmp_path), **env})
     assert settings.allow_insecure_http
-    text = banner(settings)
+    text = "\n".join(banner(settings))
     assert "!" * 78 in text
     assert "--allow-insecure-http / OAUTH_ALLOW_INSECURE_HTTP" in text
     assert "plain http" in text
@@ -276,7 +276,9 @@ def test_connection_limits(tmp_path: Path) -> None:
     assert settings_from([], env).connection_limits == ConnectionLimits(3.0, 30.0, 512, 256)
     settings = settings_from(["--max-connections", "100", "--body-timeout", "4"], env)
     assert settings.connection_limits == ConnectionLimits(3.0, 4.0, 100, 50)  # half by default
-    assert "clients:     request head within 3 s, body within 4 s; at most 100" in banner(settings)
+    assert "clients:     request head within 3 s, body within 4 s; at most 100" in "\n".join(
+        banner(settings)
+    )
     given = {**env, "OAUTH_MAX_CONNECTIONS_PER_SOURCE": "90"}
     assert settings_from(["--max-connections", "100"], given).connection_limits == (
         ConnectionLimits(3.0, 30.0, 100, 90)
@@ -327,7 +329,7 @@ def test_database_urls_are_read_in_their_async_form(tmp_path: Path, given: str, 
     from_env = settings_from([], {"OAUTH_DATA_DIR": str(tmp_path), "OAUTH_DATABASE_URL": given})
     assert from_flag.database_url == from_env.database_url == kept
     assert "p%40w" not in repr(from_flag)
-    shown = banner(from_flag)
+    shown = "\n".join(banner(from_flag))
     assert "database:    " in shown
     assert ":p@" not in shown
     assert "p%40w" not in shown
@@ -352,4 +354,4 @@ def test_unusable_database_urls_are_refused(tmp_path: Path, url: str, message: s
 def test_without_a_database_url_the_banner_names_the_sqlite_file(tmp_path: Path) -> None:
     settings = settings_from([], {"OAUTH_DATA_DIR": str(tmp_path)})
     assert settings.database_url is None
-    assert f"database:    {tmp_path / 'oauth.sqlite3'} (SQLite" in banner(settings)
+    assert f"database:    {tmp_path / 'oauth.sqlite3'} (SQLite" in "\n".join(banner(settings))

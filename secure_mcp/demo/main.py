@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import functools
 import os
 import signal
 import socket
@@ -307,7 +308,16 @@ class Demo:
                 self.write(f"Stopped {server.name}.")
 
 
-def main(argv: Sequence[str], env: Mapping[str, str], run_client: RunClient) -> int:
-    """Run demo.py with the real launcher and health probe."""
+def main(argv: Sequence[str], env: Mapping[str, str], run_client: RunClient | None = None) -> int:
+    """Run demo.py with the real launcher and health probe; the client runs in this process."""
     settings = parse_demo_args(argv, env)
+    if run_client is None:
+        run_client = functools.partial(_client_main, env=env)
     return Demo(settings, popen_launcher(env), run_client).run()
+
+
+def _client_main(argv: Sequence[str], env: Mapping[str, str]) -> int:
+    """client.py in this process, so Ctrl-C behaves exactly as in client.py."""
+    from secure_mcp.client.cli import main as client_main
+
+    return client_main(argv, env)
