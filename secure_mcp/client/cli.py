@@ -30,6 +30,7 @@ from secure_mcp.client.settings import (
 )
 from secure_mcp.client.terminal import Terminal, clean_line, color_wanted
 from secure_mcp.common.paths import default_client_state_dir
+from secure_mcp.common.settings import Option, Options, SettingsError, fail, path
 
 if TYPE_CHECKING:
     from anthropic import AsyncAnthropic
@@ -41,6 +42,7 @@ Write = Callable[[str], None]
 Connect = Callable[..., AbstractAsyncContextManager["ToolSession"]]
 Logout = Callable[..., Any]
 AnthropicFactory = Callable[[ClientSettings], "AsyncAnthropic"]
+PROGRAM = "client.py"
 QUERY_NEEDS_CLAUDE = (
     "Error: --query needs Claude: set ANTHROPIC_API_KEY in .env (see .env.example) or the "
     "environment; without it, --call TOOL JSON calls a tool directly."
@@ -63,76 +65,132 @@ class HelpFormatter(argparse.HelpFormatter):
         return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
+def _scope(value: str, name: str) -> str | None:
+    """Scopes as one space-separated string (None when only spaces)."""
+    return " ".join(value.split()) or None
+
+
+MACHINE = "without a browser (CI, services)"
+OPTIONS = Options(
+    (
+        Option(
+            "--server",
+            "MCP_SERVER_URL",
+            f"MCP server URL (MCP_SERVER_URL; {DEFAULT_SERVER_URL})",
+            default=DEFAULT_SERVER_URL,
+        ),
+        Option(
+            "--state-dir",
+            "MCP_CLIENT_STATE_DIR",
+            "folder for tokens and registrations (MCP_CLIENT_STATE_DIR)",
+            path,
+        ),
+        Option("--paste", None, "paste the redirect URL or code", switch=True),
+        Option("--no-browser", None, "print the sign-in URL only", switch=True),
+        Option("--verbose", None, "print each OAuth step", switch=True),
+        Option(
+            "--client-metadata-url",
+            "MCP_CLIENT_METADATA_URL",
+            "https URL of a client metadata document (MCP_CLIENT_METADATA_URL)",
+        ),
+        Option(
+            "--client-id",
+            "MCP_CLIENT_ID",
+            "pre-registered client_id (MCP_CLIENT_ID; secret: MCP_CLIENT_SECRET)",
+        ),
+        Option(
+            "--client-issuer",
+            "MCP_CLIENT_ISSUER",
+            "issuer of the AS the --client-id is registered with (MCP_CLIENT_ISSUER; required)",
+        ),
+        Option(
+            "--scope",
+            "MCP_CLIENT_SCOPE",
+            "scopes to ask for when signing in, instead of those the server names; more are "
+            "asked for when a tool needs them (MCP_CLIENT_SCOPE)",
+            _scope,
+        ),
+        Option(
+            "--client-credentials",
+            None,
+            "get tokens with the client_credentials grant: no browser, no prompt; needs "
+            "--client-id, --client-issuer and MCP_CLIENT_SECRET or --private-key-file",
+            switch=True,
+            group=MACHINE,
+        ),
+        Option(
+            "--private-key-file",
+            "MCP_CLIENT_PRIVATE_KEY_FILE",
+            "authenticate with this private key (private_key_jwt, RFC 7523) instead of "
+            "MCP_CLIENT_SECRET; a file only you can read (MCP_CLIENT_PRIVATE_KEY_FILE)",
+            path,
+            metavar="PEM",
+            group=MACHINE,
+        ),
+        Option(
+            "--wif-token-file",
+            "MCP_WIF_TOKEN_FILE",
+            "workload identity federation (MCP extension io.modelcontextprotocol/auth/wif, "
+            "SEP-1933): send the JWT in FILE, read again for each token request, with the "
+            "jwt-bearer grant (RFC 7523) to --client-issuer (MCP_WIF_TOKEN_FILE)",
+            path,
+            metavar="FILE",
+            group=MACHINE,
+        ),
+        Option(
+            "--idp-token-endpoint",
+            "MCP_IDP_TOKEN_ENDPOINT",
+            "enterprise-managed authorization (MCP extension io.modelcontextprotocol/"
+            "enterprise-managed-authorization, SEP-990): exchange the ID token of --id-token-file "
+            "at this identity provider endpoint for an ID-JAG (RFC 8693), "
+            "then present it with the jwt-bearer grant as --client-id with MCP_CLIENT_SECRET "
+            "(MCP_IDP_TOKEN_ENDPOINT)",
+            metavar="URL",
+            group=MACHINE,
+        ),
+        Option(
+            "--idp-client-id",
+            "MCP_IDP_CLIENT_ID",
+            "the client's id at the identity provider (MCP_IDP_CLIENT_ID)",
+            group=MACHINE,
+        ),
+        Option(
+            "--id-token-file",
+            "MCP_ID_TOKEN_FILE",
+            "the user's ID token from the identity provider (MCP_ID_TOKEN_FILE)",
+            path,
+            metavar="FILE",
+            group=MACHINE,
+        ),
+        Option(
+            "--model",
+            "ANTHROPIC_MODEL",
+            f"Claude model (ANTHROPIC_MODEL; {DEFAULT_MODEL})",
+            default=DEFAULT_MODEL,
+        ),
+        Option(
+            "--confirm-tools",
+            None,
+            "ask before each tool call Claude makes (also /confirm on|off)",
+            switch=True,
+        ),
+        Option(None, "MCP_CLIENT_SECRET"),
+        Option(None, "ANTHROPIC_API_KEY"),
+        Option(None, "ANTHROPIC_BASE_URL"),
+        Option(None, "NO_COLOR"),
+    )
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The flags of client.py."""
     parser = argparse.ArgumentParser(
         prog="client.py",
         formatter_class=HelpFormatter,
         description="Sign in to an OAuth-protected MCP server and chat with Claude over its tools.",
+        epilog=OPTIONS.epilog(),
     )
-    parser.add_argument("--server", help=f"MCP server URL (MCP_SERVER_URL; {DEFAULT_SERVER_URL})")
-    parser.add_argument(
-        "--state-dir", help="folder for tokens and registrations (MCP_CLIENT_STATE_DIR)"
-    )
-    parser.add_argument("--paste", action="store_true", help="paste the redirect URL or code")
-    parser.add_argument("--no-browser", action="store_true", help="print the sign-in URL only")
-    parser.add_argument("--verbose", action="store_true", help="print each OAuth step")
-    parser.add_argument("--client-metadata-url", help="https URL of a client metadata document")
-    parser.add_argument(
-        "--client-id", help="pre-registered client_id (MCP_CLIENT_ID; secret: MCP_CLIENT_SECRET)"
-    )
-    parser.add_argument(
-        "--client-issuer",
-        help="issuer of the AS the --client-id is registered with (MCP_CLIENT_ISSUER; required)",
-    )
-    parser.add_argument(
-        "--scope",
-        help="scopes to ask for when signing in, instead of those the server names; more are "
-        "asked for when a tool needs them (MCP_CLIENT_SCOPE)",
-    )
-    machine = parser.add_argument_group("without a browser (CI, services)")
-    machine.add_argument(
-        "--client-credentials",
-        action="store_true",
-        help="get tokens with the client_credentials grant: no browser, no prompt; needs "
-        "--client-id, --client-issuer and MCP_CLIENT_SECRET or --private-key-file",
-    )
-    machine.add_argument(
-        "--private-key-file",
-        metavar="PEM",
-        help="authenticate with this private key (private_key_jwt, RFC 7523) instead of "
-        "MCP_CLIENT_SECRET; a file only you can read (MCP_CLIENT_PRIVATE_KEY_FILE)",
-    )
-    machine.add_argument(
-        "--wif-token-file",
-        metavar="FILE",
-        help="workload identity federation (MCP extension io.modelcontextprotocol/auth/wif, "
-        "SEP-1933): send the JWT in FILE, read again for each token request, with the "
-        "jwt-bearer grant (RFC 7523) to --client-issuer (MCP_WIF_TOKEN_FILE)",
-    )
-    machine.add_argument(
-        "--idp-token-endpoint",
-        metavar="URL",
-        help="enterprise-managed authorization (MCP extension io.modelcontextprotocol/"
-        "enterprise-managed-authorization, SEP-990): exchange the ID token of --id-token-file "
-        "at this identity provider endpoint for an ID-JAG (RFC 8693), "
-        "then present it with the jwt-bearer grant as --client-id with MCP_CLIENT_SECRET "
-        "(MCP_IDP_TOKEN_ENDPOINT)",
-    )
-    machine.add_argument(
-        "--idp-client-id", help="the client's id at the identity provider (MCP_IDP_CLIENT_ID)"
-    )
-    machine.add_argument(
-        "--id-token-file",
-        metavar="FILE",
-        help="the user's ID token from the identity provider (MCP_ID_TOKEN_FILE)",
-    )
-    parser.add_argument("--model", help=f"Claude model (ANTHROPIC_MODEL; {DEFAULT_MODEL})")
-    parser.add_argument(
-        "--confirm-tools",
-        action="store_true",
-        help="ask before each tool call Claude makes (also /confirm on|off)",
-    )
+    OPTIONS.add_to(parser)
     once = parser.add_mutually_exclusive_group()
     once.add_argument("--query", metavar="TEXT", help="answer one question and exit")
     once.add_argument("--call", nargs=2, metavar=("TOOL", "JSON"), help="call one tool, print JSON")
@@ -140,41 +198,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> ClientSettings:
+    """The settings alone (flags over environment over defaults), as the servers' settings_from."""
+    return parse(argv, env)[0]
+
+
 def parse(argv: Sequence[str], env: Mapping[str, str]) -> tuple[ClientSettings, Action]:
     """Flags over environment over defaults; exits with usage (status 2) on bad flags."""
     parser = build_parser()
     args = parser.parse_args(list(argv))
-    state_dir = args.state_dir or env.get("MCP_CLIENT_STATE_DIR") or default_client_state_dir(env)
+    v = OPTIONS.values(args, env)
     settings = ClientSettings(
-        state_dir=Path(state_dir).expanduser(),
-        server_url=args.server or env.get("MCP_SERVER_URL") or DEFAULT_SERVER_URL,
-        paste=args.paste,
-        open_browser=not args.no_browser,
-        verbose=args.verbose,
-        client_metadata_url=args.client_metadata_url or env.get("MCP_CLIENT_METADATA_URL") or None,
-        client_id=args.client_id or env.get("MCP_CLIENT_ID") or None,
-        client_secret=env.get("MCP_CLIENT_SECRET") or None,
-        client_issuer=args.client_issuer or env.get("MCP_CLIENT_ISSUER") or None,
-        scope=" ".join((args.scope or env.get("MCP_CLIENT_SCOPE") or "").split()) or None,
-        anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
-        anthropic_model=args.model or env.get("ANTHROPIC_MODEL") or DEFAULT_MODEL,
-        anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
-        confirm_tools=args.confirm_tools,
-        color=not env.get("NO_COLOR"),
-        client_credentials=args.client_credentials,
-        private_key_file=_path(args.private_key_file or env.get("MCP_CLIENT_PRIVATE_KEY_FILE")),
-        wif_token_file=_path(args.wif_token_file or env.get("MCP_WIF_TOKEN_FILE")),
-        idp_token_endpoint=args.idp_token_endpoint or env.get("MCP_IDP_TOKEN_ENDPOINT") or None,
-        idp_client_id=args.idp_client_id or env.get("MCP_IDP_CLIENT_ID") or None,
-        id_token_file=_path(args.id_token_file or env.get("MCP_ID_TOKEN_FILE")),
+        state_dir=v["state_dir"] or default_client_state_dir(env),
+        server_url=v["server"],
+        paste=bool(v["paste"]),
+        open_browser=not v["no_browser"],
+        verbose=bool(v["verbose"]),
+        client_metadata_url=v["client_metadata_url"],
+        client_id=v["client_id"],
+        client_secret=v["mcp_client_secret"],
+        client_issuer=v["client_issuer"],
+        scope=v["scope"],
+        anthropic_api_key=v["anthropic_api_key"],
+        anthropic_model=v["model"],
+        anthropic_base_url=v["anthropic_base_url"],
+        confirm_tools=bool(v["confirm_tools"]),
+        color=not v["no_color"],
+        client_credentials=bool(v["client_credentials"]),
+        private_key_file=v["private_key_file"],
+        wif_token_file=v["wif_token_file"],
+        idp_token_endpoint=v["idp_token_endpoint"],
+        idp_client_id=v["idp_client_id"],
+        id_token_file=v["id_token_file"],
     )
     if settings.client_id and not settings.client_issuer:
         parser.error(ISSUER_REQUIRED)
     source = "--server" if args.server else "MCP_SERVER_URL"
     problem = server_url_problem(settings.server_url, source)
     if problem is not None:  # one line with the fix, not the whole usage text
-        print(f"client.py: error: {problem}", file=sys.stderr)
-        raise SystemExit(2)
+        raise SystemExit(fail(PROGRAM, SettingsError(problem)))
     machine = machine_problem(settings)
     if machine:
         parser.error(machine)
@@ -185,10 +247,6 @@ def parse(argv: Sequence[str], env: Mapping[str, str]) -> tuple[ClientSettings, 
         except UsageError as exc:
             parser.error(f"--call: {exc}")
     return settings, Action(query=args.query, call=call, logout=args.logout)
-
-
-def _path(value: str | None) -> Path | None:
-    return Path(value).expanduser() if value else None
 
 
 def machine_problem(settings: ClientSettings) -> str | None:

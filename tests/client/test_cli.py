@@ -274,7 +274,7 @@ def test_a_server_url_without_scheme_is_one_line_with_the_fix(
     with pytest.raises(SystemExit) as caught:
         parse(argv, env)
     assert caught.value.code == 2
-    assert capsys.readouterr().err == f"client.py: error: {line}\n"
+    assert capsys.readouterr().err == f"client.py: {line}\n"
 
 
 def test_logout_revokes_without_connecting(capsys: pytest.CaptureFixture[str]) -> None:
@@ -473,3 +473,13 @@ def test_the_real_connect_and_logout_are_loaded_when_needed() -> None:
 
     assert cli._connect() is connection.connect
     assert cli._logout_stored() is connection.logout_stored
+
+
+def test_settings_from_is_the_settings_of_parse() -> None:
+    env = {"MCP_SERVER_URL": "http://127.0.0.1:9/mcp", "NO_COLOR": "1"}
+    settings = cli.settings_from(["--paste"], env)
+    assert (settings.server_url, settings.paste, settings.color) == (
+        env["MCP_SERVER_URL"],
+        True,
+        False,
+    )
