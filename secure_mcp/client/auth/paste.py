@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -12,6 +9,7 @@ from mcp.shared.auth import AuthorizationCodeResult
 
 from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.loopback import query_params, result_from_params, state_matches
+from secure_mcp.client.threaded_input import read_in_thread
 
 InputFn = Callable[[str], str]
 PROMPT = "Paste the redirect URL (or the code) here and press Enter:"
@@ -56,24 +54,15 @@ def parse_pasted(
 
 
 async def read_line(input_fn: InputFn) -> str:
-    """One line from `input_fn`, read in a daemon thread so Ctrl-C never waits for Enter."""
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[str] = loop.create_future()
+    """One line from `input_fn` (empty at the end of input), without making Ctrl-C wait."""
 
-    def deliver(text: str) -> None:
-        if not answer.done():
-            answer.set_result(text)
-
-    def read() -> None:
+    def read() -> str:
         try:
-            text = input_fn("")
+            return input_fn("")
         except (EOFError, OSError, ValueError):  # end of input, or stdin closed
-            text = ""
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting
-            loop.call_soon_threadsafe(deliver, text)
+            return ""
 
-    threading.Thread(target=read, name="paste-reader", daemon=True).start()
-    return await answer
+    return await read_in_thread(read, "paste-reader")
 
 
 async def read_pasted(

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime
 import os
 import sys
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TextIO
@@ -18,6 +15,7 @@ from prompt_toolkit.input import Input
 from prompt_toolkit.output import Output
 
 from secure_mcp.client.chat.repl import ReadLine
+from secure_mcp.client.threaded_input import read_in_thread
 from secure_mcp.common.private_files import (
     check_private_dir,
     open_private,
@@ -87,29 +85,11 @@ def terminal_reader(
     return read
 
 
-def _readline_in_daemon_thread(stream: TextIO) -> asyncio.Future[str]:
-    """`stream.readline()` in a daemon thread: Ctrl-C never waits for the line to arrive."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[str] = loop.create_future()
-
-    def deliver(line: str) -> None:
-        if not future.done():
-            future.set_result(line)
-
-    def work() -> None:
-        line = stream.readline()
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
-            loop.call_soon_threadsafe(deliver, line)
-
-    threading.Thread(target=work, name="stdin-reader", daemon=True).start()
-    return future
-
-
 def stream_reader(stream: TextIO) -> ReadLine:
     """Lines from a pipe or file (no prompt shown); the end of the stream is EOFError."""
 
     async def read(prompt: str) -> str:
-        line = await _readline_in_daemon_thread(stream)
+        line = await read_in_thread(stream.readline, "stdin-reader")
         if not line:
             raise EOFError
         return line.rstrip("\r\n")
