@@ -86,7 +86,7 @@ class DemoSettings:
         ]
 
 
-def parse_demo_args(argv: Sequence[str], env: Mapping[str, str]) -> DemoSettings:
+def settings_from(argv: Sequence[str], env: Mapping[str, str]) -> DemoSettings:
     """demo.py's own flags; the rest (e.g. --paste, --query) are passed to the client."""
     parser = argparse.ArgumentParser(
         prog="demo.py",
@@ -310,7 +310,7 @@ class Demo:
 
 def main(argv: Sequence[str], env: Mapping[str, str], run_client: RunClient | None = None) -> int:
     """Run demo.py with the real launcher and health probe; the client runs in this process."""
-    settings = parse_demo_args(argv, env)
+    settings = settings_from(argv, env)
     if run_client is None:
         run_client = functools.partial(_client_main, env=env)
     return Demo(settings, popen_launcher(env), run_client).run()

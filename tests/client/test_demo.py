@@ -27,9 +27,9 @@ from secure_mcp.demo.main import (
     log_banner,
     log_tail,
     parent_death_signal,
-    parse_demo_args,
     popen_launcher,
     port_in_use,
+    settings_from,
 )
 from tests.support.anthropic_standin import AnthropicStandIn, serve_standin
 from tests.support.processes import ROOT, free_port
@@ -111,7 +111,7 @@ class World:
 
 def test_starts_both_in_order_runs_the_client_and_stops_both(tmp_path: Path) -> None:
     world = World(tmp_path, client_code=3)
-    settings = parse_demo_args(["--nws-replay", "--paste", "--query", "alerts in CA"], {})
+    settings = settings_from(["--nws-replay", "--paste", "--query", "alerts in CA"], {})
     settings = DemoSettings(
         nws_replay=settings.nws_replay,
         client_args=settings.client_args,
@@ -133,11 +133,11 @@ def test_starts_both_in_order_runs_the_client_and_stops_both(tmp_path: Path) -> 
 
 
 def test_live_nws_is_the_default() -> None:
-    settings = parse_demo_args([], {"XDG_STATE_HOME": "/var/tmp/state"})
+    settings = settings_from([], {"XDG_STATE_HOME": "/var/tmp/state"})
     assert settings.log_dir == Path("/var/tmp/state/secure-mcp/demo")
     assert not settings.nws_replay
     assert "--nws-replay" not in settings.servers()[1].argv
-    assert parse_demo_args(["--offline"], {}).nws_replay
+    assert settings_from(["--offline"], {}).nws_replay
 
 
 def test_ctrl_c_still_stops_both(tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ def test_running_servers_are_reused_and_left_alone_with_reuse(tmp_path: Path) ->
     world = World(tmp_path)
     world.healthy = {OAUTH_HEALTH, WEATHER_HEALTH}
     settings = dataclasses.replace(world.settings, reuse=True)
-    assert parse_demo_args(["--reuse"], {}).reuse
+    assert settings_from(["--reuse"], {}).reuse
     assert world.demo(settings).run() == 0
     assert world.events == ["hangup handlers", "client "]
     assert world.output == [
