@@ -184,13 +184,11 @@ OPTIONS = Options(
 
 def build_parser() -> argparse.ArgumentParser:
     """The flags of client.py."""
-    parser = argparse.ArgumentParser(
-        prog="client.py",
+    parser = OPTIONS.parser(
+        "client.py",
+        "Sign in to an OAuth-protected MCP server and chat with Claude over its tools.",
         formatter_class=HelpFormatter,
-        description="Sign in to an OAuth-protected MCP server and chat with Claude over its tools.",
-        epilog=OPTIONS.epilog(),
     )
-    OPTIONS.add_to(parser)
     once = parser.add_mutually_exclusive_group()
     once.add_argument("--query", metavar="TEXT", help="answer one question and exit")
     once.add_argument("--call", nargs=2, metavar=("TOOL", "JSON"), help="call one tool, print JSON")

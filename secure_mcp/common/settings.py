@@ -133,6 +133,13 @@ class Options:
             option.add_to(where)
         return parser
 
+    def parser(self, prog: str, description: str, **options: Any) -> argparse.ArgumentParser:
+        """The program's parser: every declared flag, and the environment-only list as epilog."""
+        parser = argparse.ArgumentParser(
+            prog=prog, description=description, epilog=self.epilog(), **options
+        )
+        return self.add_to(parser)
+
     def values(self, args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
         """Each setting's value by `dest`: flags over environment over defaults."""
         return {option.dest: option.value(args, env) for option in self.options}

@@ -469,12 +469,7 @@ OPTIONS = Options(
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of oauth.py; every flag has an environment equivalent."""
-    parser = argparse.ArgumentParser(
-        prog="oauth.py",
-        description="OAuth 2.1 authorization server for the MCP weather server.",
-        epilog=OPTIONS.epilog(),
-    )
-    return OPTIONS.add_to(parser)
+    return OPTIONS.parser("oauth.py", "OAuth 2.1 authorization server for the MCP weather server.")
 
 
 def initial_access_token_hash(token: str | None) -> str | None:

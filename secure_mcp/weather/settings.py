@@ -272,12 +272,7 @@ OPTIONS = Options(
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line of weather.py; every flag has an environment equivalent."""
-    parser = argparse.ArgumentParser(
-        prog="weather.py",
-        description="Protected MCP weather server (OAuth 2.1 resource server).",
-        epilog=OPTIONS.epilog(),
-    )
-    return OPTIONS.add_to(parser)
+    return OPTIONS.parser("weather.py", "Protected MCP weather server (OAuth 2.1 resource server).")
 
 
 def _issuer(raw: str) -> str:
