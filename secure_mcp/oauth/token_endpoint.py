@@ -24,7 +24,7 @@ from secure_mcp.oauth.errors import (
     UnsupportedGrantType,
 )
 from secure_mcp.oauth.forms import read_form
-from secure_mcp.oauth.models import AuthorizationCode, Client, Token
+from secure_mcp.oauth.models import AuthorizationCode, Client
 from secure_mcp.oauth.rfc7523 import Assertions
 from secure_mcp.oauth.rfc8707 import check_same_resource, requested_resource
 from secure_mcp.oauth.rfc9068 import JwtSigner
@@ -115,7 +115,7 @@ async def _redeem_code(
         with_refresh = "refresh_token" in client.grant_types
         ttl = settings.refresh_token_ttl if with_refresh else settings.access_token_ttl
         tokens.start_family(session, code.family_id, now() + ttl)
-        body = tokens.issue(
+        body = await tokens.issue(
             session,
             settings,
             grant,
@@ -152,12 +152,7 @@ async def _rotate_refresh(
             session, old.family_id, now() + settings.refresh_token_ttl
         ):  # revoked meanwhile, perhaps by another instance
             raise InvalidGrant("the refresh token is revoked or expired")
-        result = await session.execute(
-            update(Token)
-            .where(Token.token_hash == old.token_hash, Token.rotated.is_(False))
-            .values(rotated=True)
-            .execution_options(synchronize_session=False)  # the loaded row is not read again
-        )
+        rotated = await tokens.rotate(session, old.token_hash)
         grant = tokens.Grant(
             client.client_id,
             old.subject,
@@ -166,11 +161,11 @@ async def _rotate_refresh(
             old.family_id,
             **_bindings(client, jkt),
         )
-        if tokens.rowcount(result) != 1:
+        if not rotated:
             raise ReplayedGrant("the refresh token was already used", old.family_id, grant)
         scope = narrowed_scope(old.scope, form.get("scope"), settings.scopes)
         check_same_resource(form.get("resource"), old.resource)
-        body = tokens.issue(
+        body = await tokens.issue(
             session, settings, grant, access_scope=scope, with_refresh=True, signer=signer
         )
     return body, grant
@@ -195,7 +190,7 @@ async def _client_credentials(
     grant = tokens.Grant(client.client_id, client.client_id, scope, resource, family, jkt=jkt)
     async with db.write() as session:
         # OAuth 2.1 4.2.3: a refresh token SHOULD NOT be issued; the client simply asks again
-        body = tokens.issue(
+        body = await tokens.issue(
             session, settings, grant, access_scope=scope, with_refresh=False, signer=signer
         )
     return body, grant

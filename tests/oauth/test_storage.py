@@ -152,7 +152,7 @@ async def test_a_revocation_racing_a_rotation_leaves_no_live_token(
             update(Token).where(Token.token_hash == old.token_hash).values(rotated=True)
         )
         grant = tokens.Grant("c", "demo", "weather:read", "r", "fam")
-        tokens.issue(session, settings, grant, access_scope="weather:read", with_refresh=True)
+        await tokens.issue(session, settings, grant, access_scope="weather:read", with_refresh=True)
         await session.flush()
         started.set()
         await asyncio.sleep(0.3)  # the revocation is waiting for this transaction now
