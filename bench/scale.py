@@ -15,7 +15,9 @@ each server process used (from /proc/<pid>/stat, workers included) as a share of
 PostgreSQL is the tests' throwaway cluster (fsync off: measures the server, not the disk);
 without PostgreSQL those rows are skipped. Prints the load average before and after.
 
-Usage: `uv run python bench/scale.py` (`--seconds 5`, `--chains 8`, `--mcp-clients 50`).
+Usage: `uv run python bench/scale.py` (`--seconds 5`, `--chains 8`, `--mcp-clients 50`;
+`--only token|mcp|one|sqlite` for the token rows, the MCP rows, the one-instance token rows, or
+the SQLite ones).
 """
 
 from __future__ import annotations
@@ -242,6 +244,8 @@ async def token_rows(args: argparse.Namespace, tmp: Path, cluster: Cluster | Non
     phases: list[Phase] = []
     with run_oauth_server(tmp / "sqlite") as server:
         phases += await token_phases("1 instance, SQLite", [server], [server.port], args)
+    if args.only == "sqlite":
+        return phases
     if cluster is None:
         print("PostgreSQL not installed: its rows are skipped", flush=True)
         return phases
@@ -251,6 +255,8 @@ async def token_rows(args: argparse.Namespace, tmp: Path, cluster: Cluster | Non
     ) as server:
         label = "1 instance, PostgreSQL"
         phases += await token_phases(label, [server], [server.port], args, postmaster)
+    if args.only == "one":
+        return phases
     with run_instances(tmp / "pg2", cluster.new_database()) as instances:
         async with TcpBalancer(instances.balancer_port, [s.port for s in instances.servers]):
             ports = [s.port for s in instances.servers]
@@ -303,7 +309,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--chains", type=int, default=8)
     parser.add_argument("--mcp-clients", type=int, default=50)
-    parser.add_argument("--only", choices=["token", "mcp"], help="run one half")
+    parser.add_argument(
+        "--only",
+        choices=["token", "mcp", "one", "sqlite"],
+        help="run one half; one: the one-instance token rows; sqlite: its SQLite rows",
+    )
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()}", flush=True)
     phases: list[Phase] = []
@@ -313,7 +323,7 @@ def main(argv: list[str]) -> int:
             (tmp / name).mkdir()
         if args.only != "mcp":
             phases += asyncio.run(token_rows(args, tmp, cluster))
-        if args.only != "token":
+        if args.only in (None, "mcp"):
             phases += asyncio.run(mcp_rows(args, tmp))
     report(phases)
     print(f"load average after: {os.getloadavg()}")
