@@ -7,6 +7,15 @@ grant's time). SQLite on a local file answers in microseconds, so here the same 
 runs in the calling (event loop) thread, except COMMIT, which waits for the disk (fsync: the
 durability of a rotation or a revocation is kept) and so goes to a thread: one hop per write.
 
+Durability is a group commit (`GroupSync`): connections run with `synchronous=NORMAL`, so a
+COMMIT appends its frames to the write-ahead log without waiting for the disk, and
+`Database.write` then waits, after releasing the write lock, for an fsync of the log that began
+after its COMMIT. Writers that commit while one fsync runs share the next: one fsync for a
+group of transactions instead of one each inside the write lock. No write block returns (so no
+response is sent) before its transaction is on disk, and a failed fsync fails every write of its
+group. The log is appended in order, so that fsync also makes durable every transaction
+committed before it (another request's that this one read, or another process's).
+
 What could block the loop is waiting for a lock another process holds: readers in WAL mode do
 not wait for writers, this process's writers queue on `Database`'s asyncio lock, and a writer's
 `BEGIN IMMEDIATE` that finds another process writing is retried with `asyncio.sleep` (never a
@@ -17,6 +26,7 @@ blocking busy wait) for up to `BUSY_WAIT` seconds. The busy timeout left to SQLi
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Callable
@@ -43,7 +53,8 @@ class InlineConnection(aiosqlite.Connection):
         return self
 
     async def commit(self) -> None:
-        """COMMIT on a worker thread: it waits for the disk (fsync), which must not stop the loop.
+        """COMMIT on a worker thread: it can still wait for the disk (a checkpoint, every few
+        thousand pages), which must not stop the loop.
 
         The connection is not used meanwhile: its session awaits this commit.
         """
@@ -71,6 +82,8 @@ def connector(path: str) -> Callable[[], sqlite3.Connection]:
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         connection.execute(f"PRAGMA busy_timeout={CONNECT_BUSY_MS}")  # first: WAL may wait
         connection.execute("PRAGMA journal_mode=WAL")
+        # durable at `GroupSync.wait`, which every write awaits before it returns
+        connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute(f"PRAGMA busy_timeout={STATEMENT_BUSY_MS}")
         return connection
 
@@ -99,3 +112,55 @@ def begin_immediate(driver: Any, clock: Callable[[], float] = time.monotonic) ->
                 raise
         await_only(asyncio.sleep(delay))
         delay = min(delay * 2, 0.1)
+
+
+class GroupSync:
+    """Makes committed transactions durable, one fsync of the write-ahead log per group.
+
+    `wait()` returns once an fsync that began after the call has completed: a transaction
+    committed before the call is then on disk. Callers arriving while an fsync runs share the
+    next one. An fsync that fails raises its OSError in every caller of its group, and in every
+    caller after it: after a failed fsync the kernel may have dropped the unwritten pages, so
+    nothing written since can be called durable (as PostgreSQL stops on one) until a restart.
+    """
+
+    def __init__(self, wal_path: str) -> None:
+        self.wal_path = wal_path
+        self._next: asyncio.Future[None] | None = None  # the fsync new callers wait for
+        self._running: asyncio.Task[None] | None = None
+        self.failed: OSError | None = None
+
+    async def wait(self) -> None:
+        """Return when everything committed before this call is on disk."""
+        if self.failed is not None:
+            raise OSError(self.failed.errno, f"an earlier fsync failed: {self.failed}")
+        if self._next is None:
+            self._next = asyncio.get_running_loop().create_future()
+        group = self._next
+        if self._running is None:
+            self._running = asyncio.create_task(self._flush())
+        await asyncio.shield(group)
+
+    async def _flush(self) -> None:
+        """fsync for each group in turn, until no caller waits."""
+        try:
+            while self._next is not None:
+                group, self._next = self._next, None
+                try:
+                    await asyncio.to_thread(self.fsync)
+                except OSError as exc:
+                    self.failed = exc
+                    group.set_exception(exc)
+                    group.exception()  # retrieved: a group whose callers left logs nothing
+                else:
+                    group.set_result(None)
+        finally:
+            self._running = None
+
+    def fsync(self) -> None:
+        """fsync the write-ahead log (the file's data, whichever descriptor wrote it)."""
+        descriptor = os.open(self.wal_path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)

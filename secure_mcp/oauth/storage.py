@@ -119,6 +119,9 @@ class Database:
         )
         # SQLite has one writer at a time anyway: waiting here is cheaper than its busy loop
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+        self._durable: sqlite_inline.GroupSync | None = None  # SQLite's group commit
+        if self.dialect == "sqlite":
+            self._durable = sqlite_inline.GroupSync(_sqlite_file(self.url) + "-wal")
         self._reader: sqlite3.Connection | None = None  # `row` on SQLite
         self._row_queries: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {}
 
@@ -174,7 +177,7 @@ class Database:
                 found = (await conn.execute(select(table).where(table.c[key] == value))).first()
             return dict(found._mapping) if found is not None else None
         if self._reader is None:
-            self._reader = sqlite_inline.connector(make_url(self.url).database or "")()
+            self._reader = sqlite_inline.connector(_sqlite_file(self.url))()
         sql, columns = self._row_query(table, key)
         cursor = self._reader.execute(sql, (value,))
         try:  # run to the end and reset: no read snapshot outlives this statement
@@ -210,13 +213,17 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """One transaction, committed at block end (rolled back on error)."""
+        """One transaction, committed at block end (rolled back on error); the block returns
+        only once the transaction is durable (on SQLite, at a group commit's fsync, waited for
+        after the write lock is released; an OSError when that fsync fails)."""
         async with contextlib.AsyncExitStack() as stack:
             if self._write_lock is not None:
                 await stack.enter_async_context(self._write_lock)
             session = await stack.enter_async_context(self._writers())
             await stack.enter_async_context(session.begin())
             yield session
+        if self._durable is not None:
+            await self._durable.wait()
 
     def insert(self, model: type[Base]) -> Any:
         """An INSERT for `model` in this dialect, with `on_conflict_do_update/_nothing`."""
@@ -289,13 +296,18 @@ def _engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(
             url,
-            async_creator=functools.partial(sqlite_inline.connect, parsed.database or ""),
+            async_creator=functools.partial(sqlite_inline.connect, _sqlite_file(url)),
             pool_reset_on_return=None,  # `_sqlite_reset` rolls back only an open transaction
         )
         event.listen(engine.pool, "reset", _sqlite_reset)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, connect_args={"timeout": CONNECT_TIMEOUT})
+
+
+def _sqlite_file(url: str) -> str:
+    """The database file of an SQLite URL."""
+    return make_url(url).database or ""
 
 
 def _sqlite_busy(exc: BaseException) -> bool:
