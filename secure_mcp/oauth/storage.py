@@ -124,6 +124,8 @@ class Database:
             self._durable = sqlite_inline.GroupSync(_sqlite_file(self.url) + "-wal")
         self._reader: sqlite3.Connection | None = None  # `row` on SQLite
         self._row_queries: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {}
+        self._row_selects: dict[tuple[str, str], Any] = {}  # `row` elsewhere: built once
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def shown_url(self) -> str:
@@ -173,8 +175,13 @@ class Database:
         """
         table = model.__table__
         if self.dialect != "sqlite":
-            async with self.engine.connect() as conn:
-                found = (await conn.execute(select(table).where(table.c[key] == value))).first()
+            statement = self._row_selects.get((model.__tablename__, key))
+            if statement is None:
+                statement = select(table).where(table.c[key] == bindparam("value"))
+                self._row_selects[(model.__tablename__, key)] = statement
+            # autocommit: the one statement is its own transaction, no BEGIN nor ROLLBACK
+            async with self._autocommit.connect() as conn:
+                found = (await conn.execute(statement, {"value": value})).first()
             return dict(found._mapping) if found is not None else None
         if self._reader is None:
             self._reader = sqlite_inline.connector(_sqlite_file(self.url))()
