@@ -10,8 +10,10 @@ MCP: `--mcp-clients` authorized clients (50), each with its own token and connec
 `get_alerts` one after another (NWS replayed) against weather.py with 1 and with 2 workers.
 
 Load is generated with a minimal HTTP client (`rawhttp.py`) so the generator takes as little of
-the two cores as possible. For each phase: requests/s, p50 and p99 latency, errors, and the CPU
-each server process used (from /proc/<pid>/stat, workers included) as a share of one core.
+the two cores as possible. For each phase: requests/s, p50 and p99 latency, errors, the CPU
+each server process used (from /proc/<pid>/stat, workers included) as a share of one core, and
+the load generator's own. CPU ms/req is the servers' CPU per request: on a shared machine, what
+one free core would serve is 1000 / (CPU ms/req) requests/s.
 PostgreSQL is the tests' throwaway cluster (fsync off: measures the server, not the disk);
 without PostgreSQL those rows are skipped. Prints the load average before and after.
 
@@ -61,6 +63,7 @@ class Phase:
     errors: int = 0
     seconds: float = 0.0
     cpu: dict[str, float] = field(default_factory=dict)  # process name -> share of one core
+    generator: float = 0.0  # this process's own CPU (the load), as a share of one core
 
     @property
     def rate(self) -> float:
@@ -97,6 +100,7 @@ async def drive(
 ) -> Phase:
     """Run every worker's request in a loop for `seconds`; record latencies and server CPU."""
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    own = time.process_time()
     start = time.perf_counter()
     deadline = start + seconds
 
@@ -115,6 +119,7 @@ async def drive(
     await asyncio.gather(*(loop(call) for call in workers))
     phase.seconds = time.perf_counter() - start
     phase.cpu = {n: (cpu_seconds(p) - before[n]) / phase.seconds for n, p in pids.items()}
+    phase.generator = (time.process_time() - own) / phase.seconds
     return phase
 
 
@@ -296,7 +301,8 @@ def report(phases: list[Phase]) -> None:
     for phase in phases:
         kind = phase.name.split(": ")[-1] if ": " in phase.name else "tool calls"
         base = baselines.setdefault(kind, phase.rate or 1.0)
-        cpu = ", ".join(f"{name} {share:.2f}" for name, share in phase.cpu.items())
+        shares = {**phase.cpu, "load generator": phase.generator}
+        cpu = ", ".join(f"{name} {share:.2f}" for name, share in shares.items())
         per_request = 1000 * sum(phase.cpu.values()) / phase.rate if phase.rate else float("nan")
         print(
             f"{phase.name:<44} {phase.rate:>6.0f} {phase.rate / base:>5.2f}x {phase.p(50):>7.1f} "
