@@ -4,8 +4,8 @@ aiosqlite runs every call (cursor, execute, fetch, close, commit) on a worker th
 the result back through the event loop: about 20 hops for one refresh grant, each a GIL handoff
 and an event-loop wake-up, which cost more CPU than SQLite itself (profiled: three quarters of a
 grant's time). SQLite on a local file answers in microseconds, so here the same aiosqlite API
-runs in the calling (event loop) thread, except COMMIT, which waits for the disk (fsync: the
-durability of a rotation or a revocation is kept) and so goes to a thread: one hop per write.
+runs in the calling (event loop) thread, COMMIT included: it does not wait for the disk, the
+group commit below does, in a thread.
 
 Durability is a group commit (`GroupSync`): connections run with `synchronous=NORMAL`, so a
 COMMIT appends its frames to the write-ahead log without waiting for the disk, and
@@ -52,14 +52,6 @@ class InlineConnection(aiosqlite.Connection):
         self._connection = self._connector()
         return self
 
-    async def commit(self) -> None:
-        """COMMIT on a worker thread: it can still wait for the disk (a checkpoint, every few
-        thousand pages), which must not stop the loop.
-
-        The connection is not used meanwhile: its session awaits this commit.
-        """
-        await asyncio.to_thread(self._conn.commit)
-
     def __await__(self) -> Any:
         return self._connect().__await__()  # no worker thread is started
 
@@ -82,8 +74,14 @@ def connector(path: str) -> Callable[[], sqlite3.Connection]:
         connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         connection.execute(f"PRAGMA busy_timeout={CONNECT_BUSY_MS}")  # first: WAL may wait
         connection.execute("PRAGMA journal_mode=WAL")
-        # durable at `GroupSync.wait`, which every write awaits before it returns
+        # durable at `GroupSync.wait`, which every write awaits before it returns; so COMMIT
+        # does not wait for the disk and runs in the loop's thread, and checkpoints (which do
+        # wait for it) run in `GroupSync`'s thread
         connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA wal_autocheckpoint=0")
+        # the log restarts after a complete checkpoint: truncated then, its size is what
+        # was written since (`GroupSync.fsync` checkpoints by that size)
+        connection.execute("PRAGMA journal_size_limit=0")
         connection.execute(f"PRAGMA busy_timeout={STATEMENT_BUSY_MS}")
         return connection
 
@@ -124,8 +122,11 @@ class GroupSync:
     nothing written since can be called durable (as PostgreSQL stops on one) until a restart.
     """
 
-    def __init__(self, wal_path: str) -> None:
-        self.wal_path = wal_path
+    checkpoint_bytes = 4 << 20  # SQLite's own automatic checkpoint: 1,000 pages of 4 KiB
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.wal_path = path + "-wal"
         self._next: asyncio.Future[None] | None = None  # the fsync new callers wait for
         self._running: asyncio.Task[None] | None = None
         self.failed: OSError | None = None
@@ -158,9 +159,21 @@ class GroupSync:
             self._running = None
 
     def fsync(self) -> None:
-        """fsync the write-ahead log (the file's data, whichever descriptor wrote it)."""
+        """fsync the write-ahead log (the file's data, whichever descriptor wrote it), and copy
+        it into the database once it has grown past `checkpoint_bytes`."""
         descriptor = os.open(self.wal_path, os.O_RDONLY)
         try:
             os.fsync(descriptor)
+            grown = os.fstat(descriptor).st_size > self.checkpoint_bytes
         finally:
             os.close(descriptor)
+        if grown:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """A PASSIVE checkpoint (writers go on meanwhile; it syncs the log and the database)."""
+        connection = connector(self.path)()
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        finally:
+            connection.close()

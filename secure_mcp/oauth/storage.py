@@ -121,7 +121,7 @@ class Database:
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
         self._durable: sqlite_inline.GroupSync | None = None  # SQLite's group commit
         if self.dialect == "sqlite":
-            self._durable = sqlite_inline.GroupSync(_sqlite_file(self.url) + "-wal")
+            self._durable = sqlite_inline.GroupSync(_sqlite_file(self.url))
         self._reader: sqlite3.Connection | None = None  # `row` on SQLite
         self._row_queries: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {}
         self._row_selects: dict[tuple[str, str], Any] = {}  # `row` elsewhere: built once

@@ -5,6 +5,7 @@ write of its group and every later one, and a refresh grant then never answers 2
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -50,7 +51,9 @@ async def test_the_connections_leave_durability_to_the_group_fsync(db: Database)
         connection = await session.connection()
         raw = await connection.get_raw_connection()
         level = raw.driver_connection._conn.execute("PRAGMA synchronous").fetchone()[0]
+        pages = raw.driver_connection._conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
     assert level == 1  # NORMAL: the COMMIT does not wait for the disk; `GroupSync` does
+    assert pages == 0  # nor does a checkpoint in it: `GroupSync.fsync` runs them
     assert db._durable is not None
     assert db._durable.wal_path == str(db.path) + "-wal"
 
@@ -159,3 +162,27 @@ async def test_a_refresh_grant_whose_fsync_fails_is_never_answered_200(
     }
     with pytest.raises(OSError, match="Input/output error"):  # the server error, not tokens
         await oauth.token(form)
+
+
+async def test_the_log_is_checkpointed_in_the_sync_thread_once_it_has_grown(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert db._durable is not None
+    checkpoints: list[None] = []
+    real = sqlite_inline.GroupSync.checkpoint
+
+    def counted(self: sqlite_inline.GroupSync) -> None:
+        checkpoints.append(None)
+        real(self)
+
+    monkeypatch.setattr(sqlite_inline.GroupSync, "checkpoint", counted)
+    await _family(db, "small")
+    assert checkpoints == []  # a small log is left to grow
+    size = await asyncio.to_thread(os.path.getsize, db._durable.wal_path)
+    monkeypatch.setattr(db._durable, "checkpoint_bytes", size - 1)
+    await _family(db, "grown")
+    assert checkpoints == [None]
+    assert await _committed(db, "grown")
+    await _family(db, "after")  # the log restarts, truncated: no checkpoint at every write
+    assert checkpoints == [None]
+    assert await asyncio.to_thread(os.path.getsize, db._durable.wal_path) < size
