@@ -7,7 +7,7 @@ again (`Proof.expires_at`). Two stores:
   (`ReplayCacheFull`) rather than forgetting one that could then be replayed.
 - `SqliteReplayCache`: a SQLite file in a private folder, for several worker processes on one
   machine (INSERT of a unique key; an expired row may be taken over). Several machines need a
-  shared store (oauth.py uses its database; see CLAUDE.md).
+  shared store (oauth.py uses its database; see docs/dpop.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Both are started at the same moment on an empty database (one migrates, the other waits);
 `TcpBalancer` is the load balancer the issuer URL points at (round robin per connection).
-Each guarantee of CLAUDE.md's "Several instances" list has its test here.
+Each guarantee of docs/deployment.md's "Several instances" table has its test here.
 """
 
 from __future__ import annotations
