@@ -33,7 +33,11 @@ from secure_mcp.client.auth.interaction import AUTHORIZATION_TIMEOUT, Authorizer
 from secure_mcp.client.auth.machine import machine_assertion, machine_state_dir
 from secure_mcp.client.auth.machines import machine_provider
 from secure_mcp.client.auth.paste import InputFn
-from secure_mcp.client.auth.provider import EXPECTED_FAILURES, SecureOAuthProvider
+from secure_mcp.client.auth.provider import (
+    EXPECTED_FAILURES,
+    ProviderParts,
+    SecureOAuthProvider,
+)
 from secure_mcp.client.auth.revocation import Assertion, Outcome, revoke_tokens
 from secure_mcp.client.auth.storage import FileTokenStorage, StorageError
 from secure_mcp.client.auth.transport import Bounds, ReportingTransport, network_transport
@@ -448,12 +452,11 @@ def _provider(
     transport: httpx2.AsyncBaseTransport | None = None,
 ) -> SecureOAuthProvider:
     """The OAuth provider for `settings`, or a one-line error for a bad CIMD URL."""
+    parts = ProviderParts(settings, _storage(settings), authorizer, write)
     if settings.machine:
-        return machine_provider(
-            settings, _storage(settings), authorizer, write, lambda: _plain(settings, transport)
-        )
+        return machine_provider(parts, lambda: _plain(settings, transport))
     try:
-        return SecureOAuthProvider(settings, _storage(settings), authorizer, write, transport)
+        return SecureOAuthProvider(parts, transport)
     except ValueError as exc:  # the SDK refuses a CIMD URL that is not https with a path
         raise ClientConnectError(
             f"--client-metadata-url must be an https URL with a path: {exc}", "invalid_client"

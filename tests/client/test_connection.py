@@ -16,7 +16,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import ListToolsResult, Tool
 
 from secure_mcp.client.auth.interaction import Authorizer
-from secure_mcp.client.auth.provider import SecureOAuthProvider
+from secure_mcp.client.auth.provider import ProviderParts, SecureOAuthProvider
 from secure_mcp.client.auth.storage import STATE_FILE, FileTokenStorage
 from secure_mcp.client.connection import (
     ClientConnectError,
@@ -331,9 +331,8 @@ async def test_list_tools_reads_every_page_and_reports_errors(
     authorizer = Authorizer(
         paste=True, open_browser=False, write=print, opener=lambda u: False, input_fn=input
     )
-    provider = SecureOAuthProvider(
-        settings, FileTokenStorage(settings.state_dir, RS_URL), authorizer, print
-    )
+    storage = FileTokenStorage(settings.state_dir, RS_URL)
+    provider = SecureOAuthProvider(ProviderParts(settings, storage, authorizer, print))
     client = _PagedClient()
     session = McpToolSession(client, httpx2.AsyncClient(), provider, print)  # type: ignore[arg-type]
     assert [tool.name for tool in await session.list_tools()] == ["t0", "t1"]

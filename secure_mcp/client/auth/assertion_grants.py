@@ -24,9 +24,8 @@ import httpx2
 from mcp.shared.auth import OAuthClientInformationFull
 
 from secure_mcp.client.auth.errors import ClientConnectError
-from secure_mcp.client.auth.interaction import Authorizer
 from secure_mcp.client.auth.machine import MachineOAuthProvider, SigningKey, machine_client
-from secure_mcp.client.auth.storage import FileTokenStorage
+from secure_mcp.client.auth.provider import ProviderParts
 from secure_mcp.client.settings import ClientSettings
 from secure_mcp.common.private_files import read_owner_only
 from secure_mcp.common.uris import insecure_http
@@ -76,15 +75,8 @@ class EnterpriseProvider(MachineOAuthProvider):
 
     grant_type = JWT_BEARER
 
-    def __init__(
-        self,
-        settings: ClientSettings,
-        storage: FileTokenStorage,
-        authorizer: Authorizer,
-        write: Callable[[str], None],
-        plain_client: PlainClient,
-    ) -> None:
-        super().__init__(settings, storage, authorizer, write)
+    def __init__(self, parts: ProviderParts, plain_client: PlainClient) -> None:
+        super().__init__(parts)
         self._plain_client = plain_client
 
     def _identity(

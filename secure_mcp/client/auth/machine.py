@@ -27,10 +27,8 @@ from typing_extensions import override
 
 from secure_mcp.client.auth.binding import require_https
 from secure_mcp.client.auth.errors import ClientConnectError
-from secure_mcp.client.auth.interaction import Authorizer
-from secure_mcp.client.auth.provider import SecureOAuthProvider
+from secure_mcp.client.auth.provider import ProviderParts, SecureOAuthProvider
 from secure_mcp.client.auth.steps import step_of
-from secure_mcp.client.auth.storage import FileTokenStorage
 from secure_mcp.client.settings import ClientSettings
 from secure_mcp.common.private_files import read_owner_only
 
@@ -154,15 +152,9 @@ class MachineOAuthProvider(SecureOAuthProvider):
 
     grant_type = CLIENT_CREDENTIALS
 
-    def __init__(
-        self,
-        settings: ClientSettings,
-        storage: FileTokenStorage,
-        authorizer: Authorizer,
-        write: Callable[[str], None],
-        key: SigningKey | None = None,
-    ) -> None:
-        super().__init__(settings, storage, authorizer, write)
+    def __init__(self, parts: ProviderParts, key: SigningKey | None = None) -> None:
+        super().__init__(parts)
+        settings = parts.settings
         self._key = key
         client = self._identity(settings, key)
         self._pre_registered = client

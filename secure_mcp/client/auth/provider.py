@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 
 import httpx2
 from mcp.client.auth import OAuthClientProvider, OAuthFlowError
@@ -62,7 +63,13 @@ from secure_mcp.client.auth.transport import Bounds, ReportingTransport, network
 from secure_mcp.client.settings import ISSUER_REQUIRED, ClientSettings
 from secure_mcp.client.terminal import clean_line
 
-__all__ = ["EXPECTED_FAILURES", "ISSUER_REQUIRED", "SecureOAuthProvider", "pre_registered_client"]
+__all__ = [
+    "EXPECTED_FAILURES",
+    "ISSUER_REQUIRED",
+    "ProviderParts",
+    "SecureOAuthProvider",
+    "pre_registered_client",
+]
 
 EXPECTED_FAILURES = (ClientConnectError, OAuthFlowError, StorageError)
 # What the SDK raises on an answer it cannot parse (pydantic's ValidationError is a ValueError).
@@ -75,17 +82,24 @@ class _Restart(Exception):
     """The registration is gone: run the flow once more, from the request (it registers)."""
 
 
+@dataclass(frozen=True)
+class ProviderParts:
+    """What every provider is built from: the client's settings, the store of its tokens, the
+    browser side of a sign-in, and where it writes its lines."""
+
+    settings: ClientSettings
+    storage: FileTokenStorage
+    authorizer: Authorizer
+    write: Callable[[str], None]
+
+
 class SecureOAuthProvider(OAuthClientProvider):
     """OAuthClientProvider plus: S256 required, discovery failures named, restart-safe refresh."""
 
     def __init__(
-        self,
-        settings: ClientSettings,
-        storage: FileTokenStorage,
-        authorizer: Authorizer,
-        write: Callable[[str], None],
-        http_transport: httpx2.AsyncBaseTransport | None = None,
+        self, parts: ProviderParts, http_transport: httpx2.AsyncBaseTransport | None = None
     ) -> None:
+        settings, storage, authorizer = parts.settings, parts.storage, parts.authorizer
         super().__init__(
             settings.server_url,
             client_metadata(settings, authorizer.redirect_uri),
@@ -99,7 +113,7 @@ class SecureOAuthProvider(OAuthClientProvider):
         self._pre_registered = pre_registered_client(settings, authorizer.redirect_uri)
         self._authorizer = authorizer
         self._settings = settings
-        self._write = write
+        self._write = parts.write
         self._tried: list[str] = []
         self._bound: object = None
         self._flow: Flow | None = None  # the sign-in in progress (RFC 9700 4.4)

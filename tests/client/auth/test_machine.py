@@ -344,13 +344,14 @@ def test_bad_flags(
 
 def provider_for(settings: ClientSettings, lines: list[str]) -> machine.MachineOAuthProvider:
     from secure_mcp.client.auth.interaction import Authorizer
+    from secure_mcp.client.auth.provider import ProviderParts
     from secure_mcp.client.auth.storage import FileTokenStorage
 
     authorizer = Authorizer(
         paste=True, open_browser=False, write=lines.append, opener=lambda url: False, input_fn=input
     )
     storage = FileTokenStorage(machine.machine_state_dir(settings), RS_URL)
-    return machine.MachineOAuthProvider(settings, storage, authorizer, lines.append)
+    return machine.MachineOAuthProvider(ProviderParts(settings, storage, authorizer, lines.append))
 
 
 async def test_never_a_browser_nor_a_registration(

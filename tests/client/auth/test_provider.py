@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from secure_mcp.client.auth.interaction import Authorizer
-from secure_mcp.client.auth.provider import SecureOAuthProvider
+from secure_mcp.client.auth.provider import ProviderParts, SecureOAuthProvider
 from secure_mcp.client.auth.resource import allowed_resources, same_resource
 from secure_mcp.client.auth.storage import FileTokenStorage
 from secure_mcp.client.connection import ClientConnectError, preflight
@@ -45,7 +45,7 @@ async def signed_in_client(
         timeout=5,
     )
     storage = FileTokenStorage(settings.state_dir, RS_URL)
-    provider = SecureOAuthProvider(settings, storage, authorizer, lines.append)
+    provider = SecureOAuthProvider(ProviderParts(settings, storage, authorizer, lines.append))
     apps = {RS_ORIGIN: resource.app()}
     for origin, server in (servers or {AS_ORIGIN: resource.server}).items():
         apps[origin] = server.app()
