@@ -76,45 +76,37 @@ class Bounds:
         return None if listening else (self.mcp_bytes, self.mcp_seconds)
 
 
+@dataclass(eq=False)
 class BoundedStream(httpx2.AsyncByteStream):
     """A response body that ends (and reports why) once it is over its size or its deadline."""
 
-    def __init__(
-        self,
-        inner: httpx2.AsyncByteStream,
-        request: httpx2.Request,
-        report: Report,
-        limit: int,
-        deadline: float,
-        seconds: float,
-    ) -> None:
-        self._inner = inner
-        self._request = request
-        self._report = report
-        self._limit = limit
-        self._deadline = deadline
-        self._seconds = seconds
+    inner: httpx2.AsyncByteStream
+    request: httpx2.Request
+    report: Report
+    limit: int
+    deadline: float  # time.monotonic() when the body must have arrived
+    seconds: float  # the allowance the deadline came from, for the message
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         """The body's chunks, cut at the limit; the connection is dropped when it is cut."""
-        chunks = aiter(self._inner)
+        chunks = aiter(self.inner)
         received = 0
         while True:
             failure = None
-            with anyio.move_on_after(max(self._deadline - time.monotonic(), 0.0)) as scope:
+            with anyio.move_on_after(max(self.deadline - time.monotonic(), 0.0)) as scope:
                 try:
                     chunk = await anext(chunks)
                 except StopAsyncIteration:
                     return
                 except httpx2.TransportError as exc:  # cut off mid-body
-                    failure = unreachable(exc, self._request)
+                    failure = unreachable(exc, self.request)
             if scope.cancelled_caught:
-                failure = too_slow(self._request, self._seconds)
-            elif failure is None and received + len(chunk) > self._limit:
-                yield chunk[: self._limit - received]
-                failure = too_large(self._request, self._limit)
+                failure = too_slow(self.request, self.seconds)
+            elif failure is None and received + len(chunk) > self.limit:
+                yield chunk[: self.limit - received]
+                failure = too_large(self.request, self.limit)
             if failure is not None:
-                self._report(failure)
+                self.report(failure)
                 await self.aclose()
                 return
             received += len(chunk)
@@ -122,7 +114,7 @@ class BoundedStream(httpx2.AsyncByteStream):
 
     async def aclose(self) -> None:
         """Close the underlying body (and with it the connection, if it was not read to its end)."""
-        await self._inner.aclose()
+        await self.inner.aclose()
 
 
 class ReportingTransport(httpx2.AsyncBaseTransport):
