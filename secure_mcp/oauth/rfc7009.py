@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import KW_ONLY, dataclass
+
 from sqlalchemy import update
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,25 +24,17 @@ PARAMETERS = frozenset(  # RFC 7009 2.1, and client authentication (RFC 7523 2.2
 )
 
 
+@dataclass(eq=False)
 class RevocationEndpoint:
     """POST /revoke."""
 
-    def __init__(
-        self,
-        settings: OAuthSettings,
-        db: Database,
-        documents: Documents | None = None,
-        *,
-        audit: AuditLog = NO_AUDIT,
-        known: clients.KnownClients | None = None,
-        assertions: Assertions | None = None,
-    ) -> None:
-        self.settings = settings
-        self.db = db
-        self.documents = documents
-        self.audit = audit
-        self.known = known  # registered clients read in the last seconds
-        self.assertions = assertions
+    settings: OAuthSettings
+    db: Database
+    documents: Documents | None = None
+    _: KW_ONLY
+    audit: AuditLog = NO_AUDIT
+    known: clients.KnownClients | None = None  # registered clients read in the last seconds
+    assertions: Assertions | None = None
 
     async def handle(self, request: Request) -> Response:
         """Revoke the client's own token; unknown or foreign tokens still get 200 (RFC 7009 2.2)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import KW_ONLY, dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -190,21 +191,15 @@ def new_client(meta: ClientMetadata) -> tuple[Client, dict[str, Any]]:
     return client, response
 
 
+@dataclass(eq=False)
 class RegistrationEndpoint:
     """POST /register: open, but rate-limited per source, and unused registrations are bounded."""
 
-    def __init__(
-        self,
-        settings: OAuthSettings,
-        db: Database,
-        limiter: Limiter,
-        *,
-        audit: AuditLog = NO_AUDIT,
-    ) -> None:
-        self.settings = settings
-        self.db = db
-        self.limiter = limiter
-        self.audit = audit
+    settings: OAuthSettings
+    db: Database
+    limiter: Limiter
+    _: KW_ONLY
+    audit: AuditLog = NO_AUDIT
 
     async def handle(self, request: Request) -> Response:
         """Register a client; 201 with its client_id (and secret for confidential clients)."""
