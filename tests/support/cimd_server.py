@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx2
+import trustme
 
 LOOPBACK_REDIRECT = "http://127.0.0.1:33333/callback"
 
@@ -200,67 +201,20 @@ class TestCertificates:
 def make_certificates(
     directory: str, server_name: str, ip_addresses: tuple[str, ...] = ()
 ) -> TestCertificates:
-    """A test CA and a certificate for `server_name` (and `ip_addresses`; never leaves tmp)."""
-    import datetime
-    import ipaddress
+    """A test CA and a certificate for `server_name` (and `ip_addresses`; never leaves tmp).
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    def name(common: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
-
-    start = datetime.datetime.now(datetime.UTC) - datetime.timedelta(minutes=5)
-    end = start + datetime.timedelta(hours=1)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("test CA"))
-        .issuer_name(name("test CA"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name(server_name))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [
-                    x509.DNSName(server_name),
-                    *(x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses),
-                ]
-            ),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
+    trustme makes both; they are written as PEM files because oauth.py reads its CA from a file.
+    """
+    ca = trustme.CA()
+    issued = ca.issue_cert(server_name, *ip_addresses)
     files = TestCertificates(
         f"{directory}/ca.pem", f"{directory}/{server_name}.pem", f"{directory}/{server_name}.key"
     )
-    with open(files.ca_file, "wb") as out:
-        out.write(ca.public_bytes(serialization.Encoding.PEM))
+    ca.cert_pem.write_to_path(files.ca_file)
     with open(files.cert_file, "wb") as out:
-        out.write(cert.public_bytes(serialization.Encoding.PEM))
-    with open(files.key_file, "wb") as out:
-        out.write(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
+        for pem in issued.cert_chain_pems:
+            out.write(pem.bytes())
+    issued.private_key_pem.write_to_path(files.key_file)
     return files
 
 
