@@ -16,8 +16,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
-from tests.oauth.helpers import Harness
-from tests.oauth.machine_helpers import (
+from tests.support.machine_clients import (
     INITIAL_ACCESS_TOKEN_HASH,
     assertion,
     assertion_form,
@@ -25,6 +24,7 @@ from tests.oauth.machine_helpers import (
     new_key,
     register_machine,
 )
+from tests.support.oauth_harness import Harness
 from tests.support.oauth_server import running_oauth_app
 
 ISSUER = "http://127.0.0.1:8003"

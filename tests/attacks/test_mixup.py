@@ -13,10 +13,10 @@ import pytest
 
 from secure_mcp.client.connection import ClientConnectError, connect
 from secure_mcp.client.settings import ClientSettings
-from tests.client.auth.fakes import RS_URL, FakeAuthServer, running, weather_mcp
-from tests.client.auth.harness import ScriptedBrowser
+from tests.support.client_fakes import RS_URL, FakeAuthServer, running, weather_mcp
 from tests.support.flows import Stack
 from tests.support.headless import authorize_headlessly
+from tests.support.scripted_browser import ScriptedBrowser
 
 pytestmark = pytest.mark.process
 

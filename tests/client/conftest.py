@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from secure_mcp.client.settings import ClientSettings
-from tests.client.auth.fakes import RS_URL, FakeAuthServer
-from tests.client.auth.harness import ScriptedBrowser
+from tests.support.client_fakes import RS_URL, FakeAuthServer
+from tests.support.scripted_browser import ScriptedBrowser
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from secure_mcp.client.chat.repl import CLAUDE_OFF
 from secure_mcp.client.cli import Action, anthropic_client, main, parse, stderr_line, stdout_write
 from secure_mcp.client.session import ToolSession
 from secure_mcp.client.settings import DEFAULT_MODEL, DEFAULT_SERVER_URL, ClientSettings
-from tests.client.chat.fakes import FakeSession, Transcript, text_result
 from tests.support.anthropic_standin import AnthropicStandIn, say, use_tools
+from tests.support.chat_session import FakeSession, Transcript, text_result
 from tests.support.processes import ROOT
 
 KEY_ENV = {"ANTHROPIC_API_KEY": "sk-ant-standin-key"}

@@ -27,7 +27,7 @@ from secure_mcp.client.connection import (
     logout_stored,
 )
 from secure_mcp.client.settings import ClientSettings
-from tests.client.auth.fakes import (
+from tests.support.client_fakes import (
     AS_ORIGIN,
     RS_ORIGIN,
     RS_URL,
@@ -37,7 +37,7 @@ from tests.client.auth.fakes import (
     running,
     weather_mcp,
 )
-from tests.client.auth.harness import ScriptedBrowser
+from tests.support.scripted_browser import ScriptedBrowser
 
 
 async def _run(

@@ -86,7 +86,7 @@ def test_the_prompt_imports_claude_only_for_a_question() -> None:
         """
         import contextlib
         from secure_mcp.client import cli
-        from tests.client.chat.fakes import FakeSession, Transcript
+        from tests.support.chat_session import FakeSession, Transcript
 
         @contextlib.asynccontextmanager
         async def connect(settings, *, write):

@@ -117,7 +117,7 @@ async def test_oauth_metrics_under_an_issuer_path(tmp_path: Path) -> None:
 
 
 async def test_oauth_counts_tokens_issued_by_grant(tmp_path: Path) -> None:
-    from tests.oauth.helpers import Harness
+    from tests.support.oauth_harness import Harness
 
     async with running_oauth_app(tmp_path, metrics=True) as (app, settings):
         transport = httpx2.ASGITransport(app=app)

@@ -30,9 +30,9 @@ import pytest
 
 from tests.conformance.proxy import signing_proxy
 from tests.conformance.suite import conformance, listing, read_results, report
-from tests.oauth.helpers import pkce, query_of
 from tests.support.dpop import new_key, proof
 from tests.support.headless import authorize_headlessly
+from tests.support.oauth_harness import pkce, query_of
 from tests.support.oauth_server import run_oauth_server
 from tests.support.processes import ROOT, free_port
 from tests.support.weather_server import run_weather_server

@@ -11,9 +11,9 @@ import httpx2
 import pytest
 
 from secure_mcp.common.resource_credentials import load_all
-from tests.oauth.helpers import REDIRECT, RESOURCE, pkce, query_of
 from tests.support.cimd_server import document, loopback_document_server
 from tests.support.headless import authorize_headlessly
+from tests.support.oauth_harness import REDIRECT, RESOURCE, pkce, query_of
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import ROOT
 

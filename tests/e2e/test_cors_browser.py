@@ -11,8 +11,8 @@ import pytest
 from playwright.async_api import Browser
 
 from tests.e2e.test_oauth_browser import loopback_listener
-from tests.oauth.helpers import RESOURCE, pkce, query_of
 from tests.support.headless import authorize_headlessly
+from tests.support.oauth_harness import RESOURCE, pkce, query_of
 from tests.support.oauth_server import run_oauth_server
 
 pytestmark = pytest.mark.browser

@@ -20,10 +20,10 @@ import pytest
 
 from secure_mcp.common.resource_credentials import CREDENTIALS_FILE, load_all
 from secure_mcp.oauth.schema import head
-from tests.oauth.helpers import Flow, pkce, query_of
 from tests.support.flows import mcp_post
 from tests.support.headless import authorize_headlessly
 from tests.support.instances import Instances, TcpBalancer, run_instances
+from tests.support.oauth_harness import Flow, pkce, query_of
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME, oauth_child_env
 from tests.support.postgres import Cluster
 from tests.support.processes import ROOT, free_port

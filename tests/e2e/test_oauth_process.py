@@ -8,8 +8,8 @@ import httpx2
 import pytest
 
 from secure_mcp.common.resource_credentials import load_all
-from tests.oauth.helpers import REDIRECT, RESOURCE, pkce, query_of
 from tests.support.headless import authorize_headlessly
+from tests.support.oauth_harness import REDIRECT, RESOURCE, pkce, query_of
 from tests.support.oauth_server import run_oauth_server
 
 pytestmark = pytest.mark.process

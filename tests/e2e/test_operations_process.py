@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.oauth.helpers import RESOURCE
 from tests.support.flows import live_auth
+from tests.support.oauth_harness import RESOURCE
 from tests.support.oauth_server import TEST_PASSWORD, oauth_child_env, run_oauth_server
 from tests.support.processes import ROOT, free_port
 

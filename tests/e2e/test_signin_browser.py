@@ -21,7 +21,7 @@ import httpx2
 import pytest
 from playwright.async_api import Browser
 
-from tests.oauth.helpers import RESOURCE, pkce
+from tests.support.oauth_harness import RESOURCE, pkce
 from tests.support.oauth_server import run_oauth_server
 
 pytestmark = pytest.mark.browser

@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.oauth.helpers import Harness
+from tests.support.oauth_harness import Harness
 from tests.support.oauth_server import running_oauth_app
 
 

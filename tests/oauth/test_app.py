@@ -17,7 +17,7 @@ from secure_mcp.oauth.app import session_secret
 from secure_mcp.oauth.models import Client, Token
 from secure_mcp.oauth.settings import OAuthSettings, SettingsError
 from secure_mcp.oauth.storage import Database
-from tests.oauth.helpers import Flow, Harness, pkce
+from tests.support.oauth_harness import Flow, Harness, pkce
 from tests.support.oauth_server import make_oauth_app, running_oauth_app
 
 

@@ -17,8 +17,8 @@ from secure_mcp.common.private_files import UnsafePathError
 from secure_mcp.oauth.audit import AuditLog
 from secure_mcp.oauth.banner import banner
 from secure_mcp.oauth.settings import settings_from
-from tests.oauth.helpers import RESOURCE, Flow, Harness, pkce
 from tests.support.headless import _FormParser
+from tests.support.oauth_harness import RESOURCE, Flow, Harness, pkce
 from tests.support.oauth_server import TEST_PASSWORD, make_oauth_app, running_oauth_app
 
 WRONG_PASSWORD = "wrong-password-typed-by-mistake"

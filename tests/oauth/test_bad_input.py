@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.oauth.helpers import REDIRECT, Flow, Harness, pkce, query_of
+from tests.support.oauth_harness import REDIRECT, Flow, Harness, pkce, query_of
 
 Mutation = Callable[[dict[str, str]], None]
 

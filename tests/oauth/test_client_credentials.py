@@ -20,8 +20,7 @@ from secure_mcp.oauth.errors import InvalidClient
 from secure_mcp.oauth.models import Client, Token, UsedAssertion
 from secure_mcp.oauth.settings import SettingsError, settings_from
 from secure_mcp.oauth.storage import Database
-from tests.oauth.helpers import RESOURCE, Harness
-from tests.oauth.machine_helpers import (
+from tests.support.machine_clients import (
     BEARER,
     INITIAL_ACCESS_TOKEN,
     INITIAL_ACCESS_TOKEN_HASH,
@@ -31,6 +30,7 @@ from tests.oauth.machine_helpers import (
     new_key,
     register_machine,
 )
+from tests.support.oauth_harness import RESOURCE, Harness
 from tests.support.oauth_server import make_oauth_app, running_oauth_app
 
 ISSUER = "http://127.0.0.1:8003"

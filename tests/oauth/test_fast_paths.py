@@ -17,7 +17,7 @@ from secure_mcp.oauth.clients import KnownClients
 from secure_mcp.oauth.models import Client, ResourceServer, Token
 from secure_mcp.oauth.resource_servers import VerifiedCredentials
 from secure_mcp.oauth.storage import Database, _sqlite_busy, token_hash
-from tests.oauth.helpers import Harness
+from tests.support.oauth_harness import Harness
 
 
 async def longest_stall(seconds: float) -> float:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from tests.oauth.helpers import REDIRECT, RESOURCE, Harness, query_of
+from tests.support.oauth_harness import REDIRECT, RESOURCE, Harness, query_of
 
 
 async def test_full_flow(oauth: Harness) -> None:

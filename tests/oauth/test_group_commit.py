@@ -16,7 +16,7 @@ from sqlalchemy import select
 from secure_mcp.oauth import sqlite_inline, tokens
 from secure_mcp.oauth.models import TokenFamily
 from secure_mcp.oauth.storage import Database, now
-from tests.oauth.helpers import Harness
+from tests.support.oauth_harness import Harness
 
 
 async def _family(db: Database, name: str) -> None:

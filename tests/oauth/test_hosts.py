@@ -6,7 +6,7 @@ import pytest
 from starlette.types import Message, Receive, Scope, Send
 
 from secure_mcp.common.hosts import HostCheckMiddleware
-from tests.oauth.helpers import Harness
+from tests.support.oauth_harness import Harness
 
 FOREIGN = [
     "evil.example",

@@ -17,8 +17,8 @@ from joserfc.jwk import KeySet
 from secure_mcp.common.ratelimit import Rate
 from secure_mcp.common.resource_credentials import CREDENTIALS_FILE, ResourceCredentials, load_all
 from secure_mcp.oauth import keys_cli
-from tests.oauth.helpers import REDIRECT, RESOURCE, Flow, pkce
-from tests.oauth.machine_helpers import (
+from tests.support.instances import Pair, two_instances
+from tests.support.machine_clients import (
     INITIAL_ACCESS_TOKEN_HASH,
     assertion,
     assertion_form,
@@ -26,7 +26,7 @@ from tests.oauth.machine_helpers import (
     new_key,
     register_machine,
 )
-from tests.support.instances import Pair, two_instances
+from tests.support.oauth_harness import REDIRECT, RESOURCE, Flow, pkce
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
 
 HTTPS_REDIRECT = "https://app.example/cb"

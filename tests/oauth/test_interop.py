@@ -12,8 +12,8 @@ import httpx2
 import pytest
 
 from secure_mcp.common.resource_credentials import ResourceCredentials
-from tests.oauth.helpers import REDIRECT, RESOURCE, Flow, Harness, pkce, query_of
 from tests.support.headless import authorize_headlessly
+from tests.support.oauth_harness import REDIRECT, RESOURCE, Flow, Harness, pkce, query_of
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME, running_oauth_app
 
 APP_REDIRECT = "https://app.example/callback"

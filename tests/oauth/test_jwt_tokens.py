@@ -20,7 +20,7 @@ from secure_mcp.oauth.app import build_app
 from secure_mcp.oauth.banner import banner
 from secure_mcp.oauth.settings import OAuthSettings, SettingsError, settings_from
 from secure_mcp.oauth.signing_keys import KEYS_FILE
-from tests.oauth.helpers import RESOURCE, Flow, Harness
+from tests.support.oauth_harness import RESOURCE, Flow, Harness
 from tests.support.oauth_server import make_oauth_app, running_oauth_app
 
 CLAIMS = {"iss", "aud", "exp", "iat", "jti", "client_id", "sub", "scope"}

@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from secure_mcp.common.ratelimit import Rate
 from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.storage import Database
-from tests.oauth.helpers import Flow, Harness, pkce
+from tests.support.oauth_harness import Flow, Harness, pkce
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME, running_oauth_app
 
 STRICT = Rate(3, 3600)  # three at once, then one every 20 minutes: nothing refills in a test

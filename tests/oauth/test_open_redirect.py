@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.oauth.helpers import Flow, Harness, pkce, query_of
 from tests.oauth.test_signin import consent_page, form
+from tests.support.oauth_harness import Flow, Harness, pkce, query_of
 
 HTTPS_REDIRECT = "https://app.example/cb"
 BAD_REQUESTS = [

@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from secure_mcp.oauth.models import PendingAuthorization
 from secure_mcp.oauth.storage import Database
-from tests.oauth.helpers import Flow, Harness, pkce, query_of
+from tests.support.oauth_harness import Flow, Harness, pkce, query_of
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME, running_oauth_app
 
 

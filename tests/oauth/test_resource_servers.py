@@ -14,7 +14,7 @@ from secure_mcp.oauth.models import ResourceServer
 from secure_mcp.oauth.resource_servers import resolve_credentials
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database, token_hash
-from tests.oauth.helpers import RESOURCE, Harness
+from tests.support.oauth_harness import RESOURCE, Harness
 from tests.support.oauth_server import running_oauth_app
 
 OTHER = "http://127.0.0.1:8001/mcp"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.oauth.helpers import Harness
+from tests.support.oauth_harness import Harness
 
 
 async def test_unknown_token_is_200(oauth: Harness) -> None:

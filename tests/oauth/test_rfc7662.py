@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from secure_mcp.oauth.models import Token
 from secure_mcp.oauth.storage import Database
-from tests.oauth.helpers import Harness
+from tests.support.oauth_harness import Harness
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from secure_mcp.oauth.headers import SecurityHeadersMiddleware
-from tests.oauth.helpers import Flow, Harness, pkce
+from tests.support.oauth_harness import Flow, Harness, pkce
 
 ENDPOINTS = ["/authorize", "/token", "/register", "/introspect", "/revoke"]
 NASTY = [

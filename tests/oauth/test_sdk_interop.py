@@ -14,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.oauth.helpers import REDIRECT, RESOURCE, Harness, query_of
 from tests.support.headless import authorize_headlessly
+from tests.support.oauth_harness import REDIRECT, RESOURCE, Harness, query_of
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
 
 PRM_URL = "http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp"

@@ -22,7 +22,7 @@ from secure_mcp.oauth.authorize_request import PageError
 from secure_mcp.oauth.models import Consent, PendingAuthorization
 from secure_mcp.oauth.signin import SignIns
 from secure_mcp.oauth.storage import Database
-from tests.oauth.helpers import Flow, Harness, pkce, query_of
+from tests.support.oauth_harness import Flow, Harness, pkce, query_of
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME, running_oauth_app
 
 COOKIE = re.compile(r"^([^=;\s]+)=([^;]*)")  # any cookie the server sets

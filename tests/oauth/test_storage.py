@@ -37,7 +37,7 @@ from secure_mcp.oauth.models import (
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.shared_limits import DatabaseLimiter
 from secure_mcp.oauth.storage import Database, StorageError, _reason, now
-from tests.oauth.helpers import Flow, Harness, pkce
+from tests.support.oauth_harness import Flow, Harness, pkce
 from tests.support.oauth_server import running_oauth_app
 from tests.support.postgres import PASSWORD, Cluster
 

@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from secure_mcp.oauth.models import AuthorizationCode
 from secure_mcp.oauth.storage import Database
-from tests.oauth.helpers import RESOURCE, Flow, Harness, pkce
+from tests.support.oauth_harness import RESOURCE, Flow, Harness, pkce
 from tests.support.oauth_server import running_oauth_app
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import update
 from secure_mcp.common import token_format
 from secure_mcp.oauth.models import Token
 from secure_mcp.oauth.storage import Database, token_hash
-from tests.oauth.helpers import Harness
+from tests.support.oauth_harness import Harness
 
 SHAPE = re.compile(r"smcp_(at|rt)_[A-Za-z0-9_-]{43}_[0-9a-f]{8}")
 

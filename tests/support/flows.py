@@ -2,7 +2,7 @@
 
 `run_stack` starts both programs; `LiveAuth` registers, authorizes headlessly (the real login and
 consent forms), redeems, refreshes, introspects and revokes; `mcp_post` calls the MCP endpoint.
-In-process equivalents live in tests/oauth/helpers.py (whose `pkce`, `query_of` and `Flow` we use).
+In-process equivalents live in tests/support/oauth_harness.py (its `pkce`, `query_of`, `Flow`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from urllib.parse import urlencode
 import httpx2
 
 from secure_mcp.common.resource_credentials import load_all
-from tests.oauth.helpers import Flow, pkce, query_of
 from tests.support.headless import authorize_headlessly
+from tests.support.oauth_harness import Flow, pkce, query_of
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import free_port
 from tests.support.weather_server import WeatherServer, run_weather_server

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx2
 
-from tests.oauth.helpers import Harness
+from tests.support.oauth_harness import Harness
 from tests.support.oauth_server import (
     TEST_PASSWORD,
     TEST_USERNAME,

@@ -13,7 +13,7 @@ from secure_mcp.weather.app import startup_banner
 from secure_mcp.weather.errors import InvalidTokenError
 from secure_mcp.weather.rfc7662 import IntrospectionVerifier
 from secure_mcp.weather.settings import SettingsError, settings_from
-from tests.oauth.helpers import RESOURCE, Harness
+from tests.support.oauth_harness import RESOURCE, Harness
 from tests.support.oauth_server import IN_PROCESS_ISSUER, running_oauth_app
 
 ENV_CREDS = {"INTROSPECTION_CLIENT_ID": "rs", "INTROSPECTION_CLIENT_SECRET": "s3cret"}

@@ -14,9 +14,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from secure_mcp.client.auth.revocation import Outcome, revoke_tokens
-from tests.client.attacks.harness import World, assert_inert
-from tests.client.attacks.hostile import HostileAuthServer, HostileMcp
-from tests.client.auth.fakes import AS_ORIGIN, RS_ORIGIN, FakeAuthServer
+from tests.support.client_fakes import AS_ORIGIN, RS_ORIGIN, FakeAuthServer
+from tests.support.hostile import HostileAuthServer, HostileMcp
+from tests.support.hostile_world import World, assert_inert
 
 EVIL_ORIGIN = "http://127.0.0.1:9100"
 EVIL_MCP = "http://127.0.0.1:8100/mcp"

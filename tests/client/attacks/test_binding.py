@@ -9,7 +9,7 @@ from mcp.shared.auth import OAuthMetadata
 from secure_mcp.client.auth.binding import Flow, check_code_exchange, secure_url, start_flow
 from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.identity import document_identity_allowed
-from tests.client.auth.fakes import AS_ORIGIN, FakeAuthServer
+from tests.support.client_fakes import AS_ORIGIN, FakeAuthServer
 
 EVIL_ORIGIN = "http://127.0.0.1:9100"
 ISS_SUPPORTED = b'"authorization_response_iss_parameter_supported"'

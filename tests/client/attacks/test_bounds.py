@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.client.attacks.harness import World
-from tests.client.attacks.hostile import (
+from tests.support.anthropic_standin import say, use_tools
+from tests.support.client_fakes import FakeAuthServer
+from tests.support.hostile import (
     HostileMcp,
     huge_result,
     rpc,
@@ -24,8 +25,7 @@ from tests.client.attacks.hostile import (
     tool,
     trickled,
 )
-from tests.client.auth.fakes import FakeAuthServer
-from tests.support.anthropic_standin import say, use_tools
+from tests.support.hostile_world import World
 
 MB = 1024 * 1024
 

@@ -10,9 +10,9 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tests.client.attacks.harness import World, assert_inert
-from tests.client.attacks.hostile import Answer, HostileMcp, rpc
-from tests.client.auth.fakes import RS_ORIGIN, FakeAuthServer
+from tests.support.client_fakes import RS_ORIGIN, FakeAuthServer
+from tests.support.hostile import Answer, HostileMcp, rpc
+from tests.support.hostile_world import World, assert_inert
 
 
 def _one_line_exit_1(world: World, capsys: pytest.CaptureFixture[str], *argv: str) -> str:

@@ -12,9 +12,9 @@ import pytest
 
 from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.auth.loopback import LoopbackListener
-from tests.client.attacks.harness import World
-from tests.client.attacks.hostile import HostileMcp
-from tests.client.auth.fakes import RS_ORIGIN, FakeAuthServer
+from tests.support.client_fakes import RS_ORIGIN, FakeAuthServer
+from tests.support.hostile import HostileMcp
+from tests.support.hostile_world import World
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.attacks.hostile import (
+from tests.support.anthropic_standin import API_KEY, AnthropicStandIn, say, serve_standin, use_tools
+from tests.support.hostile import (
     TERMINAL_ATTACKS,
     HostileMcp,
     rpc,
@@ -30,7 +31,6 @@ from tests.client.attacks.hostile import (
     text_result,
     tool,
 )
-from tests.support.anthropic_standin import API_KEY, AnthropicStandIn, say, serve_standin, use_tools
 from tests.support.processes import ROOT
 from tests.support.tools import require_tool
 

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from secure_mcp.client.terminal import Styled, Terminal, clean, clean_line, visible
-from tests.client.attacks.harness import assert_inert
-from tests.client.attacks.hostile import ALL_ATTACKS, LONE_SURROGATE, TERMINAL_ATTACKS
+from tests.support.hostile import ALL_ATTACKS, LONE_SURROGATE, TERMINAL_ATTACKS
+from tests.support.hostile_world import assert_inert
 
 
 @given(st.text())

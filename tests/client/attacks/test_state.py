@@ -19,9 +19,9 @@ from prompt_toolkit.output import DummyOutput
 
 from secure_mcp.client.auth.storage import STATE_FILE, FileTokenStorage, StorageError
 from secure_mcp.client.chat.prompt import history_path, terminal_reader
-from tests.client.attacks.harness import World
-from tests.client.attacks.hostile import HostileMcp
-from tests.client.auth.fakes import RS_ORIGIN, RS_URL, FakeAuthServer
+from tests.support.client_fakes import RS_ORIGIN, RS_URL, FakeAuthServer
+from tests.support.hostile import HostileMcp
+from tests.support.hostile_world import World
 
 NOBODY = 65534
 

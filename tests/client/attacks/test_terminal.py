@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.attacks.harness import World, assert_inert
-from tests.client.attacks.hostile import (
+from tests.support.anthropic_standin import api_error, say, use_tools
+from tests.support.chat_session import Transcript
+from tests.support.hostile import (
     ALL_ATTACKS,
     ESC,
     HostileAuthServer,
@@ -24,8 +25,7 @@ from tests.client.attacks.hostile import (
     text_result,
     tool,
 )
-from tests.client.chat.fakes import Transcript
-from tests.support.anthropic_standin import api_error, say, use_tools
+from tests.support.hostile_world import World, assert_inert
 
 ESCAPED_ESC = "\\u001b"
 

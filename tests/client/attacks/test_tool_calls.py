@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.attacks.harness import World
-from tests.client.chat.fakes import Transcript
 from tests.support.anthropic_standin import say, use_tools
+from tests.support.chat_session import Transcript
+from tests.support.hostile_world import World
 
 LONG = {"note": "x" * 3000 + " the end", "list": list(range(200)), "nested": {"deep": "y" * 500}}
 

@@ -29,12 +29,19 @@ from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.weather.app import Seams as WeatherSeams
 from secure_mcp.weather.app import build_app as build_weather_app
 from secure_mcp.weather.settings import WeatherSettings
-from tests.client.auth.fakes import RS_ORIGIN, RS_URL, FakeAuthServer, Router, running, weather_mcp
-from tests.client.auth.harness import ScriptedBrowser
 from tests.client.test_connection import expire_stored_tokens
 from tests.support.cimd_server import DocumentHost, FakeResolver, document
+from tests.support.client_fakes import (
+    RS_ORIGIN,
+    RS_URL,
+    FakeAuthServer,
+    Router,
+    running,
+    weather_mcp,
+)
 from tests.support.headless import authorize_headlessly
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
+from tests.support.scripted_browser import ScriptedBrowser
 
 ISSUER = "http://127.0.0.1:9000"
 DOC_URL = "https://app.example/clients/weather-cli.json"

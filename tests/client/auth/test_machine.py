@@ -26,7 +26,7 @@ from secure_mcp.client.auth.errors import ClientConnectError
 from secure_mcp.client.cli import parse
 from secure_mcp.client.connection import connect, logout_stored
 from secure_mcp.client.settings import ClientSettings
-from tests.client.auth.fakes import (
+from tests.support.client_fakes import (
     AS_ORIGIN,
     RS_ORIGIN,
     RS_URL,
@@ -34,7 +34,7 @@ from tests.client.auth.fakes import (
     Router,
     weather_mcp,
 )
-from tests.client.auth.harness import ScriptedBrowser
+from tests.support.scripted_browser import ScriptedBrowser
 
 SECRET = "machine-secret-not-real"
 

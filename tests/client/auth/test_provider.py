@@ -16,7 +16,7 @@ from secure_mcp.client.auth.resource import allowed_resources, same_resource
 from secure_mcp.client.auth.storage import FileTokenStorage
 from secure_mcp.client.connection import ClientConnectError, preflight
 from secure_mcp.client.settings import ClientSettings
-from tests.client.auth.fakes import (
+from tests.support.client_fakes import (
     AS_ORIGIN,
     RS_ORIGIN,
     RS_URL,
@@ -24,7 +24,7 @@ from tests.client.auth.fakes import (
     FakeResource,
     Router,
 )
-from tests.client.auth.harness import ScriptedBrowser
+from tests.support.scripted_browser import ScriptedBrowser
 
 
 @asynccontextmanager

@@ -30,9 +30,9 @@ from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.weather.app import Seams as WeatherSeams
 from secure_mcp.weather.app import build_app as build_weather_app
 from secure_mcp.weather.settings import WeatherSettings
-from tests.client.auth.fakes import RS_ORIGIN, RS_URL, Router
-from tests.oauth.helpers import pkce, query_of
+from tests.support.client_fakes import RS_ORIGIN, RS_URL, Router
 from tests.support.headless import authorize_headlessly
+from tests.support.oauth_harness import pkce, query_of
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
 
 ISSUER = "http://127.0.0.1:9000"

@@ -22,7 +22,7 @@ from secure_mcp.client.auth.storage import STATE_FILE, FileTokenStorage
 from secure_mcp.client.connection import ClientConnectError, McpToolSession, connect, logout_stored
 from secure_mcp.client.settings import ClientSettings
 from secure_mcp.common.private_files import write_private_json
-from tests.client.auth.fakes import (
+from tests.support.client_fakes import (
     AS_ORIGIN,
     RS_ORIGIN,
     RS_URL,
@@ -30,7 +30,7 @@ from tests.client.auth.fakes import (
     Router,
     weather_mcp,
 )
-from tests.client.auth.harness import ScriptedBrowser
+from tests.support.scripted_browser import ScriptedBrowser
 
 RS2_ORIGIN = "http://127.0.0.1:8001"
 RS2_URL = f"{RS2_ORIGIN}/mcp"

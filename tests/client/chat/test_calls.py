@@ -8,7 +8,7 @@ import pytest
 from mcp.types import Tool
 
 from secure_mcp.client.chat.calls import UsageError, check_call
-from tests.client.chat.fakes import WEATHER_TOOLS
+from tests.support.chat_session import WEATHER_TOOLS
 
 # The schemas weather.py really advertises (pydantic's, with descriptions and bounds).
 ALERTS = Tool(

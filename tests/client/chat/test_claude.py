@@ -25,7 +25,6 @@ from secure_mcp.client.chat.claude import (
     describe_api_error,
 )
 from secure_mcp.client.settings import ClientSettings
-from tests.client.chat.fakes import WEATHER_TOOLS, FakeSession, Transcript, text_result
 from tests.support.anthropic_standin import (
     AnthropicStandIn,
     Reply,
@@ -35,6 +34,7 @@ from tests.support.anthropic_standin import (
     serve_standin,
     use_tools,
 )
+from tests.support.chat_session import WEATHER_TOOLS, FakeSession, Transcript, text_result
 from tests.support.processes import free_port
 
 REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "anthropic"

@@ -27,8 +27,8 @@ from secure_mcp.client.chat.repl import (
     sigint_cancels,
 )
 from secure_mcp.client.settings import ClientSettings
-from tests.client.chat.fakes import FakeSession, Transcript, text_result
 from tests.support.anthropic_standin import AnthropicStandIn, Reply, say, use_tools
+from tests.support.chat_session import FakeSession, Transcript, text_result
 
 
 @contextlib.contextmanager

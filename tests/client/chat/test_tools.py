@@ -15,7 +15,7 @@ from secure_mcp.client.chat.tools import (
     result_text,
     tool_result_block,
 )
-from tests.client.chat.fakes import ALERTS, Transcript, text_result
+from tests.support.chat_session import ALERTS, Transcript, text_result
 
 PNG = base64.b64encode(b"\x89PNG fake").decode()
 

@@ -20,7 +20,7 @@ import uvicorn
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
-from tests.client.auth.fakes import FakeAuthServer
+from tests.support.client_fakes import FakeAuthServer
 
 ESC = "\x1b"
 # What a hostile server (or model) writes to take over a terminal, each with its name.

@@ -13,11 +13,11 @@ from typing import Any
 from secure_mcp.client.cli import main
 from secure_mcp.client.connection import McpToolSession, connect
 from secure_mcp.client.settings import ClientSettings
-from tests.client.attacks.hostile import HostileMcp
-from tests.client.auth.fakes import AS_ORIGIN, RS_ORIGIN, RS_URL, FakeAuthServer, Router
-from tests.client.auth.harness import ScriptedBrowser
-from tests.client.chat.fakes import Transcript
 from tests.support.anthropic_standin import API_KEY, AnthropicStandIn
+from tests.support.chat_session import Transcript
+from tests.support.client_fakes import AS_ORIGIN, RS_ORIGIN, RS_URL, FakeAuthServer, Router
+from tests.support.hostile import HostileMcp
+from tests.support.scripted_browser import ScriptedBrowser
 
 KEY_ENV = {"ANTHROPIC_API_KEY": API_KEY}
 

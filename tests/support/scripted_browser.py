@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import httpx2
 
-from tests.client.auth.fakes import Router
+from tests.support.client_fakes import Router
 
 
 class ScriptedBrowser:
