@@ -6,21 +6,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.support.attack_stack import (
+    CACHE_TTL,
+    SCOPES,
+    deadlines,
+)
 from tests.support.flows import LiveAuth, Stack, live_auth, run_stack
-
-SCOPES = "weather:read weather:alerts"  # two scopes, so that a refresh can try to widen
-CACHE_TTL = 1.0  # weather.py's introspection cache: a revoked token dies within a second
-HEADER_TIMEOUT = 2.0  # seconds a request head may take (10 by default); short to keep tests fast
-BODY_TIMEOUT = 2.0  # seconds a request body may take after its head (30 by default)
-FAILED_TOKEN_LIMIT = 30  # bad tokens per minute per source at weather.py (the default)
-
-
-def deadlines(prefix: str) -> dict[str, str]:
-    """Short header and body deadlines for oauth.py (OAUTH_) or weather.py (WEATHER_)."""
-    return {
-        f"{prefix}_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
-        f"{prefix}_BODY_TIMEOUT": str(BODY_TIMEOUT),
-    }
 
 
 @pytest.fixture(scope="package")

@@ -7,8 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import httpx2
@@ -17,7 +16,6 @@ from joserfc import jwt
 from joserfc.jwk import OctKey, RSAKey
 
 from tests.support.machine_clients import (
-    INITIAL_ACCESS_TOKEN_HASH,
     assertion,
     assertion_form,
     jwks,
@@ -25,21 +23,8 @@ from tests.support.machine_clients import (
     register_machine,
 )
 from tests.support.oauth_harness import Harness
-from tests.support.oauth_server import running_oauth_app
 
 ISSUER = "http://127.0.0.1:8003"
-
-
-@pytest.fixture
-async def machine(tmp_path: Path) -> AsyncIterator[Harness]:
-    """The authorization server in process, with an initial access token configured."""
-    async with running_oauth_app(tmp_path, initial_access_token_hash=INITIAL_ACCESS_TOKEN_HASH) as (
-        app,
-        settings,
-    ):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            yield Harness(app, settings, http)
 
 
 async def jwt_client(machine: Harness, *keys: Any) -> str:
@@ -132,19 +117,22 @@ async def test_long_lived_assertion(machine: Harness) -> None:
 
 @pytest.mark.parametrize(
     ("claims", "words"),
-    [
-        pytest.param({"nbf": int(time.time()) + 600}, "nbf is in the future", id="nbf"),
-        pytest.param({"iat": int(time.time()) + 600}, "iat is in the future", id="iat"),
-        pytest.param({"exp": "soon"}, "exp is not a number", id="exp-text"),
-        pytest.param({"jti": None}, "needs a jti", id="no-jti"),
-        pytest.param({"jti": "j" * 300}, "needs a jti", id="long-jti"),
-        pytest.param({"iss": "someone-else"}, "iss and sub", id="iss"),
+    [  # claims as of the moment the test runs (not when the module was collected)
+        pytest.param(lambda now: {"nbf": now + 600}, "nbf is in the future", id="nbf"),
+        pytest.param(lambda now: {"iat": now + 600}, "iat is in the future", id="iat"),
+        pytest.param(lambda now: {"exp": "soon"}, "exp is not a number", id="exp-text"),
+        pytest.param(lambda now: {"jti": None}, "needs a jti", id="no-jti"),
+        pytest.param(lambda now: {"jti": "j" * 300}, "needs a jti", id="long-jti"),
+        pytest.param(lambda now: {"iss": "someone-else"}, "iss and sub", id="iss"),
     ],
 )
-async def test_bad_claims(machine: Harness, claims: dict[str, Any], words: str) -> None:
+async def test_bad_claims(
+    machine: Harness, claims: Callable[[int], dict[str, Any]], words: str
+) -> None:
     key = new_key()
     client_id = await jwt_client(machine, key)
-    refused(await machine.token(assertion_form(assertion(key, client_id, ISSUER, **claims))), words)
+    signed = assertion(key, client_id, ISSUER, **claims(int(time.time())))
+    refused(await machine.token(assertion_form(signed)), words)
 
 
 async def test_unregistered_key(machine: Harness) -> None:

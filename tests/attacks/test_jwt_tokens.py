@@ -17,8 +17,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey
 
-from tests.attacks.test_tokens import assert_invalid_token
-from tests.support.flows import Stack, live_auth, mcp_post, run_stack
+from tests.support.flows import Stack, assert_invalid_token, live_auth, mcp_post, run_stack
 
 pytestmark = pytest.mark.process
 TTL = 2  # seconds a JWT lives here: the expiry test waits past it and the 5 s skew

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx2
 import pytest
 
-from tests.attacks.conftest import BODY_TIMEOUT, HEADER_TIMEOUT
+from tests.support.attack_stack import BODY_TIMEOUT, HEADER_TIMEOUT
 from tests.support.flows import MCP_ACCEPT, LiveAuth, Stack
 from tests.support.processes import Program
 from tests.support.raw_http import many_raw, open_raw, raw, request_head

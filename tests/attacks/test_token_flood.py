@@ -14,9 +14,8 @@ from collections.abc import AsyncIterator
 import httpx2
 import pytest
 
-from tests.attacks.conftest import FAILED_TOKEN_LIMIT
-from tests.attacks.test_tokens import assert_invalid_token
-from tests.support.flows import INITIALIZE, MCP_ACCEPT, Stack
+from tests.support.attack_stack import FAILED_TOKEN_LIMIT
+from tests.support.flows import INITIALIZE, MCP_ACCEPT, Stack, assert_invalid_token
 
 pytestmark = pytest.mark.process
 

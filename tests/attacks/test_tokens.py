@@ -9,10 +9,11 @@ from collections.abc import Iterator
 import httpx2
 import pytest
 
-from tests.attacks.conftest import CACHE_TTL
+from tests.support.attack_stack import CACHE_TTL
 from tests.support.flows import (
     LiveAuth,
     Stack,
+    assert_invalid_token,
     assert_oauth_error,
     live_auth,
     mcp_post,
@@ -22,15 +23,6 @@ from tests.support.flows import (
 pytestmark = pytest.mark.process
 
 SHORT_TTL = 2  # seconds an access token lives on the short-lived stack
-
-
-def assert_invalid_token(response: httpx2.Response) -> None:
-    """RFC 6750 3.1: 401 with a Bearer challenge carrying `invalid_token`."""
-    assert response.status_code == 401, response.text
-    challenge = response.headers["www-authenticate"]
-    assert challenge.startswith("Bearer ")
-    assert 'error="invalid_token"' in challenge
-    assert "resource_metadata=" in challenge
 
 
 async def refused_within(url: str, token: str, seconds: float) -> float:

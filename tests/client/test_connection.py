@@ -34,10 +34,11 @@ from tests.support.client_fakes import (
     FakeAuthServer,
     FakeResource,
     Router,
+    expire_stored_tokens,
     running,
     weather_mcp,
 )
-from tests.support.scripted_browser import ScriptedBrowser
+from tests.support.scripted_browser import ScriptedBrowser, connected
 
 
 async def _run(
@@ -47,16 +48,12 @@ async def _run(
     lines: list[str],
 ) -> list[str]:
     """Connect, list the tools and call one; return the tool names."""
-    async with running(weather_mcp(fake_as), fake_as) as router:
-        browser.router = router
-        async with connect(
-            settings, write=lines.append, http_transport=router, opener=browser.open
-        ) as session:
-            tools = await session.list_tools()
-            result = await session.call_tool("get_alerts", {"state": "CA"})
-            assert not result.is_error
-            assert "No alerts in CA" in str(result.content)
-            return [tool.name for tool in tools]
+    async with connected(settings, fake_as, browser, lines.append) as session:
+        tools = await session.list_tools()
+        result = await session.call_tool("get_alerts", {"state": "CA"})
+        assert not result.is_error
+        assert "No alerts in CA" in str(result.content)
+        return [tool.name for tool in tools]
 
 
 async def test_first_run_authorizes_and_second_run_reuses_tokens(
@@ -105,19 +102,15 @@ async def test_expired_token_is_refreshed_silently_after_restart(
 async def test_token_is_refreshed_early_within_a_session(
     settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
 ) -> None:
-    async with running(weather_mcp(fake_as), fake_as) as router:
-        browser.router = router
-        async with connect(
-            settings, write=lines.append, http_transport=router, opener=browser.open
-        ) as session:
-            context = session._provider.context
-            assert context.token_expiry_time is not None
-            # a tenth of the one-hour life, at most 30 s, is kept as a margin
-            assert 3569 < context.token_expiry_time - time.time() < 3571
-            context.token_expiry_time = time.time() - 1
-            expire_stored_tokens(settings.state_dir)  # as it would be: what it re-reads agrees
-            fake_as.log.clear()
-            assert not (await session.call_tool("get_alerts", {"state": "CA"})).is_error
+    async with connected(settings, fake_as, browser, lines.append) as session:
+        context = session._provider.context
+        assert context.token_expiry_time is not None
+        # a tenth of the one-hour life, at most 30 s, is kept as a margin
+        assert 3569 < context.token_expiry_time - time.time() < 3571
+        context.token_expiry_time = time.time() - 1
+        expire_stored_tokens(settings.state_dir)  # as it would be: what it re-reads agrees
+        fake_as.log.clear()
+        assert not (await session.call_tool("get_alerts", {"state": "CA"})).is_error
     assert fake_as.log == ["POST /token refresh_token"]
     assert len(browser.opened) == 1
 
@@ -150,42 +143,34 @@ async def test_logout_revokes_and_deletes(
 async def test_session_logout_then_login_again(
     settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
 ) -> None:
-    async with running(weather_mcp(fake_as), fake_as) as router:
-        browser.router = router
-        async with connect(
-            settings, write=lines.append, http_transport=router, opener=browser.open
-        ) as session:
-            await session.logout()
-            assert fake_as.tokens == {}
-            assert lines[-1] == "Signed out of http://127.0.0.1:8000/mcp."
-            result = await session.call_tool("get_alerts", {"state": "TX"})  # signs in again
-            assert not result.is_error
-            assert len(browser.opened) == 2
-            await session.login()
-            assert len(browser.opened) == 3
-            assert len(fake_as.tokens) == 1  # /login revoked the old token
-            unknown = await session.call_tool("no_such_tool", {})
-            assert unknown.is_error
+    async with connected(settings, fake_as, browser, lines.append) as session:
+        await session.logout()
+        assert fake_as.tokens == {}
+        assert lines[-1] == "Signed out of http://127.0.0.1:8000/mcp."
+        result = await session.call_tool("get_alerts", {"state": "TX"})  # signs in again
+        assert not result.is_error
+        assert len(browser.opened) == 2
+        await session.login()
+        assert len(browser.opened) == 3
+        assert len(fake_as.tokens) == 1  # /login revoked the old token
+        unknown = await session.call_tool("no_such_tool", {})
+        assert unknown.is_error
 
 
 async def test_sign_in_failure_mid_session_is_one_error_and_the_session_survives(
     settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
 ) -> None:
     settings = dataclasses.replace(settings, max_sign_ins=4)  # four sign-ins in this session
-    async with running(weather_mcp(fake_as), fake_as) as router:
-        browser.router = router
-        async with connect(
-            settings, write=lines.append, http_transport=router, opener=browser.open
-        ) as session:
-            fake_as.tokens.clear()  # the server forgot us
-            fake_as.refresh_tokens.clear()
-            fake_as.refuse = "access_denied"
-            with pytest.raises(ClientConnectError, match="refused: access_denied"):
-                await session.call_tool("get_alerts", {"state": "CA"})
-            with pytest.raises(ClientConnectError, match="refused: access_denied"):
-                await session.list_tools()
-            fake_as.refuse = None
-            assert [tool.name for tool in await session.list_tools()] == ["get_alerts"]
+    async with connected(settings, fake_as, browser, lines.append) as session:
+        fake_as.tokens.clear()  # the server forgot us
+        fake_as.refresh_tokens.clear()
+        fake_as.refuse = "access_denied"
+        with pytest.raises(ClientConnectError, match="refused: access_denied"):
+            await session.call_tool("get_alerts", {"state": "CA"})
+        with pytest.raises(ClientConnectError, match="refused: access_denied"):
+            await session.list_tools()
+        fake_as.refuse = None
+        assert [tool.name for tool in await session.list_tools()] == ["get_alerts"]
 
 
 async def test_browser_that_cannot_open_falls_back_to_paste(
@@ -228,16 +213,6 @@ async def test_no_browser_prints_the_url_and_still_listens(
         ) as session:
             assert await session.list_tools()
     assert "You can close this tab" in browser.callback_pages[0]
-
-
-def expire_stored_tokens(state_dir: Path) -> None:
-    """Move every stored access token's expiry into the past."""
-    path = state_dir / STATE_FILE
-    state = json.loads(path.read_text())
-    for per_resource in state["tokens"].values():
-        for entry in per_resource.values():
-            entry["expires_at"] = time.time() - 60
-    path.write_text(json.dumps(state))
 
 
 def _router_with(resource: FakeResource, fake_as: FakeAuthServer) -> Router:
@@ -353,20 +328,16 @@ async def test_bad_client_metadata_url_is_one_line(settings: ClientSettings) -> 
 async def test_unreachable_authorization_server_mid_session_is_one_error(
     settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
 ) -> None:
-    async with running(weather_mcp(fake_as), fake_as) as router:
-        browser.router = router
-        async with connect(
-            settings, write=lines.append, http_transport=router, opener=browser.open
-        ) as session:
-            fake_as.tokens.clear()  # the next call needs a refresh
-            as_app = router.transports.pop(AS_ORIGIN)
-            with pytest.raises(ClientConnectError, match=r"Cannot reach http://127\.0\.0\.1:9000/"):
-                await session.call_tool("get_alerts", {"state": "CA"})
-            rs_app = router.transports.pop(RS_ORIGIN)
-            with pytest.raises(ClientConnectError, match=r"Cannot reach http://127\.0\.0\.1:8000/"):
-                await session.list_tools()
-            router.transports.update({AS_ORIGIN: as_app, RS_ORIGIN: rs_app})
-            result = await session.call_tool("get_alerts", {"state": "CA"})
+    async with connected(settings, fake_as, browser, lines.append) as session:
+        fake_as.tokens.clear()  # the next call needs a refresh
+        as_app = browser.router.transports.pop(AS_ORIGIN)
+        with pytest.raises(ClientConnectError, match=r"Cannot reach http://127\.0\.0\.1:9000/"):
+            await session.call_tool("get_alerts", {"state": "CA"})
+        rs_app = browser.router.transports.pop(RS_ORIGIN)
+        with pytest.raises(ClientConnectError, match=r"Cannot reach http://127\.0\.0\.1:8000/"):
+            await session.list_tools()
+        browser.router.transports.update({AS_ORIGIN: as_app, RS_ORIGIN: rs_app})
+        result = await session.call_tool("get_alerts", {"state": "CA"})
     assert not result.is_error
     assert len(browser.opened) == 2  # the server forgot the token: one new sign-in
 
@@ -374,20 +345,16 @@ async def test_unreachable_authorization_server_mid_session_is_one_error(
 async def test_server_outage_mid_session_is_explained(
     settings: ClientSettings, fake_as: FakeAuthServer, browser: ScriptedBrowser, lines: list[str]
 ) -> None:
-    async with running(weather_mcp(fake_as), fake_as) as router:
-        browser.router = router
-        async with connect(
-            settings, write=lines.append, http_transport=router, opener=browser.open
-        ) as session:
-            rs_app = router.transports[RS_ORIGIN]
-            router.transports[RS_ORIGIN] = httpx2.MockTransport(
-                lambda request: httpx2.Response(503, json={"error": "temporarily_unavailable"})
-            )
-            with pytest.raises(ClientConnectError, match=r"check tokens \(HTTP 503\)") as caught:
-                await session.call_tool("get_alerts", {"state": "CA"})
-            assert caught.value.error == "temporarily_unavailable"
-            router.transports[RS_ORIGIN] = rs_app
-            result = await session.call_tool("get_alerts", {"state": "CA"})
+    async with connected(settings, fake_as, browser, lines.append) as session:
+        rs_app = browser.router.transports[RS_ORIGIN]
+        browser.router.transports[RS_ORIGIN] = httpx2.MockTransport(
+            lambda request: httpx2.Response(503, json={"error": "temporarily_unavailable"})
+        )
+        with pytest.raises(ClientConnectError, match=r"check tokens \(HTTP 503\)") as caught:
+            await session.call_tool("get_alerts", {"state": "CA"})
+        assert caught.value.error == "temporarily_unavailable"
+        browser.router.transports[RS_ORIGIN] = rs_app
+        result = await session.call_tool("get_alerts", {"state": "CA"})
     assert not result.is_error
 
 
@@ -588,12 +555,8 @@ async def test_a_503_mid_session_says_the_same(
     browser: ScriptedBrowser,
     lines: list[str],
 ) -> None:
-    async with running(weather_mcp(fake_as), fake_as) as router:
-        browser.router = router
-        async with connect(
-            settings, write=lines.append, http_transport=router, opener=browser.open
-        ) as session:
-            router.transports[RS_ORIGIN] = _503(body)
-            with pytest.raises(ClientConnectError) as caught:
-                await session.call_tool("get_alerts", {"state": "CA"})
+    async with connected(settings, fake_as, browser, lines.append) as session:
+        browser.router.transports[RS_ORIGIN] = _503(body)
+        with pytest.raises(ClientConnectError) as caught:
+            await session.call_tool("get_alerts", {"state": "CA"})
     assert str(caught.value) == message

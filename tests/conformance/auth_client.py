@@ -46,7 +46,7 @@ TOOL_CALLS: dict[str, list[tuple[str, dict[str, Any]]]] = {
 AUTHORIZATION_TIMEOUT = 15.0  # the suite gives a client 30 s in all
 
 
-class HeadlessBrowser:
+class RedirectFollower:
     """`webbrowser.open` stand-in: follow the authorization URL's redirect to the loopback."""
 
     def __init__(self) -> None:
@@ -122,7 +122,7 @@ async def run(server_url: str, context: dict[str, Any], state_dir: Path, scenari
     if scenario in machine_adapter.SCENARIOS:  # issue 14: clients without a browser
         issuer = await issuer_of(server_url)
         settings = machine_adapter.machine_settings(scenario, context, settings, issuer)
-    browser = HeadlessBrowser()
+    browser = RedirectFollower()
     async with connect(
         settings, write=log, opener=browser.open, authorization_timeout=AUTHORIZATION_TIMEOUT
     ) as session:

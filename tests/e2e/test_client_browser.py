@@ -12,7 +12,7 @@ from playwright.async_api import Browser, Page, expect
 
 from secure_mcp.client.connection import connect
 from secure_mcp.client.settings import ClientSettings
-from tests.e2e.test_client_oauth_process import run_stack
+from tests.support.flows import run_stack
 from tests.support.oauth_server import OAuthServer
 
 pytestmark = pytest.mark.browser

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,54 +29,23 @@ from tests.support.anthropic_standin import (
     RecordedRequest,
     Reply,
     say,
-    serve_standin,
+    standin_env,
     use_tools,
 )
+from tests.support.client_process import ClientRun, client_env, run_client
+from tests.support.flows import Stack, run_stack
 from tests.support.headless import authorize_headlessly
-from tests.support.oauth_server import OAuthServer, run_oauth_server
-from tests.support.processes import ROOT, free_port
-from tests.support.weather_server import WeatherServer, run_weather_server
+from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.process
 
-RUN_TIMEOUT = 60.0
 SF = {"latitude": 37.7749, "longitude": -122.4194}
-
-
-@dataclass
-class Stack:
-    """oauth.py, weather.py and the Claude stand-in, all on loopback."""
-
-    oauth: OAuthServer
-    weather: WeatherServer
-    claude: AnthropicStandIn
-    claude_url: str
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    tmp_path = tmp_path_factory.mktemp("client-chat-e2e")
-    port = free_port()
-    resource = f"http://127.0.0.1:{port}/mcp"
-    claude = AnthropicStandIn()
-    with (
-        run_oauth_server(tmp_path, resources=[resource]) as oauth,
-        run_weather_server(
-            tmp_path, auth_server=oauth.issuer, oauth_data_dir=oauth.data_dir, port=port
-        ) as weather,
-        serve_standin(claude) as claude_url,
-    ):
-        yield Stack(oauth, weather, claude, claude_url)
-
-
-@dataclass
-class Run:
-    """What one client.py process did."""
-
-    code: int
-    out: str
-    err: str
-    signed_in: bool
+    with run_stack(tmp_path_factory.mktemp("client-chat-e2e")) as running:
+        yield running
 
 
 def quoting_answer(prefix: str) -> Callable[[RecordedRequest], Reply]:
@@ -95,103 +63,53 @@ def flat_text(tool_result: dict[str, Any], limit: int = 60) -> str:
     return " ".join(text.split())[:limit]
 
 
-def client_env(stack: Stack, state_dir: Path) -> dict[str, str]:
-    """The child's environment: every client variable pinned (a developer's .env cannot leak in)."""
-    return {
-        **os.environ,
-        "PYTHONUNBUFFERED": "1",
-        "MCP_SERVER_URL": stack.weather.url,
-        "MCP_CLIENT_STATE_DIR": str(state_dir),
-        "MCP_CLIENT_METADATA_URL": "",
-        "ANTHROPIC_API_KEY": stack.claude.api_key,
-        "ANTHROPIC_BASE_URL": stack.claude_url,
-        "ANTHROPIC_MODEL": "claude-sonnet-5-5",
-    }
-
-
-async def _sign_in_when_asked(
-    stderr: asyncio.StreamReader, oauth: OAuthServer, lines: list[str]
-) -> bool:
-    """Read the client's progress; when it prints the authorization URL, play the browser."""
-    signed_in = False
-    while line := (await stderr.readline()).decode():
-        lines.append(line)
-        url = line.strip()
-        if url.startswith(f"{oauth.issuer}/authorize?"):
-            async with httpx2.AsyncClient(timeout=10) as browser:
-                location = await authorize_headlessly(
-                    browser, url, username=oauth.username, password=oauth.password
-                )
-                await browser.get(location)  # the client's loopback listener
-            signed_in = True
-    return signed_in
-
-
-async def run_client(stack: Stack, state_dir: Path, *args: str) -> Run:
-    """Run client.py to the end (--no-browser: it prints the URL and listens)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(ROOT / "client.py"),
-        "--no-browser",
-        *args,
-        cwd=ROOT,
-        env=client_env(stack, state_dir),
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+async def run_chat(
+    stack: Stack, claude: AnthropicStandIn, state_dir: Path, *args: str
+) -> ClientRun:
+    """Run client.py to the end (--no-browser: it prints the URL; the test signs in)."""
+    return await run_client(
+        stack.weather.url, state_dir, *args, oauth=stack.oauth, env=standin_env(claude)
     )
-    assert process.stdout is not None
-    assert process.stderr is not None
-    err: list[str] = []
-    try:
-        out, signed_in, code = await asyncio.wait_for(
-            asyncio.gather(
-                process.stdout.read(),
-                _sign_in_when_asked(process.stderr, stack.oauth, err),
-                process.wait(),
-            ),
-            RUN_TIMEOUT,
-        )
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
-    return Run(code, out.decode(), "".join(err), signed_in)
 
 
 async def test_query_alerts_then_forecast_through_the_real_servers(
-    stack: Stack, tmp_path: Path
+    stack: Stack, claude: AnthropicStandIn, tmp_path: Path
 ) -> None:
     state_dir = tmp_path / "client-state"
-    stack.claude.queue(
+    claude.queue(
         use_tools(("get_alerts", {"state": "CA"}), text="Let me look up the alerts."),
         quoting_answer("The weather service says:"),
     )
-    first = await run_client(stack, state_dir, "--query", "alerts in CA")
+    first = await run_chat(stack, claude, state_dir, "--query", "alerts in CA")
     assert first.code == 0, first.err
     assert first.signed_in
     assert "Let me look up the alerts.\n" in first.out
     assert '  ⚙ get_alerts {"state": "CA"}\n' in first.out
-    alerts_result = stack.claude.requests[-1].tool_results()
+    alerts_result = claude.requests[-1].tool_results()
     assert len(alerts_result) == 1
     assert alerts_result[0]["is_error"] is False
     # The answer quotes the real tool result: the data made the whole round trip.
     assert f"The weather service says: {flat_text(alerts_result[0])}\n" in first.out
 
-    stack.claude.queue(use_tools(("get_forecast", SF)), quoting_answer("Forecast:"))
+    claude.queue(use_tools(("get_forecast", SF)), quoting_answer("Forecast:"))
     question = "weather forecast for latitude 37.7749 longitude -122.4194"
-    second = await run_client(stack, state_dir, "--query", question)
+    second = await run_chat(stack, claude, state_dir, "--query", question)
     assert second.code == 0, second.err
     assert not second.signed_in  # stored tokens: no authorization this time
     assert "/authorize?" not in second.err
     assert '  ⚙ get_forecast {"latitude": 37.7749, "longitude": -122.4194}\n' in second.out
-    forecast_result = stack.claude.requests[-1].tool_results()[0]
+    forecast_result = claude.requests[-1].tool_results()[0]
     assert forecast_result["is_error"] is False
     assert f"Forecast: {flat_text(forecast_result)}\n" in second.out
-    assert stack.claude.requests[-2].body["messages"] == [{"role": "user", "content": question}]
+    assert claude.requests[-2].body["messages"] == [{"role": "user", "content": question}]
 
 
-async def test_call_prints_tool_json(stack: Stack, tmp_path: Path) -> None:
-    run = await run_client(stack, tmp_path / "state", "--call", "get_alerts", '{"state": "CA"}')
+async def test_call_prints_tool_json(
+    stack: Stack, claude: AnthropicStandIn, tmp_path: Path
+) -> None:
+    run = await run_chat(
+        stack, claude, tmp_path / "state", "--call", "get_alerts", '{"state": "CA"}'
+    )
     assert run.code == 0, run.err
     assert run.signed_in
     assert run.out.lstrip().startswith(("{", "["))
@@ -246,10 +164,12 @@ def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-async def test_interactive_prompt_in_a_terminal(stack: Stack, tmp_path: Path) -> None:
-    stack.claude.queue(use_tools(("get_alerts", {"state": "CA"})), say("No alerts in CA."))
-    stack.claude.queue(Reply(stall=asyncio.Event()))  # the answer that never comes
-    env = client_env(stack, tmp_path / "state")
+async def test_interactive_prompt_in_a_terminal(
+    stack: Stack, claude: AnthropicStandIn, tmp_path: Path
+) -> None:
+    claude.queue(use_tools(("get_alerts", {"state": "CA"})), say("No alerts in CA."))
+    claude.queue(Reply(stall=asyncio.Event()))  # the answer that never comes
+    env = client_env(stack.weather.url, tmp_path / "state", **standin_env(claude))
     terminal = Terminal([sys.executable, str(ROOT / "client.py"), "--no-browser"], env)
     try:
         url = await asyncio.to_thread(terminal.wait_for, rf"{stack.oauth.issuer}/authorize\?\S+")
@@ -261,9 +181,9 @@ async def test_interactive_prompt_in_a_terminal(stack: Stack, tmp_path: Path) ->
         await asyncio.to_thread(terminal.wait_for, r"lists commands\.\s*>")
         terminal.type("alerts in CA\r")
         await asyncio.to_thread(terminal.wait_for, r"↳ .*\s+No alerts in CA\.\s*>")
-        asked = len(stack.claude.requests)
+        asked = len(claude.requests)
         terminal.type("and tomorrow?\r")
-        await asyncio.to_thread(wait_until, lambda: len(stack.claude.requests) > asked)
+        await asyncio.to_thread(wait_until, lambda: len(claude.requests) > asked)
         terminal.process.send_signal(signal.SIGINT)  # Ctrl-C while Claude is answering
         await asyncio.to_thread(terminal.wait_for, r"\(cancelled\)\s*>")
         terminal.type('/call get_alerts {"state": "CA"}\r')

@@ -13,7 +13,7 @@ from playwright.async_api import Browser, Page, expect
 from secure_mcp.client.auth.storage import FileTokenStorage
 from secure_mcp.client.connection import connect
 from secure_mcp.client.settings import ClientSettings
-from tests.e2e.test_client_cimd_process import (
+from tests.support.cimd_stack import (
     CLIENT_NAME,
     CimdStack,
     introspect,

@@ -13,16 +13,16 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from secure_mcp.common.private_files import write_private_json
+from tests.support.client_fakes import expire_stored_tokens
 from tests.support.client_process import run_client
+from tests.support.flows import Stack, run_stack
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import free_port
-from tests.support.weather_server import WeatherServer, run_weather_server
+from tests.support.weather_server import run_weather_server
 
 pytestmark = pytest.mark.process
 
@@ -31,40 +31,11 @@ CALL = ("--call", "get_alerts", '{"state": "FL"}')
 TOKEN_REQUEST = re.compile(r'"POST /token HTTP/1\.1" (\d+)')
 
 
-@dataclass
-class Stack:
-    oauth: OAuthServer
-    weather: WeatherServer
-
-
 @pytest.fixture
 def stack(tmp_path: Path) -> Iterator[Stack]:
-    port = free_port()
-    with (
-        run_oauth_server(
-            tmp_path,
-            resources=[f"http://127.0.0.1:{port}/mcp"],
-            extra_env={"OAUTH_ACCESS_TOKEN_TTL": str(ACCESS_TOKEN_TTL)},
-        ) as oauth,
-        run_weather_server(
-            tmp_path,
-            auth_server=oauth.issuer,
-            oauth_data_dir=oauth.data_dir,
-            port=port,
-            extra_args=("--introspection-cache-ttl", "0"),
-        ) as weather,
-    ):
-        yield Stack(oauth, weather)
-
-
-def expire_stored_tokens(state_dir: Path) -> None:
-    """Move the stored access token's expiry into the past, as if it had run out."""
-    path = state_dir / "oauth-state.json"
-    state = json.loads(path.read_text())
-    for per_resource in state["tokens"].values():
-        for entry in per_resource.values():
-            entry["expires_at"] = 0
-    write_private_json(path, state)
+    env = {"OAUTH_ACCESS_TOKEN_TTL": str(ACCESS_TOKEN_TTL)}
+    with run_stack(tmp_path, oauth_env=env, cache_ttl=0) as running:
+        yield running
 
 
 def token_requests(oauth: OAuthServer) -> list[str]:

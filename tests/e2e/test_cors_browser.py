@@ -10,7 +10,7 @@ import httpx2
 import pytest
 from playwright.async_api import Browser
 
-from tests.e2e.test_oauth_browser import loopback_listener
+from tests.support.browser import loopback_listener
 from tests.support.headless import authorize_headlessly
 from tests.support.oauth_harness import RESOURCE, pkce, query_of
 from tests.support.oauth_server import run_oauth_server

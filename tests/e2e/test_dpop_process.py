@@ -18,12 +18,9 @@ from secure_mcp.client.auth.dpop import KEYS_FILE
 from secure_mcp.client.auth.storage import STATE_FILE
 from secure_mcp.client.settings import ClientSettings
 from secure_mcp.common.resource_credentials import load_all
-from tests.e2e.test_client_oauth_process import HeadlessBrowser, Stack, use_weather
 from tests.support.dpop import new_key, proof
-from tests.support.flows import INITIALIZE, MCP_ACCEPT
-from tests.support.oauth_server import run_oauth_server
-from tests.support.processes import free_port
-from tests.support.weather_server import run_weather_server
+from tests.support.flows import INITIALIZE, MCP_ACCEPT, Stack, run_stack
+from tests.support.headless import HeadlessBrowser, use_weather
 
 pytestmark = pytest.mark.process
 
@@ -31,27 +28,11 @@ pytestmark = pytest.mark.process
 @contextlib.contextmanager
 def dpop_stack(tmp_path: Path, *oauth_args: str) -> Iterator[Stack]:
     """oauth.py with --dpop-nonce, weather.py with --require-dpop --dpop-nonce."""
-    port = free_port()
-    resource = f"http://127.0.0.1:{port}/mcp"
     env = {"OAUTH_DPOP_NONCE": "1", **dict(a.split("=", 1) for a in oauth_args)}
-    with (
-        run_oauth_server(tmp_path, resources=[resource], extra_env=env) as oauth,
-        run_weather_server(
-            tmp_path,
-            auth_server=oauth.issuer,
-            oauth_data_dir=oauth.data_dir,
-            port=port,
-            extra_args=(
-                "--introspection-cache-ttl",
-                "1",
-                "--require-dpop",
-                "--dpop-nonce",
-                "--dpop-replay-db",
-                str(tmp_path / "weather-dpop" / "proofs.sqlite3"),
-            ),
-        ) as weather,
-    ):
-        yield Stack(oauth, weather)
+    replay_db = str(tmp_path / "weather-dpop" / "proofs.sqlite3")
+    weather_args = ("--require-dpop", "--dpop-nonce", "--dpop-replay-db", replay_db)
+    with run_stack(tmp_path, oauth_env=env, weather_args=weather_args) as stack:
+        yield stack
 
 
 def stored_access_token(state_dir: Path) -> str:

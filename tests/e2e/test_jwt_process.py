@@ -15,10 +15,9 @@ import pytest
 from secure_mcp.client.connection import connect
 from secure_mcp.client.settings import ClientSettings
 from secure_mcp.common import token_format
-from tests.e2e.test_client_oauth_process import HeadlessBrowser, Stack, use_weather
-from tests.support.flows import live_auth, mcp_post
-from tests.support.oauth_server import run_oauth_server
-from tests.support.processes import ROOT, free_port
+from tests.support.flows import Stack, live_auth, mcp_post, run_stack
+from tests.support.headless import HeadlessBrowser, use_weather
+from tests.support.processes import ROOT
 from tests.support.weather_server import run_weather_server
 
 pytestmark = pytest.mark.process
@@ -36,20 +35,9 @@ LEGACY = {"mcp-protocol-version": "2025-11-25"}
 @contextlib.contextmanager
 def jwt_stack(tmp_path: Path, *weather_args: str, scopes: str = "weather:read") -> Iterator[Stack]:
     """oauth.py issuing JWTs, and weather.py (cache 1 s) with `weather_args`."""
-    port = free_port()
-    resource = f"http://127.0.0.1:{port}/mcp"
     env = {**JWT_ENV, "OAUTH_SCOPES": scopes}
-    with (
-        run_oauth_server(tmp_path, resources=[resource], extra_env=env) as oauth,
-        run_weather_server(
-            tmp_path,
-            auth_server=oauth.issuer,
-            oauth_data_dir=oauth.data_dir,
-            port=port,
-            extra_args=("--introspection-cache-ttl", "1", *weather_args),
-        ) as weather,
-    ):
-        yield Stack(oauth, weather)
+    with run_stack(tmp_path, oauth_env=env, weather_args=weather_args) as stack:
+        yield stack
 
 
 async def test_the_client_signs_in_and_calls_tools_with_jwts(tmp_path: Path) -> None:

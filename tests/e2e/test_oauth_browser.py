@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -13,38 +9,11 @@ import httpx2
 import pytest
 from playwright.async_api import Browser
 
+from tests.support.browser import loopback_listener
 from tests.support.oauth_harness import RESOURCE, pkce, query_of
 from tests.support.oauth_server import run_oauth_server
 
 pytestmark = pytest.mark.browser
-
-
-@contextlib.contextmanager
-def loopback_listener() -> Iterator[tuple[str, list[str]]]:
-    """A tiny HTTP server on 127.0.0.1 recording the paths it is asked for (the client's side)."""
-    seen: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            seen.append(self.path)
-            body = b"<!doctype html><title>done</title><p>You can close this window.</p>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/callback", seen
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def test_sign_in_and_allow_in_chromium(tmp_path: Path, chromium: Browser) -> None:

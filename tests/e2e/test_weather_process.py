@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -19,46 +18,27 @@ import pytest
 from mcp import Client
 from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import OAuthClientMetadata
 
 from secure_mcp.weather.tools import REPLAY_NOTE
+from tests.support.flows import Stack, run_stack
 from tests.support.headless import authorize_headlessly
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import ROOT, free_port
+from tests.support.sdk_client import MemoryStorage
 from tests.support.weather_server import WeatherServer, run_weather_server
 
 pytestmark = pytest.mark.process
 
 REDIRECT = "http://127.0.0.1:9/callback"
-CACHE_TTL = "1"
-
-
-@dataclass
-class Stack:
-    """A running authorization server and weather server, and a second (foreign) resource."""
-
-    oauth: OAuthServer
-    weather: WeatherServer
-    foreign_resource: str
+CACHE_TTL = 1.0
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """oauth.py knowing two resources, weather.py for the first (1 s introspection cache)."""
-    tmp_path = tmp_path_factory.mktemp("weather-e2e")
-    port = free_port()
-    resource, foreign = f"http://127.0.0.1:{port}/mcp", f"http://127.0.0.1:{free_port()}/mcp"
-    with (
-        run_oauth_server(tmp_path, resources=[resource, foreign]) as oauth,
-        run_weather_server(
-            tmp_path,
-            auth_server=oauth.issuer,
-            oauth_data_dir=oauth.data_dir,
-            port=port,
-            extra_args=("--introspection-cache-ttl", CACHE_TTL),
-        ) as weather,
-    ):
-        yield Stack(oauth, weather, foreign)
+    with run_stack(tmp_path_factory.mktemp("weather-e2e"), cache_ttl=CACHE_TTL) as running:
+        yield running
 
 
 async def metadata(oauth: OAuthServer) -> dict[str, str]:
@@ -151,7 +131,7 @@ async def test_unauthenticated_post_gets_challenge(stack: Stack) -> None:
 
 async def test_token_from_full_flow_accepted_foreign_token_refused(stack: Stack) -> None:
     mine, _ = await obtain_token(stack.oauth, stack.weather.url)
-    foreign, _ = await obtain_token(stack.oauth, stack.foreign_resource)
+    foreign, _ = await obtain_token(stack.oauth, stack.foreign)
     assert (await call_mcp(stack.weather, mine)).status_code == 200
     refused = await call_mcp(stack.weather, foreign)
     assert refused.status_code == 401
@@ -167,31 +147,11 @@ async def test_revoked_token_refused_within_cache_bound(stack: Stack) -> None:
             meta["revocation_endpoint"], data={"token": token, "client_id": client_id}
         )
     assert revoked.status_code == 200
-    deadline = time.monotonic() + float(CACHE_TTL) + 1.0
+    deadline = time.monotonic() + CACHE_TTL + 1.0
     status = 200
     while status == 200 and time.monotonic() < deadline:
         status = (await call_mcp(stack.weather, token)).status_code
     assert status == 401
-
-
-class MemoryStorage:
-    """The SDK's TokenStorage, in memory."""
-
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
 
 
 async def test_sdk_client_connects_lists_and_calls_both_tools(stack: Stack) -> None:

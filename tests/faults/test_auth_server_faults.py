@@ -14,9 +14,9 @@ import pytest
 from secure_mcp.client.auth.dpop import DpopKeys
 from secure_mcp.client.connection import ClientConnectError, McpToolSession, connect
 from secure_mcp.client.settings import ClientSettings
-from tests.e2e.test_client_oauth_process import HeadlessBrowser
 from tests.support.dpop import proof
 from tests.support.flows import mcp_post
+from tests.support.headless import HeadlessBrowser
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import free_port
 from tests.support.weather_server import WeatherServer, run_weather_server

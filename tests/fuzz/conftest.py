@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import httpx2
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.support.fuzz_strategies import Target
 from tests.support.oauth_server import running_oauth_app
 
 _COMMON: dict[str, Any] = {
@@ -28,24 +28,6 @@ _COMMON: dict[str, Any] = {
 settings.register_profile("ci", derandomize=True, database=None, **_COMMON)
 settings.register_profile("explore", derandomize=False, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-SCALE = float(os.environ.get("FUZZ_SCALE", "1"))
-
-
-def examples(count: int) -> int:
-    """`count` examples, scaled by FUZZ_SCALE."""
-    return max(1, int(count * SCALE))
-
-
-@dataclass
-class Target:
-    """The running app, an HTTP client bound to it, and valid values to mix into the noise."""
-
-    http: httpx2.AsyncClient
-    client_id: str
-    redirect_uri: str
-    resource: str
-    rs_auth: tuple[str, str] = field(repr=False)
 
 
 @pytest.fixture

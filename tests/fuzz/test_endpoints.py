@@ -14,8 +14,8 @@ import httpx2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz.conftest import Target, examples
 from tests.support import fuzz_strategies as s
+from tests.support.fuzz_strategies import Target, examples
 
 VALID = {"{client_id}": "client_id", "{redirect_uri}": "redirect_uri", "{resource}": "resource"}
 placeholders = st.sampled_from(sorted(VALID))

@@ -24,35 +24,17 @@ from mcp.client.auth.extensions.client_credentials import (
     SignedJWTParameters,
 )
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import OAuthClientMetadata
 from pydantic import AnyUrl
 
-from tests.interop.conftest import INITIAL_ACCESS_TOKEN, Stack
+from tests.support.flows import Stack
 from tests.support.headless import authorize_headlessly
+from tests.support.machine_clients import INITIAL_ACCESS_TOKEN
+from tests.support.sdk_client import MemoryStorage
 
 pytestmark = pytest.mark.process
 
 REDIRECT = "http://127.0.0.1:9/callback"  # loopback: oauth.py accepts any port (RFC 8252 7.3)
-
-
-@dataclass
-class MemoryStorage:
-    """The SDK's TokenStorage protocol in memory, keeping every token set it was given."""
-
-    saved: list[OAuthToken] = field(default_factory=list)
-    client: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.saved[-1] if self.saved else None
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.saved.append(tokens)
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
 
 
 @dataclass
@@ -79,7 +61,9 @@ class HeadlessUser:
         )
 
 
-async def test_python_sdk_provider_signs_in_refreshes_and_calls_tools(stack: Stack) -> None:
+async def test_python_sdk_provider_signs_in_refreshes_and_calls_tools(
+    stack: Stack, past_expiry: float
+) -> None:
     storage, user = MemoryStorage(), HeadlessUser(stack)
     provider = OAuthClientProvider(
         stack.weather.url,
@@ -100,7 +84,7 @@ async def test_python_sdk_provider_signs_in_refreshes_and_calls_tools(stack: Sta
     ):
         tools = {tool.name for tool in (await client.list_tools()).tools}
         first = await client.call_tool("get_alerts", {"state": "CA"})
-        await asyncio.sleep(stack.past_expiry)  # the access token has expired
+        await asyncio.sleep(past_expiry)  # the access token has expired
         second = await client.call_tool("get_alerts", {"state": "CA"})
 
     assert tools == {"get_alerts", "get_forecast"}
@@ -134,20 +118,20 @@ async def register(stack: Stack, **metadata: Any) -> dict[str, Any]:
     return dict(response.json())
 
 
-async def call_twice(stack: Stack, provider: httpx2.Auth) -> None:
+async def call_twice(stack: Stack, provider: httpx2.Auth, past_expiry: float) -> None:
     """Call a tool, wait past the token's expiry, call again: both succeed."""
     async with (
         httpx2.AsyncClient(auth=provider, timeout=30) as http,
         Client(streamable_http_client(stack.weather.url, http_client=http)) as client,
     ):
         first = await client.call_tool("get_alerts", {"state": "CA"})
-        await asyncio.sleep(stack.past_expiry)
+        await asyncio.sleep(past_expiry)
         second = await client.call_tool("get_alerts", {"state": "CA"})
     assert not first.is_error, first.content
     assert not second.is_error, second.content
 
 
-async def test_python_sdk_machine_providers(stack: Stack) -> None:
+async def test_python_sdk_machine_providers(stack: Stack, past_expiry: float) -> None:
     """The SDK's ClientCredentialsOAuthProvider (client_secret_basic) and PrivateKeyJWTOAuthProvider
     (ES256 by PyJWT, `aud` the issuer as the SDK writes it) with clients registered with the
     initial access token: tokens without a browser, accepted by weather.py, asked for again once
@@ -183,7 +167,7 @@ async def test_python_sdk_machine_providers(stack: Stack) -> None:
             issuer=stack.oauth.issuer,
         ),
     )
-    await asyncio.gather(*(call_twice(stack, provider) for provider in providers))
+    await asyncio.gather(*(call_twice(stack, provider, past_expiry) for provider in providers))
     for storage in stores:
         assert len(storage.saved) == 2  # asked again after the expiry
         assert all(tokens.refresh_token is None for tokens in storage.saved)

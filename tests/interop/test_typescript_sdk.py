@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx2
 import pytest
 
-from tests.interop.conftest import Stack
+from tests.support.flows import Stack
 from tests.support.headless import authorize_headlessly
 from tests.support.tools import require_tool
 
@@ -79,11 +79,11 @@ async def sign_in_for(process: asyncio.subprocess.Process, stack: Stack) -> str:
     return url
 
 
-async def run_script(stack: Stack) -> tuple[str, dict[str, Any]]:
+async def run_script(stack: Stack, past_expiry: float) -> tuple[str, dict[str, Any]]:
     """Run ts/client.mjs under Node 22: (authorization URL, its JSON summary)."""
     npx = require_tool(shutil.which("npx"), "npx (Node.js)", "apt-get install -y nodejs npm")
     process = await asyncio.create_subprocess_exec(
-        *(npx, "-y", "-p", NODE, "node", "client.mjs", stack.weather.url, str(stack.past_expiry)),
+        *(npx, "-y", "-p", NODE, "node", "client.mjs", stack.weather.url, str(past_expiry)),
         cwd=TS_DIR,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -100,9 +100,11 @@ async def run_script(stack: Stack) -> tuple[str, dict[str, Any]]:
     return url, json.loads(out.decode().strip().splitlines()[-1])
 
 
-async def test_typescript_sdk_client_signs_in_refreshes_and_calls_tools(stack: Stack) -> None:
+async def test_typescript_sdk_client_signs_in_refreshes_and_calls_tools(
+    stack: Stack, past_expiry: float
+) -> None:
     installed_sdk()
-    url, summary = await run_script(stack)
+    url, summary = await run_script(stack, past_expiry)
 
     assert set(summary["tools"]) == {"get_alerts", "get_forecast"}
     assert not summary["first"]["is_error"], summary["first"]

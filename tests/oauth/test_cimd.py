@@ -19,11 +19,11 @@ from secure_mcp.oauth.cimd_fetch import FetchSeams
 from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database
-from tests.oauth.test_sdk_interop import MemoryStorage, Routing, resource_app
 from tests.support.cimd_server import DocumentHost, FakeClock, FakeResolver, document
 from tests.support.headless import authorize_headlessly
 from tests.support.oauth_harness import REDIRECT, RESOURCE, Flow, Harness, pkce, query_of
 from tests.support.oauth_server import IN_PROCESS_ISSUER, TEST_PASSWORD, TEST_USERNAME
+from tests.support.sdk_client import MemoryStorage, Routing, resource_app
 
 PUBLIC_IP = "93.184.215.14"
 URL = "https://app.example/oauth/client.json"

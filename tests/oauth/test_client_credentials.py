@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +35,6 @@ from tests.support.oauth_server import make_oauth_app, running_oauth_app
 ISSUER = "http://127.0.0.1:8003"
 JWKS_URL = "https://keys.example/ci/jwks.json"
 PUBLIC_ADDRESS = "93.184.216.34"
-
-
-@pytest.fixture
-async def machine(tmp_path: Path) -> AsyncIterator[Harness]:
-    """The server with an initial access token configured."""
-    async with running_oauth_app(tmp_path, initial_access_token_hash=INITIAL_ACCESS_TOKEN_HASH) as (
-        app,
-        settings,
-    ):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            yield Harness(app, settings, http)
 
 
 def test_initial_access_token_setting_is_hashed(tmp_path: Path) -> None:

@@ -12,9 +12,8 @@ import pytest
 from joserfc.jwk import ECKey
 
 from secure_mcp.oauth.settings import settings_from
-from tests.oauth.test_jwt_tokens import segment
 from tests.support.dpop import hmac_proof, jkt_of, new_key, proof
-from tests.support.oauth_harness import RESOURCE, Flow, Harness, pkce
+from tests.support.oauth_harness import RESOURCE, Flow, Harness, pkce, segment
 from tests.support.oauth_server import IN_PROCESS_ISSUER, running_oauth_app
 
 ISSUER = IN_PROCESS_ISSUER

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from secure_mcp.oauth.app import build_app
 from secure_mcp.oauth.banner import banner
 from secure_mcp.oauth.settings import OAuthSettings, SettingsError, settings_from
 from secure_mcp.oauth.signing_keys import KEYS_FILE
-from tests.support.oauth_harness import RESOURCE, Flow, Harness
+from tests.support.oauth_harness import RESOURCE, Flow, Harness, segment
 from tests.support.oauth_server import make_oauth_app, running_oauth_app
 
 CLAIMS = {"iss", "aud", "exp", "iat", "jti", "client_id", "sub", "scope"}
@@ -36,13 +34,6 @@ async def jwt_oauth(tmp_path: Path) -> AsyncIterator[Harness]:
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as client:
             yield Harness(app, settings, client)
-
-
-def segment(token: str, index: int) -> dict[str, Any]:
-    """One decoded JSON part of a compact JWS (no verification)."""
-    part = token.split(".")[index]
-    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
-    return decoded
 
 
 async def jwks(oauth: Harness) -> dict[str, Any]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.oauth.test_signin import consent_page, form
-from tests.support.oauth_harness import Flow, Harness, pkce, query_of
+from tests.support.oauth_harness import Flow, Harness, consent_page, form, pkce, query_of
 
 HTTPS_REDIRECT = "https://app.example/cb"
 BAD_REQUESTS = [

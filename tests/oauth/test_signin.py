@@ -22,21 +22,21 @@ from secure_mcp.oauth.authorize_request import PageError
 from secure_mcp.oauth.models import Consent, PendingAuthorization
 from secure_mcp.oauth.signin import SignIns
 from secure_mcp.oauth.storage import Database
-from tests.support.oauth_harness import Flow, Harness, pkce, query_of
-from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME, running_oauth_app
+from tests.support.oauth_harness import (
+    Flow,
+    Harness,
+    consent_page,
+    form,
+    hidden,
+    login_page,
+    pkce,
+    query_of,
+    sign_in,
+)
+from tests.support.oauth_server import TEST_USERNAME, running_oauth_app
 
 COOKIE = re.compile(r"^([^=;\s]+)=([^;]*)")  # any cookie the server sets
 SIGN_IN_COOKIE = re.compile(r"^(signin-[0-9a-f]{16})=([A-Za-z0-9_-]{43});")
-
-
-def hidden(html: str, name: str) -> str:
-    match = re.search(rf'name="{name}" value="([^"]*)"', html)
-    assert match, html
-    return match.group(1)
-
-
-def form(page: httpx2.Response, **extra: str) -> dict[str, str]:
-    return {"csrf_token": hidden(page.text, "csrf_token"), "tx": hidden(page.text, "tx"), **extra}
 
 
 class CookieThief:
@@ -61,28 +61,6 @@ class CookieThief:
         for name, value in self.seen.items():
             http.cookies.set(name, value)
         return http
-
-
-async def login_page(oauth: Harness, flow: Flow) -> httpx2.Response:
-    page = await oauth.http.get(oauth.authorization_url(flow))
-    assert page.status_code == 200, page.text
-    assert 'name="password"' in page.text
-    return page
-
-
-async def sign_in(oauth: Harness, page: httpx2.Response) -> httpx2.Response:
-    response = await oauth.http.post(
-        "/authorize", data=form(page, username=TEST_USERNAME, password=TEST_PASSWORD)
-    )
-    assert response.status_code == 303, response.text
-    return response
-
-
-async def consent_page(oauth: Harness, flow: Flow) -> httpx2.Response:
-    signed_in = await sign_in(oauth, await login_page(oauth, flow))
-    page = await oauth.http.get(signed_in.headers["location"])
-    assert 'name="decision"' in page.text, page.text
-    return page
 
 
 async def new_client(oauth: Harness, **metadata: object) -> Flow:

@@ -8,8 +8,7 @@ from sqlalchemy import update
 from secure_mcp.oauth.display import invisible_characters, is_invisible, shown_host, shown_text
 from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.storage import Database
-from tests.oauth.test_signin import consent_page, login_page
-from tests.support.oauth_harness import REDIRECT, Flow, Harness, pkce
+from tests.support.oauth_harness import REDIRECT, Flow, Harness, consent_page, login_page, pkce
 
 CYRILLIC_APPLE = "\u0430pple.example"  # the first letter is Cyrillic: looks like apple.example
 CYRILLIC_APPLE_ACE = CYRILLIC_APPLE.encode("idna").decode()

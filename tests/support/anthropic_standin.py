@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
+import pytest
 import uvicorn
 from anthropic import AsyncAnthropic
 from starlette.applications import Starlette
@@ -191,6 +192,7 @@ class AnthropicStandIn:
         # Chunked SSE only over a real socket: in process, Starlette's streaming task group
         # unbalances coverage's tracer on Python 3.11 (ASGITransport buffers the body anyway).
         self.chunked = False
+        self.base_url = ""  # set while `serve_standin` serves it on a loopback port
         self.app = Starlette(routes=[Route("/v1/messages", self._messages, methods=["POST"])])
 
     def queue(self, *replies: Scripted) -> None:
@@ -259,8 +261,28 @@ def serve_standin(standin: AnthropicStandIn) -> Iterator[str]:
                 raise RuntimeError("the Anthropic stand-in did not start")
             threading.Event().wait(0.02)
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}"
+        standin.base_url = f"http://127.0.0.1:{port}"
+        yield standin.base_url
     finally:
+        standin.base_url = ""
         server.should_exit = True
         server.force_exit = True  # do not wait for stalled requests to finish
         thread.join(timeout=10)
+
+
+def standin_env(standin: AnthropicStandIn) -> dict[str, str]:
+    """The ANTHROPIC_* variables pointing a client.py process at the served stand-in."""
+    assert standin.base_url, "serve the stand-in first (serve_standin)"
+    return {
+        "ANTHROPIC_API_KEY": standin.api_key,
+        "ANTHROPIC_BASE_URL": standin.base_url,
+        "ANTHROPIC_MODEL": "claude-sonnet-5-5",
+    }
+
+
+@pytest.fixture(scope="module")
+def claude() -> Iterator[AnthropicStandIn]:
+    """The Claude stand-in on a loopback port, one per test module (for client.py processes)."""
+    standin = AnthropicStandIn()
+    with serve_standin(standin):
+        yield standin

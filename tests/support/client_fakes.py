@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -19,6 +21,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
+
+from secure_mcp.client.auth.storage import STATE_FILE
 
 AS_ORIGIN = "http://127.0.0.1:9000"
 RS_ORIGIN = "http://127.0.0.1:8000"
@@ -343,3 +347,13 @@ async def running(mcp: MCPServer, server: FakeAuthServer):  # type: ignore[no-un
 def redirect_query(location: str) -> dict[str, str]:
     """The query of a redirect Location."""
     return {key: values[0] for key, values in parse_qs(urlsplit(location).query).items()}
+
+
+def expire_stored_tokens(state_dir: Path) -> None:
+    """Move every stored access token's expiry into the past."""
+    path = state_dir / STATE_FILE
+    state = json.loads(path.read_text())
+    for per_resource in state["tokens"].values():
+        for entry in per_resource.values():
+            entry["expires_at"] = time.time() - 60
+    path.write_text(json.dumps(state))

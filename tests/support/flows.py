@@ -231,3 +231,12 @@ async def mcp_post(
     sent.update(headers or {})
     async with httpx2.AsyncClient(timeout=seconds) as http:
         return await http.post(url, json=INITIALIZE if body is None else body, headers=sent)
+
+
+def assert_invalid_token(response: httpx2.Response) -> None:
+    """RFC 6750 3.1: 401 with a Bearer challenge carrying `invalid_token`."""
+    assert response.status_code == 401, response.text
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith("Bearer ")
+    assert 'error="invalid_token"' in challenge
+    assert "resource_metadata=" in challenge

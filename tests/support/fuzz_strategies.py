@@ -1,9 +1,11 @@
-"""Hypothesis strategies for hostile OAuth requests, and the RFC 6749 error-object check."""
+"""Hypothesis strategies for hostile OAuth requests, the fuzz target, the RFC 6749 error check."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
@@ -147,3 +149,22 @@ def check_error_object(response: httpx2.Response, allowed: frozenset[str]) -> di
 def description_is_rfc6749_charset(body: dict[str, Any]) -> bool:
     """RFC 6749 5.2: the description uses only printable ASCII without `"` and `\\`."""
     return DESCRIPTION_CHARS.fullmatch(body.get("error_description", "")) is not None
+
+
+SCALE = float(os.environ.get("FUZZ_SCALE", "1"))
+
+
+def examples(count: int) -> int:
+    """`count` examples, scaled by FUZZ_SCALE."""
+    return max(1, int(count * SCALE))
+
+
+@dataclass
+class Target:
+    """The running app, an HTTP client bound to it, and valid values to mix into the noise."""
+
+    http: httpx2.AsyncClient
+    client_id: str
+    redirect_uri: str
+    resource: str
+    rs_auth: tuple[str, str] = field(repr=False)

@@ -1,11 +1,26 @@
-"""Complete an authorization request without a browser: the real login and consent form POSTs."""
+"""Complete an authorization request without a browser: the real login and consent form POSTs.
+
+`authorize_headlessly` drives one request; `HeadlessBrowser` is the `webbrowser.open` the client
+is given in the real-process tests (it signs in on the real pages, then returns to the client's
+loopback listener); `use_weather` is one client run against weather.py.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 import httpx2
+
+from secure_mcp.client.connection import connect
+
+if TYPE_CHECKING:
+    from secure_mcp.client.settings import ClientSettings
+    from tests.support.oauth_server import OAuthServer
 
 MAX_STEPS = 8
 
@@ -83,3 +98,50 @@ async def authorize_headlessly(
         if "password" in page.names and not response.is_redirect:
             raise AssertionError(f"login failed: {response.status_code} {response.text}")
     raise AssertionError(f"authorization did not finish in {MAX_STEPS} steps")
+
+
+@dataclass
+class HeadlessBrowser:
+    """`webbrowser.open` that signs in on the real pages, keeping every page it saw.
+
+    The last page of a visit is the client's loopback listener's answer.
+    """
+
+    oauth: OAuthServer
+    opened: list[str] = field(default_factory=list)
+    pages: list[str] = field(default_factory=list)
+    visits: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def open(self, url: str) -> bool:
+        """Start the visit in the background, as a real browser would."""
+        self.opened.append(url)
+        self.visits.append(asyncio.get_running_loop().create_task(self._visit(url)))
+        return True
+
+    async def _visit(self, url: str) -> None:
+        async def keep(response: httpx2.Response) -> None:
+            await response.aread()
+            self.pages.append(response.text)
+
+        async with httpx2.AsyncClient(timeout=10, event_hooks={"response": [keep]}) as http:
+            location = await authorize_headlessly(
+                http, url, username=self.oauth.username, password=self.oauth.password
+            )
+            assert location.startswith("http://127.0.0.1:")
+            await http.get(location)  # the client's loopback listener
+
+    def consent_page(self) -> str:
+        """The consent page shown during the sign-in."""
+        return next(page for page in self.pages if 'name="decision"' in page)
+
+
+async def use_weather(
+    settings: ClientSettings, browser: HeadlessBrowser, lines: list[str] | None = None
+) -> None:
+    """One client run (its output kept in `lines`): connect, list the tools, call get_alerts."""
+    write: Callable[[str], None] = (lambda line: None) if lines is None else lines.append
+    async with connect(settings, write=write, opener=browser.open) as session:
+        assert "get_alerts" in {tool.name for tool in await session.list_tools()}
+        result = await session.call_tool("get_alerts", {"state": "CA"})
+        assert not result.is_error, result.content
+    await asyncio.gather(*browser.visits)

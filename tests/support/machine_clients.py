@@ -1,17 +1,23 @@
-"""Helpers for machine clients: an initial access token, keys, and signed client assertions."""
+"""Machine clients: an initial access token, keys, signed client assertions, and the `machine`
+fixture (the authorization server in process, with that initial access token configured)."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
 import time
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx2
+import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from secure_mcp.oauth.rfc7523 import ASSERTION_TYPE
+from tests.support.oauth_harness import Harness
+from tests.support.oauth_server import running_oauth_app
 
 INITIAL_ACCESS_TOKEN = "iat-" + "x" * 40  # test value, not a secret
 INITIAL_ACCESS_TOKEN_HASH = hashlib.sha256(INITIAL_ACCESS_TOKEN.encode()).hexdigest()
@@ -73,3 +79,13 @@ async def register_machine(
         **metadata,
     }
     return await http.post("/register", json=body, headers=BEARER if headers is None else headers)
+
+
+@pytest.fixture
+async def machine(tmp_path: Path) -> AsyncIterator[Harness]:
+    """The authorization server in process, with an initial access token configured."""
+    hashed = INITIAL_ACCESS_TOKEN_HASH
+    async with running_oauth_app(tmp_path, initial_access_token_hash=hashed) as (app, settings):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
+            yield Harness(app, settings, http)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,3 +132,42 @@ class Harness:
         )
         assert response.status_code == 200, response.text
         return dict(response.json())
+
+
+def segment(token: str, index: int) -> dict[str, Any]:
+    """One decoded JSON part of a compact JWS (no verification)."""
+    part = token.split(".")[index]
+    decoded: dict[str, Any] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded
+
+
+def hidden(html: str, name: str) -> str:
+    match = re.search(rf'name="{name}" value="([^"]*)"', html)
+    assert match, html
+    return match.group(1)
+
+
+def form(page: httpx2.Response, **extra: str) -> dict[str, str]:
+    return {"csrf_token": hidden(page.text, "csrf_token"), "tx": hidden(page.text, "tx"), **extra}
+
+
+async def login_page(oauth: Harness, flow: Flow) -> httpx2.Response:
+    page = await oauth.http.get(oauth.authorization_url(flow))
+    assert page.status_code == 200, page.text
+    assert 'name="password"' in page.text
+    return page
+
+
+async def sign_in(oauth: Harness, page: httpx2.Response) -> httpx2.Response:
+    response = await oauth.http.post(
+        "/authorize", data=form(page, username=TEST_USERNAME, password=TEST_PASSWORD)
+    )
+    assert response.status_code == 303, response.text
+    return response
+
+
+async def consent_page(oauth: Harness, flow: Flow) -> httpx2.Response:
+    signed_in = await sign_in(oauth, await login_page(oauth, flow))
+    page = await oauth.http.get(signed_in.headers["location"])
+    assert 'name="decision"' in page.text, page.text
+    return page

@@ -2,198 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
-import hashlib
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import httpx2
 import pytest
-from joserfc import jwt
-from joserfc.jwk import ECKey
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from secure_mcp.common import token_format
-from secure_mcp.common.resource_credentials import ResourceCredentials
 from secure_mcp.weather.app import Seams, build_app
-from secure_mcp.weather.settings import WeatherSettings
-
-ISSUER = "http://localhost:8003"
-RESOURCE = "http://127.0.0.1:8000/mcp"
-ORIGIN = "http://127.0.0.1:8000"
-CREDENTIALS = ResourceCredentials("weather-rs", "rs-secret")
-
-
-def access_token(name: str) -> str:
-    """A well-formed access token (oauth.py's prefix and checksum) named after `name`."""
-    body = base64.urlsafe_b64encode(hashlib.sha256(name.encode()).digest()).rstrip(b"=")
-    return token_format.assemble(token_format.ACCESS_PREFIX, body.decode())
-
-
-@dataclass
-class FakeAuthServer:
-    """Metadata plus an introspection endpoint answering from `tokens`; can be switched off."""
-
-    tokens: dict[str, dict[str, Any]] = field(default_factory=dict)
-    introspections: int = 0
-    metadata_fetches: int = 0
-    jwks_fetches: int = 0
-    down: bool = False
-    delay: float = 0.0  # seconds each request takes (lets concurrent requests meet)
-    metadata: dict[str, Any] = field(
-        default_factory=lambda: {
-            "issuer": ISSUER,
-            "introspection_endpoint": f"{ISSUER}/introspect",
-            "jwks_uri": f"{ISSUER}/jwks",
-        }
-    )
-    signing_keys: list[ECKey] = field(default_factory=lambda: [new_signing_key()])
-    published: list[dict[str, Any]] | None = None  # the JWKS served (default: signing_keys)
-
-    def jwt(
-        self, key: ECKey | None = None, header: dict[str, Any] | None = None, **claims: Any
-    ) -> str:
-        """An RFC 9068 access token for our resource (claims override, None drops one)."""
-        key = key or self.signing_keys[-1]
-        now = int(time.time())
-        body = {
-            "iss": ISSUER,
-            "aud": RESOURCE,
-            "exp": now + 300,
-            "iat": now,
-            "jti": f"jti-{now}-{len(self.tokens)}-{id(claims)}",
-            "client_id": "client-1",
-            "sub": "demo",
-            "scope": "weather:read",
-            **claims,
-        }
-        head = {"alg": "ES256", "typ": "at+jwt", "kid": key.kid, **(header or {})}
-        kept = {k: v for k, v in body.items() if v is not None}
-        return jwt.encode({k: v for k, v in head.items() if v is not None}, kept, key)
-
-    async def _jwks(self, request: Request) -> Response:
-        self.jwks_fetches += 1
-        keys = self.published
-        if keys is None:
-            keys = [k.as_dict(private=False, use="sig", alg="ES256") for k in self.signing_keys]
-        return JSONResponse({"keys": keys})
-
-    def grant(self, name: str, **claims: Any) -> str:
-        """Register an active token for our resource (claims override the defaults); return it.
-
-        `name` is a readable label: the token is the well-formed `access_token(name)`.
-        """
-        token = access_token(name)
-        now = int(time.time())
-        self.tokens[token] = {
-            "active": True,
-            "aud": RESOURCE,
-            "scope": "weather:read",
-            "client_id": "client-1",
-            "sub": "demo",
-            "exp": now + 600,
-            "iat": now,
-            "iss": ISSUER,
-            "token_type": "Bearer",
-            **claims,
-        }
-        return token
-
-    async def _metadata(self, request: Request) -> Response:
-        self.metadata_fetches += 1
-        return JSONResponse(self.metadata)
-
-    async def _introspect(self, request: Request) -> Response:
-        expected = base64.b64encode(b"weather-rs:rs-secret").decode()
-        if request.headers.get("authorization") != f"Basic {expected}":
-            return JSONResponse({"error": "invalid_client"}, status_code=401)
-        self.introspections += 1
-        form = await request.form()
-        claims = self.tokens.get(str(form.get("token")))
-        return JSONResponse(claims if claims else {"active": False})
-
-    def app(self) -> Starlette:
-        """The ASGI app."""
-        return Starlette(
-            routes=[
-                Route("/.well-known/oauth-authorization-server", self._metadata),
-                Route("/introspect", self._introspect, methods=["POST"]),
-                Route("/jwks", self._jwks),
-            ]
-        )
-
-    def transport(self) -> httpx2.MockTransport:
-        """A transport that fails to connect while `down`, else serves `app()` in process."""
-        inner = httpx2.ASGITransport(app=self.app())
-
-        async def handle(request: httpx2.Request) -> httpx2.Response:
-            await asyncio.sleep(self.delay)
-            if self.down:
-                raise httpx2.ConnectError("connection refused", request=request)
-            return await inner.handle_async_request(request)
-
-        return httpx2.MockTransport(handle)
-
-
-def new_signing_key() -> ECKey:
-    """A P-256 key with its thumbprint as kid, as oauth.py makes them."""
-    key = ECKey.generate_key("P-256", private=True)
-    key.ensure_kid()
-    return key
+from tests.support.weather_app import FakeIntrospectionServer, make_settings, serving
 
 
 @pytest.fixture
-def auth_server() -> FakeAuthServer:
+def auth_server() -> FakeIntrospectionServer:
     """A fresh fake authorization server."""
-    return FakeAuthServer()
-
-
-def make_settings(**overrides: Any) -> WeatherSettings:
-    """Settings for in-process tests (replay NWS, our fake issuer and credentials)."""
-    values: dict[str, Any] = {
-        "auth_server": ISSUER,
-        "resource_url": RESOURCE,
-        "nws_replay": True,
-        "credentials": CREDENTIALS,
-        **overrides,
-    }
-    return WeatherSettings(**values)
-
-
-@contextlib.asynccontextmanager
-async def serving(app: Starlette) -> AsyncIterator[httpx2.AsyncClient]:
-    """A client to `app`, its lifespan run in its own task (fixture setup and teardown differ)."""
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def run() -> None:
-        async with app.router.lifespan_context(app):
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(run())
-    waiter = asyncio.create_task(started.wait())
-    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-    waiter.cancel()
-    if task.done():
-        await task
-    try:
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=ORIGIN) as client:
-            yield client
-    finally:
-        stop.set()
-        await task
+    return FakeIntrospectionServer()
 
 
 @pytest.fixture
-async def weather(auth_server: FakeAuthServer) -> AsyncIterator[httpx2.AsyncClient]:
+async def weather(auth_server: FakeIntrospectionServer) -> AsyncIterator[httpx2.AsyncClient]:
     """An HTTP client to the weather app (lifespan running), auth against `auth_server`."""
     app = build_app(make_settings(), seams=Seams(introspection_transport=auth_server.transport()))
     async with serving(app) as client:

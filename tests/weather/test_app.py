@@ -17,45 +17,21 @@ from mcp.server.auth.provider import AccessToken
 from secure_mcp.common.resource_credentials import ResourceCredentials, save_all
 from secure_mcp.weather.app import RequireVerified, Seams, build_app, startup_banner
 from secure_mcp.weather.settings import settings_from
-from tests.weather.conftest import (
+from tests.support.weather_app import (
+    CHALLENGE,
     CREDENTIALS,
+    INITIALIZE,
+    INVALID_TOKEN,
     ISSUER,
+    MCP_HEADERS,
     ORIGIN,
     RESOURCE,
-    FakeAuthServer,
+    FakeIntrospectionServer,
     access_token,
     make_settings,
+    post_mcp,
     serving,
 )
-
-PRM = f"{ORIGIN}/.well-known/oauth-protected-resource/mcp"
-CHALLENGE = f'Bearer resource_metadata="{PRM}", scope="weather:read"'
-INVALID_TOKEN = (
-    f'{CHALLENGE}, error="invalid_token", error_description="The access token is invalid, '
-    'expired, revoked or not issued for this server."'
-)
-MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "test", "version": "1"},
-    },
-}
-
-
-async def post_mcp(
-    client: httpx2.AsyncClient, token: str | None, extra: dict[str, str] | None = None
-) -> httpx2.Response:
-    """POST an initialize request to /mcp with `token` as the bearer credential."""
-    headers = {**MCP_HEADERS, **(extra or {})}
-    if token is not None:
-        headers["authorization"] = f"Bearer {token}"
-    return await client.post("/mcp", json=INITIALIZE, headers=headers)
-
 
 REFUSED_TOKENS = [
     pytest.param({"active": False}, id="inactive"),
@@ -73,7 +49,7 @@ REFUSED_TOKENS = [
 
 @pytest.mark.parametrize("claims", REFUSED_TOKENS)
 async def test_invalid_token_is_401_invalid_token(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer, claims: dict[str, Any]
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer, claims: dict[str, Any]
 ) -> None:
     token = auth_server.grant("tok", **claims)
     response = await post_mcp(weather, token)
@@ -117,7 +93,7 @@ async def test_missing_token_is_401_challenge_without_error(
 )
 async def test_malformed_request_is_400_invalid_request(
     weather: httpx2.AsyncClient,
-    auth_server: FakeAuthServer,
+    auth_server: FakeIntrospectionServer,
     url: str,
     authorization: str | None,
     extra: list[tuple[str, str]],
@@ -134,7 +110,7 @@ async def test_malformed_request_is_400_invalid_request(
 
 
 async def test_insufficient_scope_is_403(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     token = auth_server.grant("tok", scope="profile weather:write")
     response = await post_mcp(weather, token)
@@ -155,7 +131,7 @@ async def test_insufficient_scope_is_403(
     ],
 )
 async def test_valid_token_reaches_mcp(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer, claims: dict[str, Any]
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer, claims: dict[str, Any]
 ) -> None:
     token = auth_server.grant("tok", **claims)
     for key in [k for k, v in claims.items() if v is None]:
@@ -166,7 +142,7 @@ async def test_valid_token_reaches_mcp(
 
 
 async def test_active_result_cached_so_one_introspection(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     token = auth_server.grant("tok")
     for _ in range(3):
@@ -176,7 +152,7 @@ async def test_active_result_cached_so_one_introspection(
 
 
 async def test_inactive_result_not_cached(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     assert (await post_mcp(weather, access_token("later"))).status_code == 401
     auth_server.grant("later")
@@ -185,7 +161,7 @@ async def test_inactive_result_not_cached(
 
 
 async def test_unreachable_auth_server_is_503_then_recovers(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     token = auth_server.grant("tok")
     auth_server.down = True
@@ -203,7 +179,7 @@ async def test_unreachable_auth_server_is_503_then_recovers(
 
 
 async def test_cached_token_survives_auth_server_outage(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     token = auth_server.grant("tok")
     assert (await post_mcp(weather, token)).status_code == 200
@@ -212,7 +188,7 @@ async def test_cached_token_survives_auth_server_outage(
 
 
 @pytest.fixture
-async def uncached(auth_server: FakeAuthServer) -> AsyncIterator[httpx2.AsyncClient]:
+async def uncached(auth_server: FakeIntrospectionServer) -> AsyncIterator[httpx2.AsyncClient]:
     """The app with the introspection cache off."""
     settings = make_settings(introspection_cache_ttl=0)
     app = build_app(settings, seams=Seams(introspection_transport=auth_server.transport()))
@@ -221,7 +197,7 @@ async def uncached(auth_server: FakeAuthServer) -> AsyncIterator[httpx2.AsyncCli
 
 
 async def test_revocation_is_immediate_without_cache(
-    uncached: httpx2.AsyncClient, auth_server: FakeAuthServer
+    uncached: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     token = auth_server.grant("tok")
     assert (await post_mcp(uncached, token)).status_code == 200
@@ -265,7 +241,10 @@ async def test_unknown_paths_are_closed_by_default(weather: httpx2.AsyncClient) 
     ],
 )
 async def test_dns_rebinding_protection(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer, headers: dict[str, str], status: int
+    weather: httpx2.AsyncClient,
+    auth_server: FakeIntrospectionServer,
+    headers: dict[str, str],
+    status: int,
 ) -> None:
     token = auth_server.grant("tok")
     response = await post_mcp(weather, token, headers)
@@ -303,7 +282,9 @@ async def test_host_and_origin_are_checked_before_the_token(
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_sdk_client_lists_and_calls_tools(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer, mode: Literal["auto", "legacy"]
+    weather: httpx2.AsyncClient,
+    auth_server: FakeIntrospectionServer,
+    mode: Literal["auto", "legacy"],
 ) -> None:
     # Both the 2026-07-28 revision (auto) and 2025-11-25 (legacy) against the stateless server.
     weather.headers["authorization"] = f"Bearer {auth_server.grant('tok')}"
@@ -321,7 +302,7 @@ async def test_sdk_client_lists_and_calls_tools(
 
 
 async def test_mcp_is_served_without_sessions(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     # One identity cannot take the server's sessions: there are none to take.
     token = auth_server.grant("tok")
@@ -436,7 +417,7 @@ async def test_nothing_reaches_the_mcp_server_unverified() -> None:
 
 
 async def test_credentials_refused_after_an_oauth_reset_are_read_again(
-    auth_server: FakeAuthServer, tmp_path: Path
+    auth_server: FakeIntrospectionServer, tmp_path: Path
 ) -> None:
     """oauth.py's data folder was deleted and it started afresh: new credentials in its file."""
     data_dir = tmp_path / "oauth"
@@ -456,7 +437,7 @@ async def test_credentials_refused_after_an_oauth_reset_are_read_again(
 
 
 async def test_credentials_from_the_environment_are_not_read_again(
-    auth_server: FakeAuthServer, tmp_path: Path
+    auth_server: FakeIntrospectionServer, tmp_path: Path
 ) -> None:
     env = {"INTROSPECTION_CLIENT_ID": "old-rs", "INTROSPECTION_CLIENT_SECRET": "old-secret"}
     argv = ["--resource-url", RESOURCE, "--oauth-data-dir", str(tmp_path / "none")]

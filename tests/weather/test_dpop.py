@@ -17,15 +17,21 @@ from secure_mcp.weather.dpop import ResourceProofs
 from secure_mcp.weather.errors import ProofCacheFullError
 from secure_mcp.weather.settings import SettingsError, settings_from
 from tests.support.dpop import hmac_proof, jkt_of, new_key, proof
-from tests.weather.conftest import FakeAuthServer, make_settings, serving
-from tests.weather.test_app import INITIALIZE, MCP_HEADERS, PRM
+from tests.support.weather_app import (
+    INITIALIZE,
+    MCP_HEADERS,
+    PRM,
+    FakeIntrospectionServer,
+    make_settings,
+    serving,
+)
 
 URL = "http://127.0.0.1:8000/mcp"
 ALGS = 'algs="ES256 ES384 ES512 PS256 RS256"'
 
 
 @contextlib.asynccontextmanager
-async def weather_with(auth_server: FakeAuthServer, **settings: Any) -> AsyncIterator[Any]:
+async def weather_with(auth_server: FakeIntrospectionServer, **settings: Any) -> AsyncIterator[Any]:
     """The weather app with `settings` overrides."""
     seams = Seams(introspection_transport=auth_server.transport())
     app = build_app(make_settings(**settings), seams=seams)
@@ -34,7 +40,7 @@ async def weather_with(auth_server: FakeAuthServer, **settings: Any) -> AsyncIte
 
 
 @pytest.fixture
-async def weather(auth_server: FakeAuthServer) -> AsyncIterator[httpx2.AsyncClient]:
+async def weather(auth_server: FakeIntrospectionServer) -> AsyncIterator[httpx2.AsyncClient]:
     async with weather_with(auth_server) as client:
         yield client
 
@@ -57,13 +63,13 @@ async def post(
     return await client.post(url, json=INITIALIZE, headers=headers)
 
 
-def bound(auth_server: FakeAuthServer, key: ECKey, name: str = "bound") -> str:
+def bound(auth_server: FakeIntrospectionServer, key: ECKey, name: str = "bound") -> str:
     """An introspected token bound to `key`."""
     return auth_server.grant(name, token_type="DPoP", cnf={"jkt": jkt_of(key)})
 
 
 async def test_a_bound_token_with_its_proof_gets_in(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     key = new_key()
     token = bound(auth_server, key)
@@ -75,7 +81,7 @@ async def test_a_bound_token_with_its_proof_gets_in(
 
 
 async def test_a_jwt_bound_by_cnf_gets_in(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     key = new_key()
     token = auth_server.jwt(cnf={"jkt": jkt_of(key)})
@@ -90,7 +96,7 @@ async def test_a_jwt_bound_by_cnf_gets_in(
 
 
 async def test_the_proof_may_name_localhost_when_the_client_used_it(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     key = new_key()
     token = bound(auth_server, key)
@@ -127,7 +133,7 @@ ATTACKS = [
 
 @pytest.mark.parametrize("make", [a[1] for a in ATTACKS], ids=[a[0] for a in ATTACKS])
 async def test_bad_proofs_are_invalid_dpop_proof(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer, make: Any
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer, make: Any
 ) -> None:
     key = new_key()
     token = bound(auth_server, key)
@@ -142,7 +148,7 @@ async def test_bad_proofs_are_invalid_dpop_proof(
 
 
 async def test_a_proof_of_another_key_is_refused(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     key, thief = new_key(), new_key()
     token = bound(auth_server, key)
@@ -151,7 +157,7 @@ async def test_a_proof_of_another_key_is_refused(
 
 
 async def test_a_bearer_token_with_a_proof_is_refused(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     key = new_key()
     token = auth_server.grant("plain")
@@ -160,7 +166,7 @@ async def test_a_bearer_token_with_a_proof_is_refused(
 
 
 async def test_a_bound_token_sent_as_bearer_is_refused(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     token = bound(auth_server, new_key())
     response = await post(weather, token, scheme="Bearer")
@@ -177,7 +183,7 @@ async def test_a_bound_token_sent_as_bearer_is_refused(
     ids=["dpop-without-cnf", "cnf-not-object", "empty-jkt", "unknown-type"],
 )
 async def test_unusable_bindings_from_introspection_are_refused(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer, claims: dict[str, Any]
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer, claims: dict[str, Any]
 ) -> None:
     key = new_key()
     token = auth_server.grant("odd", **claims)
@@ -189,7 +195,7 @@ async def test_unusable_bindings_from_introspection_are_refused(
 
 
 async def test_bearer_clients_keep_working(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     token = auth_server.grant("plain")
     assert (await post(weather, token, scheme="Bearer")).status_code == 200
@@ -200,7 +206,9 @@ async def test_bearer_clients_keep_working(
     ]
 
 
-async def test_require_dpop_refuses_bearer_and_says_so(auth_server: FakeAuthServer) -> None:
+async def test_require_dpop_refuses_bearer_and_says_so(
+    auth_server: FakeIntrospectionServer,
+) -> None:
     key = new_key()
     plain, token = auth_server.grant("plain"), bound(auth_server, key)
     async with weather_with(auth_server, require_dpop=True) as client:
@@ -221,7 +229,7 @@ async def test_require_dpop_refuses_bearer_and_says_so(auth_server: FakeAuthServ
     assert auth_server.introspections == 1  # the bearer token was never looked up
 
 
-async def test_resource_nonces(auth_server: FakeAuthServer) -> None:
+async def test_resource_nonces(auth_server: FakeIntrospectionServer) -> None:
     key = new_key()
     token = bound(auth_server, key)
     async with weather_with(auth_server, dpop_nonce=True) as client:
@@ -247,7 +255,7 @@ async def test_a_full_replay_cache_refuses_with_503() -> None:
 
 
 async def test_a_shared_replay_file_is_used_by_two_apps(
-    auth_server: FakeAuthServer, tmp_path: Path
+    auth_server: FakeIntrospectionServer, tmp_path: Path
 ) -> None:
     key = new_key()
     token = bound(auth_server, key)

@@ -20,14 +20,15 @@ from secure_mcp.weather.errors import AuthServerUnavailableError, InvalidTokenEr
 from secure_mcp.weather.rfc7662 import IntrospectionVerifier
 from secure_mcp.weather.rfc9068 import public_key
 from secure_mcp.weather.verifier import AccessTokenVerifier
-from tests.weather.conftest import (
+from tests.support.weather_app import (
+    INVALID_TOKEN,
     ISSUER,
     RESOURCE,
-    FakeAuthServer,
+    FakeIntrospectionServer,
     new_signing_key,
+    post_from,
+    weather_app,
 )
-from tests.weather.test_app import INVALID_TOKEN
-from tests.weather.test_token_check import post_from, weather_app
 
 NOW = int(time.time())
 LATER = 30 * 24 * 3600  # "in the future" for the whole run: NOW is taken when tests are collected
@@ -43,7 +44,7 @@ def unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
     return f"{b64(header)}.{b64(claims)}."
 
 
-async def refused_without_introspection(auth_server: FakeAuthServer, token: str) -> None:
+async def refused_without_introspection(auth_server: FakeIntrospectionServer, token: str) -> None:
     """`token` gets the exact 401 invalid_token challenge and costs no introspection."""
     async with weather_app(auth_server) as app:
         response = await post_from(app, token)
@@ -54,7 +55,7 @@ async def refused_without_introspection(auth_server: FakeAuthServer, token: str)
 
 
 async def test_a_valid_jwt_is_accepted_without_asking_the_authorization_server(
-    auth_server: FakeAuthServer,
+    auth_server: FakeIntrospectionServer,
 ) -> None:
     async with weather_app(auth_server) as app:
         for _ in range(3):
@@ -88,7 +89,7 @@ BAD_CLAIMS = [
 
 @pytest.mark.parametrize("claims", BAD_CLAIMS)
 async def test_bad_claims_are_401_invalid_token(
-    auth_server: FakeAuthServer, claims: dict[str, Any]
+    auth_server: FakeIntrospectionServer, claims: dict[str, Any]
 ) -> None:
     await refused_without_introspection(auth_server, auth_server.jwt(**claims))
 
@@ -103,7 +104,7 @@ BAD_HEADERS = [
 
 @pytest.mark.parametrize("header", BAD_HEADERS)
 async def test_bad_headers_are_401_invalid_token(
-    auth_server: FakeAuthServer, header: dict[str, Any]
+    auth_server: FakeIntrospectionServer, header: dict[str, Any]
 ) -> None:
     await refused_without_introspection(auth_server, auth_server.jwt(header=header))
 
@@ -117,7 +118,7 @@ def signed_raw(header: dict[str, Any], claims: dict[str, Any], key: ECKey) -> st
     return f"{signing_input}.{base64.urlsafe_b64encode(raw).rstrip(b'=').decode()}"
 
 
-async def test_an_unknown_critical_header_is_refused(auth_server: FakeAuthServer) -> None:
+async def test_an_unknown_critical_header_is_refused(auth_server: FakeIntrospectionServer) -> None:
     key = auth_server.signing_keys[-1]
     claims = json.loads(base64.urlsafe_b64decode(auth_server.jwt().split(".")[1] + "=="))
     header = {"alg": "ES256", "typ": "at+jwt", "kid": key.kid}
@@ -128,19 +129,19 @@ async def test_an_unknown_critical_header_is_refused(auth_server: FakeAuthServer
 
 
 def test_both_media_types_are_accepted_as_typ() -> None:
-    server = FakeAuthServer()
+    server = FakeIntrospectionServer()
     for typ in ("at+jwt", "application/at+jwt", "AT+JWT"):
         assert server.jwt(header={"typ": typ}).count(".") == 2
 
 
-async def test_application_at_jwt_is_accepted(auth_server: FakeAuthServer) -> None:
+async def test_application_at_jwt_is_accepted(auth_server: FakeIntrospectionServer) -> None:
     async with weather_app(auth_server) as app:
         token = auth_server.jwt(header={"typ": "application/at+jwt"})
         assert (await post_from(app, token)).status_code == 200
 
 
 async def test_alg_none_and_hmac_with_the_public_key_are_refused(
-    auth_server: FakeAuthServer,
+    auth_server: FakeIntrospectionServer,
 ) -> None:
     key = auth_server.signing_keys[-1]
     claims = json.loads(base64.urlsafe_b64decode(auth_server.jwt().split(".")[1] + "=="))
@@ -162,7 +163,7 @@ async def test_alg_none_and_hmac_with_the_public_key_are_refused(
 
 
 async def test_a_symmetric_or_private_looking_jwks_entry_is_never_used(
-    auth_server: FakeAuthServer,
+    auth_server: FakeIntrospectionServer,
 ) -> None:
     key = auth_server.signing_keys[-1]
     oct_key = {"kty": "oct", "k": "c2VjcmV0", "kid": key.kid, "alg": "HS256"}
@@ -184,13 +185,15 @@ async def test_a_symmetric_or_private_looking_jwks_entry_is_never_used(
     ["a.b.c", "e30.e30.e30", f"{b64({'alg': 'HS256', 'typ': 'at+jwt', 'kid': 'k'})}.e30.x"],
     ids=["not-json", "empty-header", "symmetric-alg"],
 )
-async def test_jwt_shaped_garbage_costs_nothing(auth_server: FakeAuthServer, token: str) -> None:
+async def test_jwt_shaped_garbage_costs_nothing(
+    auth_server: FakeIntrospectionServer, token: str
+) -> None:
     await refused_without_introspection(auth_server, token)
     assert auth_server.jwks_fetches == 0
     assert auth_server.metadata_fetches == 0
 
 
-async def test_a_small_clock_skew_is_tolerated(auth_server: FakeAuthServer) -> None:
+async def test_a_small_clock_skew_is_tolerated(auth_server: FakeIntrospectionServer) -> None:
     async with weather_app(auth_server) as app:
         late = auth_server.jwt(exp=int(time.time()) - 2, iat=int(time.time()) - 302)
         early = auth_server.jwt(iat=int(time.time()) + 2, nbf=int(time.time()) + 2)
@@ -198,13 +201,15 @@ async def test_a_small_clock_skew_is_tolerated(auth_server: FakeAuthServer) -> N
         assert (await post_from(app, early)).status_code == 200
 
 
-async def test_audience_is_compared_in_canonical_form(auth_server: FakeAuthServer) -> None:
+async def test_audience_is_compared_in_canonical_form(auth_server: FakeIntrospectionServer) -> None:
     async with weather_app(auth_server) as app:
         for aud in ("HTTP://127.0.0.1:8000/mcp", ["https://other/mcp", RESOURCE]):
             assert (await post_from(app, auth_server.jwt(aud=aud))).status_code == 200
 
 
-async def test_missing_scope_is_403_insufficient_scope(auth_server: FakeAuthServer) -> None:
+async def test_missing_scope_is_403_insufficient_scope(
+    auth_server: FakeIntrospectionServer,
+) -> None:
     async with weather_app(auth_server) as app:
         response = await post_from(app, auth_server.jwt(scope="weather:alerts"))
         nothing = await post_from(app, auth_server.jwt(scope=None))
@@ -215,7 +220,7 @@ async def test_missing_scope_is_403_insufficient_scope(auth_server: FakeAuthServ
 
 
 async def test_valid_jwts_survive_an_authorization_server_outage(
-    auth_server: FakeAuthServer,
+    auth_server: FakeIntrospectionServer,
 ) -> None:
     opaque = auth_server.grant("opaque")
     async with weather_app(auth_server, introspection_cache_ttl=0) as app:
@@ -227,7 +232,7 @@ async def test_valid_jwts_survive_an_authorization_server_outage(
 
 
 async def test_no_keys_yet_and_the_authorization_server_down_is_503(
-    auth_server: FakeAuthServer,
+    auth_server: FakeIntrospectionServer,
 ) -> None:
     auth_server.down = True
     async with weather_app(auth_server) as app:
@@ -239,7 +244,7 @@ async def test_no_keys_yet_and_the_authorization_server_down_is_503(
 
 
 async def test_an_unknown_kid_refetches_the_keys_at_most_once_per_interval() -> None:
-    server, clock = FakeAuthServer(), Clock(time.time())
+    server, clock = FakeIntrospectionServer(), Clock(time.time())
     verifier = make_verifier(server, jwks_ttl=300, clock=clock)
     await verifier.check(server.jwt())
     for n in range(5):  # made-up key ids: refused, and no fetch within 10 s of the last one
@@ -257,7 +262,7 @@ async def test_an_unknown_kid_refetches_the_keys_at_most_once_per_interval() -> 
 
 
 async def test_a_withdrawn_key_stops_verifying_after_the_refresh() -> None:
-    server = FakeAuthServer()
+    server = FakeIntrospectionServer()
     clock = Clock(time.time())
     verifier = make_verifier(server, jwks_ttl=60, clock=clock)
     token = server.jwt()
@@ -273,7 +278,7 @@ async def test_a_withdrawn_key_stops_verifying_after_the_refresh() -> None:
 
 
 async def test_a_failed_background_refresh_keeps_the_old_keys() -> None:
-    server = FakeAuthServer()
+    server = FakeIntrospectionServer()
     clock = Clock(time.time())
     verifier = make_verifier(server, jwks_ttl=60, clock=clock)
     assert await verifier.check(server.jwt())
@@ -286,7 +291,7 @@ async def test_a_failed_background_refresh_keeps_the_old_keys() -> None:
 
 
 async def test_verified_jwts_are_remembered_until_they_expire() -> None:
-    server = FakeAuthServer()
+    server = FakeIntrospectionServer()
     start = int(time.time())
     clock = Clock(float(start))
     verifier = make_verifier(server, jwks_ttl=600, clock=clock)
@@ -301,7 +306,9 @@ async def test_verified_jwts_are_remembered_until_they_expire() -> None:
     await verifier.aclose()
 
 
-async def test_introspect_jwt_makes_revocation_immediate(auth_server: FakeAuthServer) -> None:
+async def test_introspect_jwt_makes_revocation_immediate(
+    auth_server: FakeIntrospectionServer,
+) -> None:
     token = auth_server.jwt()
     auth_server.tokens[token] = auth_server.tokens[auth_server.grant("as-view")]
     async with weather_app(auth_server, introspect_jwt=True, introspection_cache_ttl=0) as app:
@@ -314,7 +321,7 @@ async def test_introspect_jwt_makes_revocation_immediate(auth_server: FakeAuthSe
         assert auth_server.introspections == before
 
 
-async def test_an_issuer_without_jwks_uri(auth_server: FakeAuthServer) -> None:
+async def test_an_issuer_without_jwks_uri(auth_server: FakeIntrospectionServer) -> None:
     del auth_server.metadata["jwks_uri"]
     token = auth_server.jwt()
     await refused_without_introspection(auth_server, token)  # oauth.py's format: refused
@@ -324,13 +331,15 @@ async def test_an_issuer_without_jwks_uri(auth_server: FakeAuthServer) -> None:
     assert auth_server.introspections == 1
 
 
-async def test_a_plain_http_jwks_uri_off_loopback_is_refused(auth_server: FakeAuthServer) -> None:
+async def test_a_plain_http_jwks_uri_off_loopback_is_refused(
+    auth_server: FakeIntrospectionServer,
+) -> None:
     auth_server.metadata["jwks_uri"] = "http://keys.example/jwks"
     await refused_without_introspection(auth_server, auth_server.jwt())
     assert auth_server.jwks_fetches == 0
 
 
-async def test_a_broken_jwks_answer_is_503(auth_server: FakeAuthServer) -> None:
+async def test_a_broken_jwks_answer_is_503(auth_server: FakeIntrospectionServer) -> None:
     auth_server.metadata["jwks_uri"] = f"{ISSUER}/introspect"  # 405 for GET: no JWK Set
     async with weather_app(auth_server) as app:
         assert (await post_from(app, auth_server.jwt())).status_code == 503
@@ -346,7 +355,9 @@ class Clock:
         return self.now
 
 
-def make_verifier(server: FakeAuthServer, *, jwks_ttl: float, clock: Clock) -> AccessTokenVerifier:
+def make_verifier(
+    server: FakeIntrospectionServer, *, jwks_ttl: float, clock: Clock
+) -> AccessTokenVerifier:
     """The verifier weather.py builds, on the fake authorization server, with `clock`."""
     introspection = IntrospectionVerifier(
         issuer=ISSUER,
@@ -368,7 +379,7 @@ async def drain(verifier: AccessTokenVerifier) -> None:
 
 
 async def test_unavailable_is_not_invalid() -> None:
-    server = FakeAuthServer(down=True)
+    server = FakeIntrospectionServer(down=True)
     verifier = make_verifier(server, jwks_ttl=60, clock=Clock(time.time()))
     with pytest.raises(AuthServerUnavailableError):
         await verifier.check(server.jwt())
@@ -376,7 +387,7 @@ async def test_unavailable_is_not_invalid() -> None:
     await verifier.aclose()
 
 
-async def test_the_sdk_check_reuses_the_verdict(auth_server: FakeAuthServer) -> None:
+async def test_the_sdk_check_reuses_the_verdict(auth_server: FakeIntrospectionServer) -> None:
     verifier = make_verifier(auth_server, jwks_ttl=60, clock=Clock(time.time()))
     token = auth_server.jwt()
     access = await verifier.check(token)
@@ -386,13 +397,13 @@ async def test_the_sdk_check_reuses_the_verdict(auth_server: FakeAuthServer) -> 
 
 
 async def test_concurrent_first_jwts_share_one_fetch_and_one_failure() -> None:
-    server = FakeAuthServer(delay=0.01)
+    server = FakeIntrospectionServer(delay=0.01)
     verifier = make_verifier(server, jwks_ttl=60, clock=Clock(time.time()))
     tokens = [server.jwt(sub=f"s{n}") for n in range(4)]
     await asyncio.gather(*(verifier.check(token) for token in tokens))
     assert server.jwks_fetches == 1
     await verifier.aclose()
-    down = FakeAuthServer(down=True, delay=0.01)
+    down = FakeIntrospectionServer(down=True, delay=0.01)
     verifier = make_verifier(down, jwks_ttl=60, clock=Clock(time.time()))
     results = await asyncio.gather(
         *(verifier.check(down.jwt(sub=f"s{n}")) for n in range(3)), return_exceptions=True
@@ -401,7 +412,9 @@ async def test_concurrent_first_jwts_share_one_fetch_and_one_failure() -> None:
     await verifier.aclose()
 
 
-async def test_jwks_entries_that_are_not_objects_are_skipped(auth_server: FakeAuthServer) -> None:
+async def test_jwks_entries_that_are_not_objects_are_skipped(
+    auth_server: FakeIntrospectionServer,
+) -> None:
     key = auth_server.signing_keys[-1]
     auth_server.published = ["junk", 3, key.as_dict(private=False)]  # type: ignore[list-item]
     async with weather_app(auth_server) as app:

@@ -18,8 +18,13 @@ from secure_mcp.common.h11_guard import GuardedH11Protocol, guarded_connection
 from secure_mcp.weather.app import Seams, build_app, startup_banner
 from secure_mcp.weather.settings import SettingsError, settings_from
 from secure_mcp.weather.workers import MULTIPROC_ENV, metrics_folder, serve, worker_config
-from tests.weather.conftest import FakeAuthServer, access_token, make_settings, serving
-from tests.weather.test_app import post_mcp
+from tests.support.weather_app import (
+    FakeIntrospectionServer,
+    access_token,
+    make_settings,
+    post_mcp,
+    serving,
+)
 
 ENV_CREDS = {"INTROSPECTION_CLIENT_ID": "rs", "INTROSPECTION_CLIENT_SECRET": "s3cret"}
 
@@ -33,7 +38,7 @@ def value(text: str, sample: str) -> float:
 
 
 async def test_metrics_count_introspections_cache_hits_and_requests(
-    auth_server: FakeAuthServer,
+    auth_server: FakeIntrospectionServer,
 ) -> None:
     seams = Seams(introspection_transport=auth_server.transport())
     app = build_app(make_settings(metrics=True), seams=seams)

@@ -27,8 +27,14 @@ from secure_mcp.weather.permissions import (
     parse_tool_scopes,
 )
 from secure_mcp.weather.settings import SettingsError, settings_from
-from tests.weather.conftest import ORIGIN, FakeAuthServer, make_settings, serving
-from tests.weather.test_app import MCP_HEADERS, PRM
+from tests.support.weather_app import (
+    MCP_HEADERS,
+    ORIGIN,
+    PRM,
+    FakeIntrospectionServer,
+    make_settings,
+    serving,
+)
 
 PER_TOOL = (("get_alerts", ("weather:alerts",)), ("get_forecast", ("weather:forecast",)))
 CHALLENGE = f'Bearer resource_metadata="{PRM}", scope="weather:alerts weather:forecast"'
@@ -38,7 +44,7 @@ CALL_FORECAST = {"name": "get_forecast", "arguments": {"latitude": 33.8, "longit
 
 @contextlib.asynccontextmanager
 async def per_tool_weather(
-    auth_server: FakeAuthServer, **overrides: Any
+    auth_server: FakeIntrospectionServer, **overrides: Any
 ) -> AsyncIterator[httpx2.AsyncClient]:
     """The weather app with a scope per tool and no base scope, lifespan running."""
     settings = make_settings(required_scopes=(), tool_scopes=PER_TOOL, **overrides)
@@ -59,7 +65,7 @@ async def call(
 
 
 async def test_a_tool_without_its_scope_is_403_with_the_scope_it_needs(
-    auth_server: FakeAuthServer,
+    auth_server: FakeIntrospectionServer,
 ) -> None:
     token = auth_server.jwt(scope="weather:alerts")
     async with per_tool_weather(auth_server) as http:
@@ -81,7 +87,7 @@ async def test_a_tool_without_its_scope_is_403_with_the_scope_it_needs(
     assert "may not call the tool None" in unnamed.text
 
 
-async def test_the_union_of_scopes_calls_both(auth_server: FakeAuthServer) -> None:
+async def test_the_union_of_scopes_calls_both(auth_server: FakeIntrospectionServer) -> None:
     token = auth_server.jwt(scope="weather:alerts weather:forecast")
     async with per_tool_weather(auth_server) as http:
         assert (await call(http, token, CALL_ALERTS)).status_code == 200
@@ -89,7 +95,7 @@ async def test_the_union_of_scopes_calls_both(auth_server: FakeAuthServer) -> No
 
 
 async def test_the_challenge_and_the_metadata_list_every_configured_scope(
-    auth_server: FakeAuthServer,
+    auth_server: FakeIntrospectionServer,
 ) -> None:
     async with per_tool_weather(auth_server) as http:
         missing = await http.post("/mcp", headers=MCP_HEADERS, json={})
@@ -108,7 +114,7 @@ async def test_the_challenge_and_the_metadata_list_every_configured_scope(
     ],
 )
 async def test_tools_list_shows_only_the_tools_the_caller_may_call(
-    auth_server: FakeAuthServer, scope: str, visible: list[str]
+    auth_server: FakeIntrospectionServer, scope: str, visible: list[str]
 ) -> None:
     async with per_tool_weather(auth_server) as http:
         http.headers["authorization"] = f"Bearer {auth_server.jwt(scope=scope)}"
@@ -117,7 +123,9 @@ async def test_tools_list_shows_only_the_tools_the_caller_may_call(
     assert names == visible
 
 
-async def test_the_default_keeps_weather_read_for_both(auth_server: FakeAuthServer) -> None:
+async def test_the_default_keeps_weather_read_for_both(
+    auth_server: FakeIntrospectionServer,
+) -> None:
     settings = make_settings()
     assert not settings.scopes.per_tool
     app = build_app(settings, seams=Seams(introspection_transport=auth_server.transport()))
@@ -129,7 +137,7 @@ async def test_the_default_keeps_weather_read_for_both(auth_server: FakeAuthServ
         ).status_code == 403
 
 
-async def test_base_scopes_and_tool_scopes_add_up(auth_server: FakeAuthServer) -> None:
+async def test_base_scopes_and_tool_scopes_add_up(auth_server: FakeIntrospectionServer) -> None:
     tools = (("get_forecast", ("weather:forecast",)),)
     settings = make_settings(required_scopes=("weather:read",), tool_scopes=tools)
     app = build_app(settings, seams=Seams(introspection_transport=auth_server.transport()))
@@ -145,7 +153,7 @@ async def test_base_scopes_and_tool_scopes_add_up(auth_server: FakeAuthServer) -
     assert 'scope="weather:read"' in only_forecast.headers["www-authenticate"]
 
 
-async def test_odd_bodies_pass_to_the_mcp_server(auth_server: FakeAuthServer) -> None:
+async def test_odd_bodies_pass_to_the_mcp_server(auth_server: FakeIntrospectionServer) -> None:
     token = auth_server.jwt(scope="weather:alerts")
     headers = {**MCP_HEADERS, "authorization": f"Bearer {token}"}
     async with per_tool_weather(auth_server) as http:

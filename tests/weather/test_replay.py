@@ -7,7 +7,7 @@ import pytest
 
 from secure_mcp.weather.app import Seams, build_app, transport_security
 from secure_mcp.weather.replay import fixture_json, handle, replay_transport
-from tests.weather.conftest import make_settings
+from tests.support.weather_app import make_settings
 
 
 async def get(path: str) -> httpx2.Response:

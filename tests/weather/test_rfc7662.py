@@ -22,7 +22,13 @@ from secure_mcp.weather.rfc7662 import (
     metadata_url,
     token_key,
 )
-from tests.weather.conftest import CREDENTIALS, ISSUER, RESOURCE, FakeAuthServer, access_token
+from tests.support.weather_app import (
+    CREDENTIALS,
+    ISSUER,
+    RESOURCE,
+    FakeIntrospectionServer,
+    access_token,
+)
 
 NOW = 1_000_000.0
 TOK = access_token("tok")
@@ -39,9 +45,16 @@ class Clock:
 
 
 def verifier(
-    transport: httpx2.AsyncBaseTransport, *, ttl: float = 30, size: int = 100, clock: Clock
+    transport: httpx2.AsyncBaseTransport,
+    *,
+    ttl: float = 30,
+    size: int = 100,
+    clock: Clock | None = None,
+    **extra: Any,
 ) -> IntrospectionVerifier:
-    """A verifier against `transport` with a hand clock."""
+    """A verifier against `transport` (with a hand clock when `clock` is given)."""
+    if clock is not None:
+        extra["clock"] = clock
     return IntrospectionVerifier(
         issuer=ISSUER,
         resource=RESOURCE,
@@ -49,7 +62,7 @@ def verifier(
         cache_ttl=ttl,
         cache_size=size,
         transport=transport,
-        clock=clock,
+        **extra,
     )
 
 
@@ -114,7 +127,7 @@ def test_cache_size_is_bounded_least_recently_used_first() -> None:
 
 
 async def test_check_returns_access_token_for_resource() -> None:
-    server = FakeAuthServer()
+    server = FakeIntrospectionServer()
     server.grant("tok", scope="weather:read extra", aud=[RESOURCE])
     access = await verifier(server.transport(), clock=Clock()).check(TOK)
     assert access.resource == RESOURCE
@@ -125,7 +138,7 @@ async def test_check_returns_access_token_for_resource() -> None:
 
 
 async def test_minimal_active_answer_is_accepted_with_defaults() -> None:
-    server = FakeAuthServer()
+    server = FakeIntrospectionServer()
     server.tokens["tok"] = {"active": True, "aud": RESOURCE}
     clock = Clock()
     access = await verifier(server.transport(), clock=clock).check("tok")
@@ -147,7 +160,7 @@ async def test_minimal_active_answer_is_accepted_with_defaults() -> None:
     ],
 )
 async def test_odd_answers_are_invalid(claims: dict[str, Any]) -> None:
-    server = FakeAuthServer()
+    server = FakeIntrospectionServer()
     server.tokens["tok"] = {"active": True, "aud": RESOURCE, **claims}
     with pytest.raises(InvalidTokenError):
         await verifier(server.transport(), clock=Clock()).check("tok")
@@ -218,7 +231,7 @@ async def test_introspection_sends_basic_auth_and_form() -> None:
 
 
 async def test_connection_failure_forgets_endpoint_and_rediscovers() -> None:
-    server = FakeAuthServer()
+    server = FakeIntrospectionServer()
     server.grant("tok")
     v = verifier(server.transport(), ttl=0, clock=Clock())
     await v.check(TOK)
@@ -232,7 +245,7 @@ async def test_connection_failure_forgets_endpoint_and_rediscovers() -> None:
 
 
 async def test_verify_token_reuses_request_verdict_and_fails_closed() -> None:
-    server = FakeAuthServer()
+    server = FakeIntrospectionServer()
     server.grant("tok")
     v = verifier(server.transport(), ttl=0, clock=Clock())
     await v.check(TOK)
@@ -248,7 +261,7 @@ def test_credentials_repr_hides_secret() -> None:
 
 
 async def test_concurrent_checks_share_one_introspection() -> None:
-    server = FakeAuthServer()
+    server = FakeIntrospectionServer()
     server.grant("tok")
     v = verifier(server.transport(), ttl=0, clock=Clock())
     results = await asyncio.gather(*(v.check(TOK) for _ in range(5)))
@@ -259,7 +272,7 @@ async def test_concurrent_checks_share_one_introspection() -> None:
 
 
 async def test_concurrent_failures_reach_every_waiter() -> None:
-    server = FakeAuthServer()
+    server = FakeIntrospectionServer()
     v = verifier(server.transport(), clock=Clock())
     results = await asyncio.gather(*(v.check("bad") for _ in range(3)), return_exceptions=True)
     assert all(isinstance(r, InvalidTokenError) for r in results)
@@ -267,7 +280,7 @@ async def test_concurrent_failures_reach_every_waiter() -> None:
 
 
 async def test_cancelled_waiter_does_not_cancel_shared_lookup() -> None:
-    server = FakeAuthServer()
+    server = FakeIntrospectionServer()
     server.grant("tok")
     v = verifier(server.transport(), clock=Clock())
     first = asyncio.ensure_future(v.check(TOK))
@@ -280,7 +293,7 @@ async def test_cancelled_waiter_does_not_cancel_shared_lookup() -> None:
 
 
 async def test_concurrent_first_requests_fetch_metadata_once() -> None:
-    server = FakeAuthServer()
+    server = FakeIntrospectionServer()
     for n in range(4):
         server.grant(f"tok{n}")
     v = verifier(server.transport(), clock=Clock())
@@ -318,15 +331,7 @@ async def test_refused_credentials_are_read_again_and_the_check_retried(
         reads.append("read")
         return NEW_CREDENTIALS
 
-    v = IntrospectionVerifier(
-        issuer=ISSUER,
-        resource=RESOURCE,
-        credentials=CREDENTIALS,
-        cache_ttl=0,
-        cache_size=10,
-        transport=_accepting(NEW_CREDENTIALS),
-        reload_credentials=reload,
-    )
+    v = verifier(_accepting(NEW_CREDENTIALS), ttl=0, size=10, reload_credentials=reload)
     caplog.set_level("INFO", logger="secure_mcp.weather.rfc7662")
     results = await asyncio.gather(*(v.check(access_token(f"t{i}")) for i in range(5)))
     assert all(result.scopes == ["weather:read"] for result in results)
@@ -343,15 +348,7 @@ async def test_refused_credentials_are_read_again_and_the_check_retried(
 async def test_credentials_still_refused_are_a_503_saying_tokens_cannot_be_checked(
     reloaded: ResourceCredentials | None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    v = IntrospectionVerifier(
-        issuer=ISSUER,
-        resource=RESOURCE,
-        credentials=CREDENTIALS,
-        cache_ttl=0,
-        cache_size=10,
-        transport=_accepting(NEW_CREDENTIALS),
-        reload_credentials=lambda: reloaded,
-    )
+    v = verifier(_accepting(NEW_CREDENTIALS), ttl=0, size=10, reload_credentials=lambda: reloaded)
     for _ in range(3):
         with pytest.raises(IntrospectionRefusedError) as caught:
             await v.check(TOK)
@@ -387,15 +384,7 @@ async def test_requests_refused_together_read_the_credentials_once() -> None:
         reads.append("read")
         return NEW_CREDENTIALS
 
-    v = IntrospectionVerifier(
-        issuer=ISSUER,
-        resource=RESOURCE,
-        credentials=CREDENTIALS,
-        cache_ttl=0,
-        cache_size=10,
-        transport=Slow(),
-        reload_credentials=reload,
-    )
+    v = verifier(Slow(), ttl=0, size=10, reload_credentials=reload)
     await asyncio.gather(*(v.check(access_token(f"t{i}")) for i in range(5)))
     assert reads == ["read"]
     assert answers["refused"] == 5

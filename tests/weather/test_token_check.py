@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 import pytest
-from starlette.applications import Starlette
 
 from secure_mcp.common import token_format
-from secure_mcp.weather.app import Seams, build_app
-from tests.weather.conftest import ORIGIN, FakeAuthServer, access_token, make_settings, serving
-from tests.weather.test_app import INVALID_TOKEN, post_mcp
+from tests.support.weather_app import (
+    INVALID_TOKEN,
+    FakeIntrospectionServer,
+    access_token,
+    post_from,
+    post_mcp,
+    weather_app,
+)
 
 GARBAGE = [
     pytest.param(lambda: secrets.token_urlsafe(32), id="issued-before-the-format"),
@@ -26,25 +28,9 @@ GARBAGE = [
 ]
 
 
-@contextlib.asynccontextmanager
-async def weather_app(auth_server: FakeAuthServer, **overrides: Any) -> AsyncIterator[Starlette]:
-    """The weather app with `overrides` to its settings, its lifespan running."""
-    seams = Seams(introspection_transport=auth_server.transport())
-    app = build_app(make_settings(**overrides), seams=seams)
-    async with serving(app):
-        yield app
-
-
-async def post_from(app: Starlette, token: str, address: str = "127.0.0.1") -> httpx2.Response:
-    """POST initialize with `token` from the client address `address`."""
-    transport = httpx2.ASGITransport(app=app, client=(address, 5000))
-    async with httpx2.AsyncClient(transport=transport, base_url=ORIGIN) as http:
-        return await post_mcp(http, token)
-
-
 @pytest.mark.parametrize("make", GARBAGE)
 async def test_malformed_token_is_refused_without_introspection(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer, make: Any
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer, make: Any
 ) -> None:
     response = await post_mcp(weather, make())
     assert response.status_code == 401
@@ -55,14 +41,14 @@ async def test_malformed_token_is_refused_without_introspection(
 
 
 async def test_garbage_flood_costs_zero_introspections(
-    weather: httpx2.AsyncClient, auth_server: FakeAuthServer
+    weather: httpx2.AsyncClient, auth_server: FakeIntrospectionServer
 ) -> None:
     for _ in range(25):  # fewer than the failed-token allowance: every answer is the 401
         assert (await post_mcp(weather, secrets.token_urlsafe(32))).status_code == 401
     assert auth_server.introspections == 0
 
 
-async def test_any_format_introspects_every_token(auth_server: FakeAuthServer) -> None:
+async def test_any_format_introspects_every_token(auth_server: FakeIntrospectionServer) -> None:
     # --token-format any: for an authorization server whose tokens have another shape.
     async with weather_app(auth_server, local_token_check=False) as app:
         assert (await post_from(app, "other-servers-token")).status_code == 401
@@ -71,7 +57,7 @@ async def test_any_format_introspects_every_token(auth_server: FakeAuthServer) -
     assert auth_server.introspections == 2
 
 
-async def test_failed_tokens_are_limited_per_source(auth_server: FakeAuthServer) -> None:
+async def test_failed_tokens_are_limited_per_source(auth_server: FakeIntrospectionServer) -> None:
     valid, fresh = auth_server.grant("valid"), auth_server.grant("fresh")
     async with weather_app(auth_server, failed_token_limit=3) as app:
         assert (await post_from(app, valid)).status_code == 200  # verified and cached

@@ -11,41 +11,28 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx2
 import pytest
 
 from secure_mcp.client.auth.storage import STATE_FILE, FileTokenStorage
 from secure_mcp.client.connection import ClientConnectError, connect
 from secure_mcp.client.settings import ClientSettings
-from secure_mcp.common.resource_credentials import ResourceCredentials
-from secure_mcp.oauth.app import build_app as build_oauth_app
-from secure_mcp.oauth.cimd_fetch import FetchSeams
-from secure_mcp.oauth.settings import OAuthSettings
-from secure_mcp.weather.app import Seams as WeatherSeams
-from secure_mcp.weather.app import build_app as build_weather_app
-from secure_mcp.weather.settings import WeatherSettings
-from tests.client.test_connection import expire_stored_tokens
-from tests.support.cimd_server import DocumentHost, FakeResolver, document
+from tests.support.cimd_server import DocumentHost, document
 from tests.support.client_fakes import (
-    RS_ORIGIN,
     RS_URL,
     FakeAuthServer,
     Router,
+    expire_stored_tokens,
     running,
     weather_mcp,
 )
-from tests.support.headless import authorize_headlessly
-from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
-from tests.support.scripted_browser import ScriptedBrowser
+from tests.support.in_process_stack import ISSUER, InProcessStack, in_process_stack
+from tests.support.scripted_browser import ScriptedBrowser, connected
 
-ISSUER = "http://127.0.0.1:9000"
 DOC_URL = "https://app.example/clients/weather-cli.json"
-RS_CREDENTIALS = ResourceCredentials("weather-rs", "rs-secret-for-tests")
 CLIENT_NAME = "Weather CLI (metadata document)"
 
 
@@ -53,50 +40,8 @@ def quiet(line: str) -> None:
     """Discard what the client writes."""
 
 
-@dataclass
-class Stack:
-    """Our oauth app and weather app in process, the document host, and a headless browser."""
-
-    router: Router
-    documents: DocumentHost
-    pages: list[str] = field(default_factory=list)
-    opened: list[str] = field(default_factory=list)
-    visits: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def open(self, url: str) -> bool:
-        """`webbrowser.open`: sign in on the real pages in the background, like a person."""
-        self.opened.append(url)
-        self.visits.append(asyncio.get_running_loop().create_task(self._visit(url)))
-        return True
-
-    async def _visit(self, url: str) -> None:
-        async def keep(response: httpx2.Response) -> None:
-            await response.aread()
-            self.pages.append(response.text)
-
-        hooks = {"response": [keep]}
-        async with httpx2.AsyncClient(transport=self.router, event_hooks=hooks) as http:
-            location = await authorize_headlessly(
-                http, url, username=TEST_USERNAME, password=TEST_PASSWORD
-            )
-        async with httpx2.AsyncClient() as listener:  # the client's real loopback listener
-            await listener.get(location)
-
-    async def introspect(self, token: str) -> dict[str, object]:
-        """What the authorization server says about `token` (as the weather resource server)."""
-        auth = (RS_CREDENTIALS.client_id, RS_CREDENTIALS.client_secret)
-        async with httpx2.AsyncClient(transport=self.router) as http:
-            answer = await http.post(f"{ISSUER}/introspect", data={"token": token}, auth=auth)
-        result: dict[str, object] = answer.json()
-        return result
-
-    def requests_to(self, path: str) -> list[str]:
-        """The client's requests (and the browser's) to `path` on the authorization server."""
-        return [r for r in self.router.requests if r.split(" ", 1)[1].startswith(ISSUER + path)]
-
-
 @asynccontextmanager
-async def our_stack(tmp_path: Path) -> AsyncIterator[Stack]:
+async def our_stack(tmp_path: Path) -> AsyncIterator[InProcessStack]:
     """oauth + weather (NWS replayed) in process; the document at DOC_URL on a public address."""
     documents = DocumentHost()
     documents.serve(
@@ -104,34 +49,9 @@ async def our_stack(tmp_path: Path) -> AsyncIterator[Stack]:
         document(DOC_URL, client_name=CLIENT_NAME, redirect_uris=["http://127.0.0.1/callback"]),
         headers={"content-type": "application/json", "cache-control": "max-age=600"},
     )
-    oauth_settings = OAuthSettings(
-        data_dir=tmp_path / "oauth-data",
-        issuer=ISSUER,
-        resources=(RS_URL,),
-        scopes=("weather:read",),
-        demo_username=TEST_USERNAME,
-        demo_password=TEST_PASSWORD,
-        introspection_credentials=RS_CREDENTIALS,
-    )
-    resolver = FakeResolver({"app.example": ["93.184.215.14"]})
-    oauth_app = build_oauth_app(
-        oauth_settings, FetchSeams(resolver=resolver, transport=documents.transport())
-    )
-    weather_settings = WeatherSettings(
-        auth_server=ISSUER,
-        resource_url=RS_URL,
-        nws_replay=True,
-        introspection_cache_ttl=0,
-        credentials=RS_CREDENTIALS,
-    )
-    introspection = httpx2.ASGITransport(app=oauth_app)
-    weather_app = build_weather_app(
-        weather_settings, seams=WeatherSeams(introspection_transport=introspection)
-    )
-    async with AsyncExitStack() as stack:
-        await stack.enter_async_context(oauth_app.router.lifespan_context(oauth_app))
-        await stack.enter_async_context(weather_app.router.lifespan_context(weather_app))
-        yield Stack(Router({ISSUER: oauth_app, RS_ORIGIN: weather_app}), documents)
+    public = {"app.example": ["93.184.215.14"]}
+    async with in_process_stack(tmp_path, documents=documents, document_hosts=public) as stack:
+        yield stack
 
 
 def client_settings(tmp_path: Path) -> ClientSettings:
@@ -205,12 +125,8 @@ async def test_without_cimd_support_the_client_registers(tmp_path: Path) -> None
     fake_as = FakeAuthServer(cimd_supported=False)
     browser = ScriptedBrowser()
     settings = client_settings(tmp_path)
-    async with running(weather_mcp(fake_as), fake_as) as router:
-        browser.router = router
-        async with connect(
-            settings, write=quiet, http_transport=router, opener=browser.open
-        ) as session:
-            result = await session.call_tool("get_alerts", {"state": "CA"})
+    async with connected(settings, fake_as, browser, quiet) as session:
+        result = await session.call_tool("get_alerts", {"state": "CA"})
     assert not result.is_error
     assert fake_as.log.count("POST /register") == 1
     (registered,) = fake_as.registrations.values()
@@ -224,12 +140,8 @@ async def test_with_cimd_support_the_fake_server_sees_only_the_url(tmp_path: Pat
     fake_as = FakeAuthServer(cimd_supported=True)
     browser = ScriptedBrowser()
     settings = client_settings(tmp_path)
-    async with running(weather_mcp(fake_as), fake_as) as router:
-        browser.router = router
-        async with connect(
-            settings, write=quiet, http_transport=router, opener=browser.open
-        ) as session:
-            assert [tool.name for tool in await session.list_tools()] == ["get_alerts"]
+    async with connected(settings, fake_as, browser, quiet) as session:
+        assert [tool.name for tool in await session.list_tools()] == ["get_alerts"]
     assert fake_as.registrations == {}
     assert "POST /register" not in fake_as.log
     assert fake_as.authorize_params[0]["client_id"] == DOC_URL

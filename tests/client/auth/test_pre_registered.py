@@ -16,10 +16,15 @@ from secure_mcp.client.auth.provider import pre_registered_client
 from secure_mcp.client.auth.storage import FileTokenStorage
 from secure_mcp.client.connection import _revoke_and_delete, connect, preflight
 from secure_mcp.client.settings import ClientSettings
-from tests.client.auth.test_provider import sign_in, signed_in_client
-from tests.client.test_connection import expire_stored_tokens
-from tests.support.client_fakes import AS_ORIGIN, RS_URL, FakeAuthServer, FakeResource, Router
-from tests.support.scripted_browser import ScriptedBrowser
+from tests.support.client_fakes import (
+    AS_ORIGIN,
+    RS_URL,
+    FakeAuthServer,
+    FakeResource,
+    Router,
+    expire_stored_tokens,
+)
+from tests.support.scripted_browser import ScriptedBrowser, sign_in, signed_in_client
 
 OTHER_AS = "http://127.0.0.1:9100"
 

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-import httpx2
 import pytest
 
-from secure_mcp.client.auth.interaction import Authorizer
-from secure_mcp.client.auth.provider import ProviderParts, SecureOAuthProvider
 from secure_mcp.client.auth.resource import allowed_resources, same_resource
 from secure_mcp.client.auth.storage import FileTokenStorage
 from secure_mcp.client.connection import ClientConnectError, preflight
@@ -22,48 +17,8 @@ from tests.support.client_fakes import (
     RS_URL,
     FakeAuthServer,
     FakeResource,
-    Router,
 )
-from tests.support.scripted_browser import ScriptedBrowser
-
-
-@asynccontextmanager
-async def signed_in_client(
-    settings: ClientSettings,
-    resource: FakeResource,
-    browser: ScriptedBrowser,
-    lines: list[str],
-    servers: dict[str, FakeAuthServer] | None = None,
-) -> AsyncIterator[tuple[httpx2.AsyncClient, SecureOAuthProvider]]:
-    """An httpx2 client carrying the provider, routed to the fake servers."""
-    authorizer = Authorizer(
-        paste=settings.paste,
-        open_browser=settings.open_browser,
-        write=lines.append,
-        opener=browser.open,
-        input_fn=input,
-        timeout=5,
-    )
-    storage = FileTokenStorage(settings.state_dir, RS_URL)
-    provider = SecureOAuthProvider(ProviderParts(settings, storage, authorizer, lines.append))
-    apps = {RS_ORIGIN: resource.app()}
-    for origin, server in (servers or {AS_ORIGIN: resource.server}).items():
-        apps[origin] = server.app()
-    browser.router = Router(apps)
-    try:
-        async with httpx2.AsyncClient(auth=provider, transport=browser.router) as http:
-            yield http, provider
-    finally:
-        authorizer.close()
-
-
-async def sign_in(
-    settings: ClientSettings, resource: FakeResource, browser: ScriptedBrowser, lines: list[str]
-) -> None:
-    """Run the preflight request once."""
-    async with signed_in_client(settings, resource, browser, lines) as (http, provider):
-        await preflight(http, provider)
-
+from tests.support.scripted_browser import ScriptedBrowser, sign_in, signed_in_client
 
 PRM_PLACES = ["inserted", "root", "header"]
 

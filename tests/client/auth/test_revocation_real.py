@@ -7,11 +7,7 @@ registered authentication method at /revoke, so these prove that a logout really
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,96 +20,18 @@ from secure_mcp.client.auth.storage import FileTokenStorage
 from secure_mcp.client.connection import connect, logout_stored
 from secure_mcp.client.settings import ClientSettings
 from secure_mcp.common.private_files import write_private_json
-from secure_mcp.common.resource_credentials import ResourceCredentials
-from secure_mcp.oauth.app import build_app as build_oauth_app
-from secure_mcp.oauth.settings import OAuthSettings
-from secure_mcp.weather.app import Seams as WeatherSeams
-from secure_mcp.weather.app import build_app as build_weather_app
-from secure_mcp.weather.settings import WeatherSettings
-from tests.support.client_fakes import RS_ORIGIN, RS_URL, Router
+from tests.support.client_fakes import RS_URL
 from tests.support.headless import authorize_headlessly
+from tests.support.in_process_stack import (
+    ISSUER,
+    InProcessStack,
+    in_process_stack,
+)
 from tests.support.oauth_harness import pkce, query_of
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
 
-ISSUER = "http://127.0.0.1:9000"
-RS_CREDENTIALS = ResourceCredentials("weather-rs", "rs-secret-for-tests")
-LOOPBACK = "http://127.0.0.1/callback"  # any port matches (RFC 8252 7.3)
 
-
-@dataclass
-class Stack:
-    """Our oauth and weather apps behind one router, and a headless browser for sign-in."""
-
-    router: Router
-    visits: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def open(self, url: str) -> bool:
-        """`webbrowser.open`: sign in on the real pages in the background."""
-        self.visits.append(asyncio.get_running_loop().create_task(self._visit(url)))
-        return True
-
-    async def _visit(self, url: str) -> None:
-        async with httpx2.AsyncClient(transport=self.router) as http:
-            location = await authorize_headlessly(
-                http, url, username=TEST_USERNAME, password=TEST_PASSWORD
-            )
-        async with httpx2.AsyncClient() as listener:  # the client's real loopback listener
-            await listener.get(location)
-
-    async def register(self, method: str) -> dict[str, Any]:
-        """A confidential client registered with `method` (RFC 7591)."""
-        body = {
-            "redirect_uris": [LOOPBACK],
-            "token_endpoint_auth_method": method,
-            "grant_types": ["authorization_code", "refresh_token"],
-            "application_type": "native",
-            "client_name": f"confidential {method}",
-        }
-        async with httpx2.AsyncClient(transport=self.router) as http:
-            response = await http.post(f"{ISSUER}/register", json=body)
-        assert response.status_code == 201, response.text
-        return dict(response.json())
-
-    async def active(self, token: str) -> bool:
-        """Whether the authorization server still honours `token` (RFC 7662)."""
-        auth = (RS_CREDENTIALS.client_id, RS_CREDENTIALS.client_secret)
-        async with httpx2.AsyncClient(transport=self.router) as http:
-            answer = await http.post(f"{ISSUER}/introspect", data={"token": token}, auth=auth)
-        assert answer.status_code == 200, answer.text
-        return bool(answer.json()["active"])
-
-
-@asynccontextmanager
-async def our_stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    """oauth + weather (NWS replayed) in process."""
-    oauth_settings = OAuthSettings(
-        data_dir=tmp_path / "oauth-data",
-        issuer=ISSUER,
-        resources=(RS_URL,),
-        scopes=("weather:read",),
-        demo_username=TEST_USERNAME,
-        demo_password=TEST_PASSWORD,
-        introspection_credentials=RS_CREDENTIALS,
-    )
-    oauth_app = build_oauth_app(oauth_settings)
-    weather_settings = WeatherSettings(
-        auth_server=ISSUER,
-        resource_url=RS_URL,
-        nws_replay=True,
-        introspection_cache_ttl=0,
-        credentials=RS_CREDENTIALS,
-    )
-    weather_app = build_weather_app(
-        weather_settings,
-        seams=WeatherSeams(introspection_transport=httpx2.ASGITransport(app=oauth_app)),
-    )
-    async with AsyncExitStack() as stack:
-        await stack.enter_async_context(oauth_app.router.lifespan_context(oauth_app))
-        await stack.enter_async_context(weather_app.router.lifespan_context(weather_app))
-        yield Stack(Router({ISSUER: oauth_app, RS_ORIGIN: weather_app}))
-
-
-async def sign_in_as(stack: Stack, settings: ClientSettings) -> OAuthToken:
+async def sign_in_as(stack: InProcessStack, settings: ClientSettings) -> OAuthToken:
     """connect() once with the pre-registered client; the tokens it stored."""
     async with connect(
         settings, write=lambda line: None, http_transport=stack.router, opener=stack.open
@@ -127,7 +45,7 @@ async def sign_in_as(stack: Stack, settings: ClientSettings) -> OAuthToken:
 
 async def test_logout_revokes_for_a_client_secret_basic_client(tmp_path: Path) -> None:
     lines: list[str] = []
-    async with our_stack(tmp_path) as stack:
+    async with in_process_stack(tmp_path) as stack:
         client = await stack.register("client_secret_basic")
         settings = ClientSettings(
             state_dir=tmp_path / "client",
@@ -148,7 +66,7 @@ async def test_a_refused_revocation_is_reported_and_the_tokens_still_deleted(
     tmp_path: Path,
 ) -> None:
     lines: list[str] = []
-    async with our_stack(tmp_path) as stack:
+    async with in_process_stack(tmp_path) as stack:
         client = await stack.register("client_secret_basic")
         settings = ClientSettings(
             state_dir=tmp_path / "client",
@@ -176,7 +94,7 @@ async def test_a_refused_revocation_is_reported_and_the_tokens_still_deleted(
 
 @pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
 async def test_revocation_authenticates_as_registered(tmp_path: Path, method: str) -> None:
-    async with our_stack(tmp_path) as stack:
+    async with in_process_stack(tmp_path) as stack:
         client = await stack.register(method)
         tokens = await tokens_for(stack, client, method)
         async with httpx2.AsyncClient(transport=stack.router) as http:
@@ -188,7 +106,7 @@ async def test_revocation_authenticates_as_registered(tmp_path: Path, method: st
         assert not await stack.active(str(tokens.refresh_token))
 
 
-async def tokens_for(stack: Stack, client: dict[str, Any], method: str) -> OAuthToken:
+async def tokens_for(stack: InProcessStack, client: dict[str, Any], method: str) -> OAuthToken:
     """Authorize headlessly and redeem the code, authenticating as `method` (test-side code)."""
     verifier, challenge = pkce()
     query = httpx2.QueryParams(
