@@ -89,6 +89,8 @@ def test_plain_python_without_uv_prints_one_line() -> None:
 @pytest.mark.skipif(shutil.which("uv") is None, reason="uv is not installed")
 def test_plain_python_reruns_itself_through_uv() -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"VIRTUAL_ENV", "PYTHONPATH"}}
+    # The rerun is what this proves, not a collection of the whole suite: one small module.
+    env["PYTEST_ADDOPTS"] = "tests/test_run_tests.py"
     done = subprocess.run(
         [str(BASE_PYTHON), "run_tests.py", "zz_no_test_has_this_name"],
         cwd=ROOT,
