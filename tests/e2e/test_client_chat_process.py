@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from tests.support.anthropic_standin import (
     use_tools,
 )
 from tests.support.client_process import ClientRun, client_env, run_client
-from tests.support.flows import Stack, run_stack
+from tests.support.flows import Stack
 from tests.support.headless import authorize_headlessly
 from tests.support.processes import ROOT
 
@@ -42,10 +42,10 @@ pytestmark = pytest.mark.process
 SF = {"latitude": 37.7749, "longitude": -122.4194}
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with run_stack(tmp_path_factory.mktemp("client-chat-e2e")) as running:
-        yield running
+@pytest.fixture
+def stack(live_stack: Stack) -> Stack:
+    """The run's shared oauth.py + weather.py."""
+    return live_stack
 
 
 def quoting_answer(prefix: str) -> Callable[[RecordedRequest], Reply]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,11 +22,10 @@ from tests.support.headless import HeadlessBrowser, use_weather
 pytestmark = pytest.mark.process
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The programs with their default one-hour access tokens."""
-    with run_stack(tmp_path_factory.mktemp("client-e2e")) as running:
-        yield running
+@pytest.fixture
+def stack(live_stack: Stack) -> Stack:
+    """The run's shared oauth.py + weather.py."""
+    return live_stack
 
 
 def client_settings(tmp_path: Path, stack: Stack) -> ClientSettings:

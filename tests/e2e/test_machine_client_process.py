@@ -9,7 +9,6 @@ terminal input at all: with the client secret, and with a private key (private_k
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,8 @@ from joserfc.jwk import ECKey
 
 from tests.support.anthropic_standin import AnthropicStandIn, say, standin_env, use_tools
 from tests.support.client_process import ClientRun, run_client
-from tests.support.flows import Stack, run_stack
-from tests.support.machine_clients import BEARER, INITIAL_ACCESS_TOKEN
+from tests.support.flows import Stack
+from tests.support.machine_clients import BEARER
 
 pytestmark = pytest.mark.process
 
@@ -28,12 +27,10 @@ pytestmark = pytest.mark.process
 MACHINE_ENV = {"MCP_CLIENT_SECRET": "", "MCP_CLIENT_PRIVATE_KEY_FILE": "", "MCP_CLIENT_SCOPE": ""}
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    env = {"OAUTH_INITIAL_ACCESS_TOKEN": INITIAL_ACCESS_TOKEN}
-    with run_stack(tmp_path_factory.mktemp("machine-e2e"), oauth_env=env) as running:
-        yield running
-        assert "Traceback" not in running.oauth.program.output()
+@pytest.fixture
+def stack(live_stack: Stack) -> Stack:
+    """The run's shared oauth.py + weather.py."""
+    return live_stack
 
 
 async def register(stack: Stack, **metadata: Any) -> dict[str, Any]:

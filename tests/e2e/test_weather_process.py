@@ -9,7 +9,6 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -21,7 +20,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientMetadata
 
 from secure_mcp.weather.tools import REPLAY_NOTE
-from tests.support.flows import Stack, run_stack
+from tests.support.flows import Stack
 from tests.support.headless import authorize_headlessly
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import ROOT, free_port
@@ -34,11 +33,10 @@ REDIRECT = "http://127.0.0.1:9/callback"
 CACHE_TTL = 1.0
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """oauth.py knowing two resources, weather.py for the first (1 s introspection cache)."""
-    with run_stack(tmp_path_factory.mktemp("weather-e2e"), cache_ttl=CACHE_TTL) as running:
-        yield running
+@pytest.fixture
+def stack(live_stack: Stack) -> Stack:
+    """The run's shared oauth.py + weather.py."""
+    return live_stack
 
 
 async def metadata(oauth: OAuthServer) -> dict[str, str]:

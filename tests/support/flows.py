@@ -15,9 +15,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import httpx2
+import pytest
 
 from secure_mcp.common.resource_credentials import load_all
 from tests.support.headless import authorize_headlessly
+from tests.support.machine_clients import INITIAL_ACCESS_TOKEN
 from tests.support.oauth_harness import Flow, pkce, query_of
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import free_port
@@ -87,6 +89,16 @@ def run_stack(
         ) as weather,
     ):
         yield Stack(oauth, weather, foreign)
+
+
+@pytest.fixture(scope="session")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """One oauth.py + weather.py with `run_stack`'s defaults (and machine clients enabled),
+    shared by every test that needs nothing else: started at first use, stopped at the end."""
+    env = {"OAUTH_INITIAL_ACCESS_TOKEN": INITIAL_ACCESS_TOKEN}
+    with run_stack(tmp_path_factory.mktemp("live-stack"), oauth_env=env) as running:
+        yield running
+        assert "Traceback" not in running.oauth.program.output()
 
 
 @dataclass
