@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.oauth_harness import REDIRECT, Flow, Harness, pkce, query_of
+from tests.support.oauth_harness import REDIRECT, Flow, Harness, code_form, pkce, query_of
 
 Mutation = Callable[[dict[str, str]], None]
 
@@ -160,14 +160,7 @@ TOKEN_ERRORS = [
 @pytest.mark.parametrize(("mutate", "status", "error"), TOKEN_ERRORS)
 async def test_token_errors(oauth: Harness, mutate: Mutation, status: int, error: str) -> None:
     flow = await oauth.new_flow()
-    data = {
-        "grant_type": "authorization_code",
-        "code": flow.code,
-        "redirect_uri": flow.redirect_uri,
-        "code_verifier": flow.verifier,
-        "client_id": flow.client["client_id"],
-        "resource": "http://127.0.0.1:8000/mcp",
-    }
+    data = code_form(flow)
     mutate(data)
     response = await oauth.token(data)
     assert response.status_code == status, response.text

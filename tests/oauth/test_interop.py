@@ -13,24 +13,18 @@ import pytest
 
 from secure_mcp.common.resource_credentials import ResourceCredentials
 from tests.support.headless import authorize_headlessly
-from tests.support.oauth_harness import REDIRECT, RESOURCE, Flow, Harness, pkce, query_of
+from tests.support.oauth_harness import (
+    REDIRECT,
+    RESOURCE,
+    Flow,
+    Harness,
+    code_form,
+    pkce,
+    query_of,
+)
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME, running_oauth_app
 
 APP_REDIRECT = "https://app.example/callback"
-
-
-def _code_form(flow: Flow, **overrides: str | None) -> dict[str, str]:
-    """A code exchange for `flow`; an override of None drops the parameter."""
-    data: dict[str, str | None] = {
-        "grant_type": "authorization_code",
-        "code": flow.code,
-        "redirect_uri": flow.redirect_uri,
-        "code_verifier": flow.verifier,
-        "client_id": flow.client["client_id"],
-        "resource": RESOURCE,
-        **overrides,
-    }
-    return {k: v for k, v in data.items() if v is not None}
 
 
 # --- OAuth 2.1 4.1.3: the token request no longer needs redirect_uri ------------------------
@@ -38,18 +32,18 @@ def _code_form(flow: Flow, **overrides: str | None) -> dict[str, str]:
 
 async def test_code_exchange_without_redirect_uri_is_accepted(oauth: Harness) -> None:
     flow = await oauth.new_flow()
-    response = await oauth.token(_code_form(flow, redirect_uri=None))
+    response = await oauth.token(code_form(flow, redirect_uri=None))
     assert response.status_code == 200, response.text
     assert (await oauth.introspect(response.json()["access_token"]))["active"] is True
 
 
 async def test_code_exchange_with_another_redirect_uri_is_refused(oauth: Harness) -> None:
     flow = await oauth.new_flow()
-    other = await oauth.token(_code_form(flow, redirect_uri="http://127.0.0.1:33333/other"))
+    other = await oauth.token(code_form(flow, redirect_uri="http://127.0.0.1:33333/other"))
     assert other.status_code == 400
     assert other.json()["error"] == "invalid_grant"
     # the code survives for its rightful owner
-    assert (await oauth.token(_code_form(flow))).status_code == 200
+    assert (await oauth.token(code_form(flow))).status_code == 200
 
 
 # --- RFC 6749 3.1 / 3.2: unknown parameters are ignored, also when repeated ------------------
@@ -57,7 +51,7 @@ async def test_code_exchange_with_another_redirect_uri_is_refused(oauth: Harness
 
 async def test_unknown_token_parameters_are_ignored_even_repeated(oauth: Harness) -> None:
     flow = await oauth.new_flow()
-    body = urlencode([*_code_form(flow).items(), ("foo", "1"), ("foo", "2"), ("nonce", "n")])
+    body = urlencode([*code_form(flow).items(), ("foo", "1"), ("foo", "2"), ("nonce", "n")])
     response = await oauth.http.post(
         "/token", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
     )
@@ -66,7 +60,7 @@ async def test_unknown_token_parameters_are_ignored_even_repeated(oauth: Harness
 
 async def test_known_token_parameters_still_must_not_repeat(oauth: Harness) -> None:
     flow = await oauth.new_flow()
-    body = urlencode([*_code_form(flow).items(), ("code_verifier", flow.verifier)])
+    body = urlencode([*code_form(flow).items(), ("code_verifier", flow.verifier)])
     response = await oauth.http.post(
         "/token", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
     )
@@ -139,13 +133,13 @@ async def test_repeated_resource_at_authorize_is_invalid_target(oauth: Harness) 
 
 async def test_repeated_resource_at_token_is_invalid_target(oauth: Harness) -> None:
     flow = await oauth.new_flow()
-    body = urlencode([*_code_form(flow).items(), ("resource", RESOURCE)])
+    body = urlencode([*code_form(flow).items(), ("resource", RESOURCE)])
     response = await oauth.http.post(
         "/token", content=body, headers={"content-type": "application/x-www-form-urlencoded"}
     )
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_target"
-    assert (await oauth.token(_code_form(flow))).status_code == 200
+    assert (await oauth.token(code_form(flow))).status_code == 200
 
 
 # --- OAuth 2.1 4.1.1: redirect_uri may be omitted with one non-loopback redirect URI ---------
@@ -157,10 +151,10 @@ async def test_redirect_uri_may_be_omitted_with_one_https_redirect(oauth: Harnes
     location = await oauth.authorize(flow, redirect_uri=None)
     assert location.startswith(APP_REDIRECT + "?code=")
     # the code is bound to the registered URI: without it, or with it, at /token
-    assert (await oauth.token(_code_form(flow, redirect_uri=None))).status_code == 200
+    assert (await oauth.token(code_form(flow, redirect_uri=None))).status_code == 200
     again = Flow(flow.client, *pkce(), redirect_uri=APP_REDIRECT)
     await oauth.authorize(again, redirect_uri=None)
-    assert (await oauth.token(_code_form(again))).status_code == 200
+    assert (await oauth.token(code_form(again))).status_code == 200
 
 
 async def test_omitted_redirect_uri_error_goes_to_the_registered_one(oauth: Harness) -> None:
@@ -391,7 +385,7 @@ async def test_resource_case_variants_are_the_same_resource(tmp_path: Path, sent
             flow = Flow(await oauth.register(), *pkce())
             location = await oauth.authorize(flow, resource=sent)
             assert "code=" in location, location
-            body = await oauth.token(_code_form(flow, resource=sent.swapcase()[:4] + sent[4:]))
+            body = await oauth.token(code_form(flow, resource=sent.swapcase()[:4] + sent[4:]))
             assert body.status_code == 200, body.text
             token = body.json()["access_token"]
             claims = await oauth.introspect(token, configured)
@@ -408,7 +402,7 @@ async def test_configured_resources_are_canonical(tmp_path: Path) -> None:
             flow = Flow(await oauth.register(), *pkce())
             # default port spelled out, and the path's case kept (it is case-sensitive)
             await oauth.authorize(flow, resource="https://mcp.example.com:443/Weather")
-            body = (await oauth.token(_code_form(flow, resource=None))).json()
+            body = (await oauth.token(code_form(flow, resource=None))).json()
             aud = (await oauth.introspect(body["access_token"], settings.resources[0]))["aud"]
             assert aud == "https://mcp.example.com/Weather"
             other = Flow(flow.client, *pkce())

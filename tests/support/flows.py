@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx2
 import pytest
@@ -20,7 +19,7 @@ import pytest
 from secure_mcp.common.resource_credentials import load_all
 from tests.support.headless import authorize_headlessly
 from tests.support.machine_clients import INITIAL_ACCESS_TOKEN
-from tests.support.oauth_harness import Flow, pkce, query_of
+from tests.support.oauth_harness import Flow, authorization_query, code_form, pkce, query_of
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import free_port
 from tests.support.weather_server import WeatherServer, run_weather_server
@@ -125,19 +124,9 @@ class LiveAuth:
 
     def authorization_url(self, flow: Flow, **overrides: str | None) -> str:
         """The authorization request URL for `flow`; an override of None drops the parameter."""
-        params: dict[str, str | None] = {
-            "response_type": "code",
-            "client_id": flow.client["client_id"],
-            "redirect_uri": flow.redirect_uri,
-            "code_challenge": flow.challenge,
-            "code_challenge_method": "S256",
-            "state": flow.state,
-            "resource": self.resource,
-            "scope": "weather:read",
-            **overrides,
-        }
-        kept = {k: v for k, v in params.items() if v is not None}
-        return f"{self.oauth.issuer}/authorize?{urlencode(kept)}"
+        return (
+            f"{self.oauth.issuer}/authorize?{authorization_query(flow, self.resource, **overrides)}"
+        )
 
     async def authorize(self, flow: Flow, **overrides: str | None) -> str:
         """Sign in and allow headlessly; keep the code in `flow`; return the final Location."""
@@ -168,16 +157,7 @@ class LiveAuth:
 
     async def redeem(self, flow: Flow, **overrides: str | None) -> httpx2.Response:
         """Exchange the flow's code; an override of None drops the parameter."""
-        data: dict[str, str | None] = {
-            "grant_type": "authorization_code",
-            "code": flow.code,
-            "redirect_uri": flow.redirect_uri,
-            "code_verifier": flow.verifier,
-            "client_id": flow.client["client_id"],
-            "resource": self.resource,
-            **overrides,
-        }
-        return await self.token({k: v for k, v in data.items() if v is not None})
+        return await self.token(code_form(flow, self.resource, **overrides))
 
     async def tokens(self, **metadata: Any) -> tuple[Flow, dict[str, Any]]:
         """A fresh client's flow and its token response (asserted 200)."""

@@ -47,6 +47,36 @@ class Flow:
     code: str = ""
 
 
+def authorization_query(flow: Flow, resource: str, /, **overrides: str | None) -> str:
+    """The authorization request's query for `flow`; an override of None drops the parameter."""
+    params: dict[str, str | None] = {
+        "response_type": "code",
+        "client_id": flow.client["client_id"],
+        "redirect_uri": flow.redirect_uri,
+        "code_challenge": flow.challenge,
+        "code_challenge_method": "S256",
+        "state": flow.state,
+        "resource": resource,
+        "scope": "weather:read",
+        **overrides,
+    }
+    return urlencode({k: v for k, v in params.items() if v is not None})
+
+
+def code_form(flow: Flow, resource: str = RESOURCE, /, **overrides: str | None) -> dict[str, str]:
+    """The code exchange form for `flow`; an override of None drops the parameter."""
+    data: dict[str, str | None] = {
+        "grant_type": "authorization_code",
+        "code": flow.code,
+        "redirect_uri": flow.redirect_uri,
+        "code_verifier": flow.verifier,
+        "client_id": flow.client["client_id"],
+        "resource": resource,
+        **overrides,
+    }
+    return {k: v for k, v in data.items() if v is not None}
+
+
 @dataclass
 class Harness:
     """The in-process server, its settings, and a browser-like HTTP client."""
@@ -70,19 +100,9 @@ class Harness:
 
     def authorization_url(self, flow: Flow, **overrides: str | None) -> str:
         """The authorization request URL for `flow`; an override of None drops the parameter."""
-        params: dict[str, str | None] = {
-            "response_type": "code",
-            "client_id": flow.client["client_id"],
-            "redirect_uri": flow.redirect_uri,
-            "code_challenge": flow.challenge,
-            "code_challenge_method": "S256",
-            "state": flow.state,
-            "resource": RESOURCE,
-            "scope": "weather:read",
-            **overrides,
-        }
-        kept = {k: v for k, v in params.items() if v is not None}
-        return f"{self.settings.issuer}/authorize?{urlencode(kept)}"
+        return (
+            f"{self.settings.issuer}/authorize?{authorization_query(flow, RESOURCE, **overrides)}"
+        )
 
     async def authorize(self, flow: Flow, decision: str = "allow", **overrides: str | None) -> str:
         """Sign in and decide headlessly; store the code in `flow`; return the final Location."""
@@ -109,16 +129,7 @@ class Harness:
 
     async def redeem(self, flow: Flow, **overrides: str) -> httpx2.Response:
         """Exchange the flow's code for tokens."""
-        data = {
-            "grant_type": "authorization_code",
-            "code": flow.code,
-            "redirect_uri": flow.redirect_uri,
-            "code_verifier": flow.verifier,
-            "client_id": flow.client["client_id"],
-            "resource": RESOURCE,
-            **overrides,
-        }
-        return await self.token(data)
+        return await self.token(code_form(flow, RESOURCE, **overrides))
 
     def resource_auth(self, resource: str = RESOURCE) -> tuple[str, str]:
         """The resource server's introspection credentials from the data folder."""
