@@ -9,9 +9,6 @@ from typing import Any
 
 import httpx2
 import pytest
-from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
-from mcp.shared.auth import OAuthClientMetadata
-from pydantic import AnyUrl
 from sqlalchemy import select
 
 from secure_mcp.oauth.app import build_app
@@ -20,10 +17,9 @@ from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.storage import Database
 from tests.support.cimd_server import DocumentHost, FakeClock, FakeResolver, document
-from tests.support.headless import authorize_headlessly
 from tests.support.oauth_harness import REDIRECT, RESOURCE, Flow, Harness, pkce, query_of
 from tests.support.oauth_server import IN_PROCESS_ISSUER, TEST_PASSWORD, TEST_USERNAME
-from tests.support.sdk_client import MemoryStorage, Routing, resource_app
+from tests.support.sdk_client import sdk_sign_in
 
 PUBLIC_IP = "93.184.215.14"
 URL = "https://app.example/oauth/client.json"
@@ -356,44 +352,12 @@ async def test_sdk_client_provider_uses_the_document(cimd: Cimd) -> None:
     """The MCP SDK's OAuthClientProvider with client_metadata_url: no registration, one fetch."""
     oauth = cimd.oauth
     url = cimd.publish()
-    transport = Routing(
-        {
-            "127.0.0.1:8003": httpx2.ASGITransport(app=oauth.app),
-            "127.0.0.1:8000": httpx2.ASGITransport(app=resource_app(oauth)),
-        }
-    )
-    final: dict[str, str] = {}
-
-    async def redirect_handler(authorization_url: str) -> None:
-        assert query_of(authorization_url)["client_id"] == url
-        async with httpx2.AsyncClient(transport=transport) as browser:
-            final["location"] = await authorize_headlessly(
-                browser, authorization_url, username=TEST_USERNAME, password=TEST_PASSWORD
-            )
-
-    async def callback_handler() -> AuthorizationCodeResult:
-        params = query_of(final["location"])
-        return AuthorizationCodeResult(
-            code=params["code"], state=params["state"], iss=params["iss"]
-        )
-
-    storage = MemoryStorage()
-    provider = OAuthClientProvider(
-        RESOURCE,
-        OAuthClientMetadata(
-            redirect_uris=[AnyUrl(REDIRECT)],
-            client_name="SDK client",
-            grant_types=["authorization_code", "refresh_token"],
-            token_endpoint_auth_method="none",
-        ),
-        storage,
-        redirect_handler=redirect_handler,
-        callback_handler=callback_handler,
-        client_metadata_url=url,
-    )
-    async with httpx2.AsyncClient(transport=transport, auth=provider) as client:
+    sdk = sdk_sign_in(oauth, client_metadata_url=url)
+    storage = sdk.storage
+    async with httpx2.AsyncClient(transport=sdk.transport, auth=sdk.provider) as client:
         response = await client.post(RESOURCE, json={})
     assert response.status_code == 200, response.text
+    assert [query_of(opened)["client_id"] for opened in sdk.opened] == [url]
     assert storage.tokens is not None
     assert (await oauth.introspect(storage.tokens.access_token))["client_id"] == url
     assert len(cimd.host.requests) == 1

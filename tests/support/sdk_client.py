@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx2
-from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from pydantic import AnyUrl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.support.oauth_harness import RESOURCE, Harness
+from tests.support.headless import authorize_headlessly
+from tests.support.oauth_harness import REDIRECT, RESOURCE, Harness, query_of
+from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
 
 PRM_URL = "http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp"
 
@@ -76,3 +81,56 @@ def resource_app(oauth: Harness) -> Starlette:
             Route("/mcp", mcp, methods=["POST"]),
         ]
     )
+
+
+@dataclass
+class SdkSignIn:
+    """The SDK's OAuthClientProvider signing in headlessly to the in-process `oauth` app."""
+
+    provider: OAuthClientProvider
+    transport: Routing
+    storage: MemoryStorage
+    opened: list[str]
+
+
+def sdk_sign_in(
+    oauth: Harness, method: Any = "none", client_metadata_url: str | None = None
+) -> SdkSignIn:
+    """A provider (public client by default) whose browser signs in and allows on the pages."""
+    transport = Routing(
+        {
+            "127.0.0.1:8003": httpx2.ASGITransport(app=oauth.app),
+            "127.0.0.1:8000": httpx2.ASGITransport(app=resource_app(oauth)),
+        }
+    )
+    opened: list[str] = []
+    final: dict[str, str] = {}
+
+    async def redirect_handler(url: str) -> None:
+        opened.append(url)
+        async with httpx2.AsyncClient(transport=transport) as browser:
+            final["location"] = await authorize_headlessly(
+                browser, url, username=TEST_USERNAME, password=TEST_PASSWORD
+            )
+
+    async def callback_handler() -> AuthorizationCodeResult:
+        params = query_of(final["location"])
+        return AuthorizationCodeResult(
+            code=params["code"], state=params["state"], iss=params["iss"]
+        )
+
+    storage = MemoryStorage()
+    provider = OAuthClientProvider(
+        RESOURCE,
+        OAuthClientMetadata(
+            redirect_uris=[AnyUrl(REDIRECT)],
+            client_name="SDK client",
+            grant_types=["authorization_code", "refresh_token"],
+            token_endpoint_auth_method=method,
+        ),
+        storage,
+        redirect_handler=redirect_handler,
+        callback_handler=callback_handler,
+        client_metadata_url=client_metadata_url,
+    )
+    return SdkSignIn(provider, transport, storage, opened)
