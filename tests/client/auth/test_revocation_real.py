@@ -31,6 +31,18 @@ from tests.support.oauth_harness import pkce, query_of
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
 
 
+async def confidential_client(stack: InProcessStack, tmp_path: Path) -> ClientSettings:
+    """Register a client_secret_basic client; the client's settings with its credentials."""
+    client = await stack.register("client_secret_basic")
+    return ClientSettings(
+        state_dir=tmp_path / "client",
+        server_url=RS_URL,
+        client_id=client["client_id"],
+        client_secret=client["client_secret"],
+        client_issuer=ISSUER,
+    )
+
+
 async def sign_in_as(stack: InProcessStack, settings: ClientSettings) -> OAuthToken:
     """connect() once with the pre-registered client; the tokens it stored."""
     async with connect(
@@ -46,14 +58,7 @@ async def sign_in_as(stack: InProcessStack, settings: ClientSettings) -> OAuthTo
 async def test_logout_revokes_for_a_client_secret_basic_client(tmp_path: Path) -> None:
     lines: list[str] = []
     async with in_process_stack(tmp_path) as stack:
-        client = await stack.register("client_secret_basic")
-        settings = ClientSettings(
-            state_dir=tmp_path / "client",
-            server_url=RS_URL,
-            client_id=client["client_id"],
-            client_secret=client["client_secret"],
-            client_issuer=ISSUER,
-        )
+        settings = await confidential_client(stack, tmp_path)
         tokens = await sign_in_as(stack, settings)
         assert await stack.active(tokens.access_token)
         assert await logout_stored(settings, lines.append, http_transport=stack.router)
@@ -67,14 +72,7 @@ async def test_a_refused_revocation_is_reported_and_the_tokens_still_deleted(
 ) -> None:
     lines: list[str] = []
     async with in_process_stack(tmp_path) as stack:
-        client = await stack.register("client_secret_basic")
-        settings = ClientSettings(
-            state_dir=tmp_path / "client",
-            server_url=RS_URL,
-            client_id=client["client_id"],
-            client_secret=client["client_secret"],
-            client_issuer=ISSUER,
-        )
+        settings = await confidential_client(stack, tmp_path)
         tokens = await sign_in_as(stack, settings)
         storage = FileTokenStorage(settings.state_dir, RS_URL)
         [(issuer, _, stored)] = storage.all_tokens()
