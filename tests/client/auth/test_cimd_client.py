@@ -34,6 +34,7 @@ from tests.support.scripted_browser import ScriptedBrowser, connected
 
 DOC_URL = "https://app.example/clients/weather-cli.json"
 CLIENT_NAME = "Weather CLI (metadata document)"
+MOVED_URL = "https://app.example/v2/client.json"
 
 
 def quiet(line: str) -> None:
@@ -163,40 +164,50 @@ async def test_unusable_metadata_url_is_refused_before_any_request(
     assert router.requests == []
 
 
-async def test_a_changed_metadata_url_is_used_at_the_next_sign_in(tmp_path: Path) -> None:
+@dataclasses.dataclass
+class Moved:
+    """Signed in once at DOC_URL against the fake AS; `moved` names the document's new URL."""
+
+    fake_as: FakeAuthServer
+    first: ClientSettings
+    moved: ClientSettings
+    router: Router
+    browser: ScriptedBrowser
+
+    async def connect_moved(self) -> None:
+        """connect() once with the moved document URL."""
+        async with connect(
+            self.moved, write=quiet, http_transport=self.router, opener=self.browser.open
+        ):
+            pass
+
+
+@asynccontextmanager
+async def signed_in_then_moved(tmp_path: Path) -> AsyncIterator[Moved]:
+    """The fake AS (CIMD advertised) running, one sign-in done at DOC_URL, the document moved."""
     fake_as = FakeAuthServer(cimd_supported=True)
     browser = ScriptedBrowser()
     first = client_settings(tmp_path)
-    moved = dataclasses.replace(first, client_metadata_url="https://app.example/v2/client.json")
+    moved = dataclasses.replace(first, client_metadata_url=MOVED_URL)
     async with running(weather_mcp(fake_as), fake_as) as router:
         browser.router = router
         async with connect(first, write=quiet, http_transport=router, opener=browser.open):
             pass
-        FileTokenStorage(first.state_dir, RS_URL).delete_tokens()  # sign in again below
-        async with connect(moved, write=quiet, http_transport=router, opener=browser.open):
-            pass
-    assert [p["client_id"] for p in fake_as.authorize_params] == [
-        DOC_URL,
-        "https://app.example/v2/client.json",
-    ]
+        yield Moved(fake_as, first, moved, router, browser)
+
+
+async def test_a_changed_metadata_url_is_used_at_the_next_sign_in(tmp_path: Path) -> None:
+    async with signed_in_then_moved(tmp_path) as m:
+        FileTokenStorage(m.first.state_dir, RS_URL).delete_tokens()  # sign in again below
+        await m.connect_moved()
+    assert [p["client_id"] for p in m.fake_as.authorize_params] == [DOC_URL, MOVED_URL]
 
 
 async def test_tokens_of_a_former_metadata_url_are_not_refreshed_as_it(tmp_path: Path) -> None:
     """Tokens issued to the old document URL stay with it; a new sign-in uses the new one."""
-    fake_as = FakeAuthServer(cimd_supported=True)
-    browser = ScriptedBrowser()
-    first = client_settings(tmp_path)
-    moved = dataclasses.replace(first, client_metadata_url="https://app.example/v2/client.json")
-    async with running(weather_mcp(fake_as), fake_as) as router:
-        browser.router = router
-        async with connect(first, write=quiet, http_transport=router, opener=browser.open):
-            pass
-        expire_stored_tokens(first.state_dir)  # kept, but in need of a refresh
-        fake_as.log.clear()
-        async with connect(moved, write=quiet, http_transport=router, opener=browser.open):
-            pass
-    assert "POST /token refresh_token" not in fake_as.log
-    assert [p["client_id"] for p in fake_as.authorize_params] == [
-        DOC_URL,
-        "https://app.example/v2/client.json",
-    ]
+    async with signed_in_then_moved(tmp_path) as m:
+        expire_stored_tokens(m.first.state_dir)  # kept, but in need of a refresh
+        m.fake_as.log.clear()
+        await m.connect_moved()
+    assert "POST /token refresh_token" not in m.fake_as.log
+    assert [p["client_id"] for p in m.fake_as.authorize_params] == [DOC_URL, MOVED_URL]
