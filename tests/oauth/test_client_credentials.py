@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -377,6 +380,18 @@ class KeyHost:
         headers = {"content-type": self.content_type}
         return httpx2.Response(200, headers=headers, stream=httpx2.ByteStream(body))
 
+    def seams(
+        self, address: str = PUBLIC_ADDRESS, clock: Callable[[], float] = time.monotonic
+    ) -> FetchSeams:
+        """Every name resolves to `address`; every fetch reaches this host."""
+
+        async def resolver(name: str, port: int) -> list[str]:
+            return [address]
+
+        return FetchSeams(
+            resolver=resolver, transport=httpx2.MockTransport(self.handler), clock=clock
+        )
+
 
 class Clock:
     def __init__(self) -> None:
@@ -386,14 +401,9 @@ class Clock:
         return self.now
 
 
-async def test_jwks_uri_is_fetched_cached_and_refetched_for_a_new_key(tmp_path: Path) -> None:
-    key, rotated = new_key("old"), new_key("new")
-    host, clock = KeyHost(jwks(key)), Clock()
-
-    async def resolver(name: str, port: int) -> list[str]:
-        return [PUBLIC_ADDRESS]
-
-    seams = FetchSeams(resolver=resolver, transport=httpx2.MockTransport(host.handler), clock=clock)
+@asynccontextmanager
+async def jwks_uri_client(tmp_path: Path, seams: FetchSeams) -> AsyncIterator[tuple[Harness, str]]:
+    """The server fetching keys through `seams`; a private_key_jwt client with JWKS_URL."""
     _, settings = make_oauth_app(tmp_path, initial_access_token_hash=INITIAL_ACCESS_TOKEN_HASH)
     app = build_app(settings, seams)
     async with app.router.lifespan_context(app):
@@ -403,47 +413,40 @@ async def test_jwks_uri_is_fetched_cached_and_refetched_for_a_new_key(tmp_path: 
             client = await secret_client(
                 harness, token_endpoint_auth_method="private_key_jwt", jwks_uri=JWKS_URL
             )
-            cid = client["client_id"]
-            for _ in range(2):
-                ok = await harness.token(assertion_form(assertion(key, cid, ISSUER)))
-                assert ok.status_code == 200, ok.text
-            assert host.fetches == 1  # cached
-            host.document = jwks(key, rotated)
-            early = await harness.token(assertion_form(assertion(rotated, cid, ISSUER)))
-            assert early.status_code == 401  # an unknown kid refetches at most every 30 s
-            clock.now += 31
-            ok = await harness.token(assertion_form(assertion(rotated, cid, ISSUER)))
+            yield harness, client["client_id"]
+
+
+async def test_jwks_uri_is_fetched_cached_and_refetched_for_a_new_key(tmp_path: Path) -> None:
+    key, rotated = new_key("old"), new_key("new")
+    host, clock = KeyHost(jwks(key)), Clock()
+    async with jwks_uri_client(tmp_path, host.seams(clock=clock)) as (harness, cid):
+        for _ in range(2):
+            ok = await harness.token(assertion_form(assertion(key, cid, ISSUER)))
             assert ok.status_code == 200, ok.text
-            assert host.fetches == 2
-            host.content_type = "text/html"
-            clock.now += 301
-            stale = await harness.token(assertion_form(assertion(rotated, cid, ISSUER)))
-            assert stale.status_code == 401
-            assert "jwks_uri is unusable" in stale.json()["error_description"]
+        assert host.fetches == 1  # cached
+        host.document = jwks(key, rotated)
+        early = await harness.token(assertion_form(assertion(rotated, cid, ISSUER)))
+        assert early.status_code == 401  # an unknown kid refetches at most every 30 s
+        clock.now += 31
+        ok = await harness.token(assertion_form(assertion(rotated, cid, ISSUER)))
+        assert ok.status_code == 200, ok.text
+        assert host.fetches == 2
+        host.content_type = "text/html"
+        clock.now += 301
+        stale = await harness.token(assertion_form(assertion(rotated, cid, ISSUER)))
+        assert stale.status_code == 401
+        assert "jwks_uri is unusable" in stale.json()["error_description"]
 
 
 async def test_jwks_uri_on_a_private_address_is_not_fetched(tmp_path: Path) -> None:
     host = KeyHost(jwks(new_key()))
-
-    async def resolver(name: str, port: int) -> list[str]:
-        return ["10.0.0.7"]
-
-    seams = FetchSeams(resolver=resolver, transport=httpx2.MockTransport(host.handler))
-    _, settings = make_oauth_app(tmp_path, initial_access_token_hash=INITIAL_ACCESS_TOKEN_HASH)
-    app = build_app(settings, seams)
-    async with app.router.lifespan_context(app):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            harness = Harness(app, settings, http)
-            client = await secret_client(
-                harness, token_endpoint_auth_method="private_key_jwt", jwks_uri=JWKS_URL
-            )
-            key = new_key()
-            form = assertion_form(assertion(key, client["client_id"], ISSUER))
-            response = await harness.token(form)
-            assert response.status_code == 401
-            assert "SSRF" in response.json()["error_description"]
-            assert host.fetches == 0
+    async with jwks_uri_client(tmp_path, host.seams("10.0.0.7")) as (harness, cid):
+        key = new_key()
+        form = assertion_form(assertion(key, cid, ISSUER))
+        response = await harness.token(form)
+        assert response.status_code == 401
+        assert "SSRF" in response.json()["error_description"]
+        assert host.fetches == 0
 
 
 # --- units: key sets, audiences, the cache bound ---
@@ -514,13 +517,8 @@ def _part(value: dict[str, Any]) -> str:
 
 async def test_the_jwks_cache_is_bounded(tmp_path: Path) -> None:
     host = KeyHost(jwks(new_key()))
-
-    async def resolver(name: str, port: int) -> list[str]:
-        return [PUBLIC_ADDRESS]
-
-    seams = FetchSeams(resolver=resolver, transport=httpx2.MockTransport(host.handler))
     _, settings = make_oauth_app(tmp_path)
-    keys = rfc7523.ClientKeys(settings, seams, max_entries=1)
+    keys = rfc7523.ClientKeys(settings, host.seams(), max_entries=1)
     for uri in ("https://a.example/j", "https://b.example/j", "https://a.example/j"):
         client = Client(client_id="c", registered={"jwks_uri": uri})
         assert await keys.keys(client, None)
