@@ -101,16 +101,15 @@ async def authorize_headlessly(
 
 
 @dataclass
-class HeadlessBrowser:
-    """`webbrowser.open` that signs in on the real pages, keeping every page it saw.
+class BackgroundBrowser:
+    """A `webbrowser.open` that visits in the background, keeping every URL and page.
 
-    The last page of a visit is the client's loopback listener's answer.
+    A subclass says what a visit does (`_visit`), hooking `keep` into its HTTP client.
     """
 
-    oauth: OAuthServer
-    opened: list[str] = field(default_factory=list)
-    pages: list[str] = field(default_factory=list)
-    visits: list[asyncio.Task[None]] = field(default_factory=list)
+    opened: list[str] = field(default_factory=list, kw_only=True)
+    pages: list[str] = field(default_factory=list, kw_only=True)
+    visits: list[asyncio.Task[None]] = field(default_factory=list, kw_only=True)
 
     def open(self, url: str) -> bool:
         """Start the visit in the background, as a real browser would."""
@@ -118,12 +117,26 @@ class HeadlessBrowser:
         self.visits.append(asyncio.get_running_loop().create_task(self._visit(url)))
         return True
 
-    async def _visit(self, url: str) -> None:
-        async def keep(response: httpx2.Response) -> None:
-            await response.aread()
-            self.pages.append(response.text)
+    async def keep(self, response: httpx2.Response) -> None:
+        """A response hook: keep the page."""
+        await response.aread()
+        self.pages.append(response.text)
 
-        async with httpx2.AsyncClient(timeout=10, event_hooks={"response": [keep]}) as http:
+    async def _visit(self, url: str) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class HeadlessBrowser(BackgroundBrowser):
+    """`webbrowser.open` that signs in on the real pages, keeping every page it saw.
+
+    The last page of a visit is the client's loopback listener's answer.
+    """
+
+    oauth: OAuthServer
+
+    async def _visit(self, url: str) -> None:
+        async with httpx2.AsyncClient(timeout=10, event_hooks={"response": [self.keep]}) as http:
             location = await authorize_headlessly(
                 http, url, username=self.oauth.username, password=self.oauth.password
             )

@@ -9,10 +9,9 @@ metadata documents from that host, behind a fake public DNS name (`document_host
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from secure_mcp.weather.app import build_app as build_weather_app
 from secure_mcp.weather.settings import WeatherSettings
 from tests.support.cimd_server import DocumentHost, FakeResolver
 from tests.support.client_fakes import RS_ORIGIN, RS_URL, Router
-from tests.support.headless import authorize_headlessly
+from tests.support.headless import BackgroundBrowser, authorize_headlessly
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
 
 ISSUER = "http://127.0.0.1:9000"
@@ -36,27 +35,17 @@ LOOPBACK = "http://127.0.0.1/callback"  # any port matches (RFC 8252 7.3)
 
 
 @dataclass
-class InProcessStack:
-    """The two apps behind `router`, the document host if any, and what the browser saw."""
+class InProcessStack(BackgroundBrowser):
+    """The two apps behind `router`, the document host if any, and what the browser saw.
+
+    `open` is `webbrowser.open`: it signs in on the real pages in the background, like a person.
+    """
 
     router: Router
     documents: DocumentHost | None = None
-    pages: list[str] = field(default_factory=list)
-    opened: list[str] = field(default_factory=list)
-    visits: list[asyncio.Task[None]] = field(default_factory=list)
-
-    def open(self, url: str) -> bool:
-        """`webbrowser.open`: sign in on the real pages in the background, like a person."""
-        self.opened.append(url)
-        self.visits.append(asyncio.get_running_loop().create_task(self._visit(url)))
-        return True
 
     async def _visit(self, url: str) -> None:
-        async def keep(response: httpx2.Response) -> None:
-            await response.aread()
-            self.pages.append(response.text)
-
-        hooks = {"response": [keep]}
+        hooks = {"response": [self.keep]}
         async with httpx2.AsyncClient(transport=self.router, event_hooks=hooks) as http:
             location = await authorize_headlessly(
                 http, url, username=TEST_USERNAME, password=TEST_PASSWORD
