@@ -9,9 +9,8 @@ sign-in and when the browser comes back with the code, then replays them.
 from __future__ import annotations
 
 import contextlib
-import http.server
+import http.client
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import httpx2
 import pytest
 from playwright.async_api import Browser
 
+from tests.support.browser import recording_server
 from tests.support.oauth_harness import RESOURCE, pkce
 from tests.support.oauth_server import run_oauth_server
 
@@ -49,28 +49,13 @@ def hostile_listener() -> Iterator[Listener]:
     """An HTTP server on localhost (127.0.0.1) recording the cookies browsers send it."""
     listener = Listener(0)
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            listener.seen.append((self.path, self.headers.get("cookie", "")))
-            body = b"<!doctype html><title>thanks</title><p>Got it.</p>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def record(path: str, headers: http.client.HTTPMessage) -> None:
+        listener.seen.append((path, headers.get("cookie", "")))
 
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    listener.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    body = b"<!doctype html><title>thanks</title><p>Got it.</p>"
+    with recording_server(record, body) as port:
+        listener.port = port
         yield listener
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def authorization_url(issuer: str, client_id: str, redirect_uri: str) -> str:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import http.server
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from playwright.async_api import Browser, async_playwright
@@ -38,14 +39,17 @@ async def chromium() -> AsyncIterator[Browser]:
 
 
 @contextlib.contextmanager
-def loopback_listener() -> Iterator[tuple[str, list[str]]]:
-    """A tiny HTTP server on 127.0.0.1 recording the paths it is asked for (the client's side)."""
-    seen: list[str] = []
+def recording_server(
+    record: Callable[[str, http.client.HTTPMessage], None], body: bytes
+) -> Iterator[int]:
+    """An HTTP server on 127.0.0.1 answering each GET with the HTML `body`; its port.
+
+    `record` is told each request's path and headers.
+    """
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            seen.append(self.path)
-            body = b"<!doctype html><title>done</title><p>You can close this window.</p>"
+            record(self.path, self.headers)
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
             self.send_header("Content-Length", str(len(body)))
@@ -59,7 +63,16 @@ def loopback_listener() -> Iterator[tuple[str, list[str]]]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/callback", seen
+        yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextlib.contextmanager
+def loopback_listener() -> Iterator[tuple[str, list[str]]]:
+    """A tiny HTTP server on 127.0.0.1 recording the paths it is asked for (the client's side)."""
+    seen: list[str] = []
+    body = b"<!doctype html><title>done</title><p>You can close this window.</p>"
+    with recording_server(lambda path, headers: seen.append(path), body) as port:
+        yield f"http://127.0.0.1:{port}/callback", seen
