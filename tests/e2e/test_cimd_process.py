@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx2
@@ -15,7 +13,7 @@ from tests.support.cimd_server import document, loopback_document_server
 from tests.support.headless import authorize_headlessly
 from tests.support.oauth_harness import REDIRECT, RESOURCE, pkce, query_of
 from tests.support.oauth_server import OAuthServer, run_oauth_server
-from tests.support.processes import ROOT
+from tests.support.processes import run_to_exit
 
 pytestmark = pytest.mark.process
 
@@ -122,15 +120,7 @@ def test_malformed_credentials_file_exits_2_with_one_line(tmp_path: Path) -> Non
     data.mkdir()
     (data / "resource-servers.json").write_text("{oops", encoding="utf-8")
     env = {**os.environ, "OAUTH_DATA_DIR": str(data), "OAUTH_DEMO_PASSWORD": "x" * 12}
-    done = subprocess.run(
-        [sys.executable, str(ROOT / "oauth.py"), "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_to_exit("oauth.py", ["--port", "0"], env)
     assert done.returncode == 2
     assert done.stderr.startswith("oauth.py: cannot read ")
     assert done.stderr.count("\n") == 1

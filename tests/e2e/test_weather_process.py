@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -23,7 +21,7 @@ from secure_mcp.weather.tools import REPLAY_NOTE
 from tests.support.flows import Stack
 from tests.support.headless import authorize_headlessly
 from tests.support.oauth_server import OAuthServer, run_oauth_server
-from tests.support.processes import ROOT, free_port
+from tests.support.processes import free_port, run_to_exit
 from tests.support.sdk_client import MemoryStorage
 from tests.support.weather_server import WeatherServer, run_weather_server
 
@@ -232,15 +230,7 @@ async def test_auth_server_down_gives_503_and_restart_recovers(tmp_path: Path) -
 
 def test_missing_credentials_is_a_clear_startup_error(tmp_path: Path) -> None:
     env = {"INTROSPECTION_CLIENT_ID": "", "INTROSPECTION_CLIENT_SECRET": "", "PATH": "/usr/bin"}
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "weather.py"), "--oauth-data-dir", str(tmp_path / "none")],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_to_exit("weather.py", ["--oauth-data-dir", str(tmp_path / "none")], env)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "INTROSPECTION_CLIENT_ID and INTROSPECTION_CLIENT_SECRET" in result.stderr

@@ -100,3 +100,18 @@ def run_program(
         yield program
     finally:
         program.stop()
+
+
+def run_to_exit(
+    script: str, args: Sequence[str], env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    """Run `python <script> <args>` from the repository root to its exit (60 s at most)."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
