@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import httpx2
 import pytest
@@ -12,7 +11,7 @@ from playwright.async_api import Browser
 
 from tests.support.browser import loopback_listener
 from tests.support.headless import authorize_headlessly
-from tests.support.oauth_harness import RESOURCE, pkce, query_of
+from tests.support.oauth_harness import RESOURCE, Flow, authorization_query, pkce, query_of
 from tests.support.oauth_server import run_oauth_server
 
 pytestmark = pytest.mark.browser
@@ -90,16 +89,8 @@ async def test_a_page_on_another_origin_signs_in_with_fetch(
         assert found["client"]["scope"] == "weather:read"  # offline_access ignored
         client = found["client"]
         verifier, challenge = pkce()
-        query = urlencode(
-            {
-                "response_type": "code",
-                "client_id": client["client_id"],
-                "redirect_uri": redirect_uri,
-                "code_challenge": challenge,
-                "code_challenge_method": "S256",
-                "resource": RESOURCE,
-            }
-        )
+        flow = Flow(client, verifier, challenge, redirect_uri=redirect_uri)
+        query = authorization_query(flow, RESOURCE, state=None, scope=None)
         async with httpx2.AsyncClient(timeout=10) as http:
             location = await authorize_headlessly(
                 http,

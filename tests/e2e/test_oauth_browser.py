@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlencode
 
 import httpx2
 import pytest
 from playwright.async_api import Browser
 
 from tests.support.browser import loopback_listener
-from tests.support.oauth_harness import RESOURCE, pkce, query_of
+from tests.support.oauth_harness import RESOURCE, Flow, authorization_query, pkce, query_of
 from tests.support.oauth_server import run_oauth_server
 
 pytestmark = pytest.mark.browser
@@ -29,18 +28,8 @@ async def test_sign_in_and_allow_in_chromium(tmp_path: Path, chromium: Browser) 
                     },
                 )
             ).json()
-        _, challenge = pkce()
-        query = urlencode(
-            {
-                "response_type": "code",
-                "client_id": client["client_id"],
-                "redirect_uri": redirect_uri,
-                "code_challenge": challenge,
-                "code_challenge_method": "S256",
-                "state": "browser-state",
-                "resource": RESOURCE,
-            }
-        )
+        flow = Flow(client, *pkce(), state="browser-state", redirect_uri=redirect_uri)
+        query = authorization_query(flow, RESOURCE, scope=None)
         page = await chromium.new_page()
         await page.goto(f"{server.issuer}/authorize?{query}")
         await page.screenshot(path=tmp_path / "login.png", full_page=True)
