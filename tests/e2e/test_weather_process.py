@@ -23,6 +23,7 @@ from tests.support.headless import authorize_headlessly
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import free_port, run_to_exit
 from tests.support.sdk_client import MemoryStorage
+from tests.support.weather_app import INITIALIZE
 from tests.support.weather_server import WeatherServer, run_weather_server
 
 pytestmark = pytest.mark.process
@@ -98,18 +99,8 @@ async def call_mcp(weather: WeatherServer, token: str | None) -> httpx2.Response
     headers = {"accept": "application/json, text/event-stream"}
     if token:
         headers["authorization"] = f"Bearer {token}"
-    body = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "e2e", "version": "1"},
-        },
-    }
     async with httpx2.AsyncClient(timeout=10) as http:
-        return await http.post(weather.url, json=body, headers=headers)
+        return await http.post(weather.url, json=INITIALIZE, headers=headers)
 
 
 async def test_unauthenticated_post_gets_challenge(stack: Stack) -> None:

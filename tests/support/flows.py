@@ -22,6 +22,7 @@ from tests.support.machine_clients import INITIAL_ACCESS_TOKEN
 from tests.support.oauth_harness import Flow, authorization_query, code_form, pkce, query_of
 from tests.support.oauth_server import OAuthServer, run_oauth_server
 from tests.support.processes import free_port
+from tests.support.weather_app import INITIALIZE
 from tests.support.weather_server import WeatherServer, run_weather_server
 
 __all__ = [
@@ -38,16 +39,6 @@ __all__ = [
 
 REDIRECT = "http://127.0.0.1:9/callback"
 MCP_ACCEPT = "application/json, text/event-stream"
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-11-25",
-        "capabilities": {},
-        "clientInfo": {"name": "flows", "version": "1"},
-    },
-}
 
 
 @dataclass(frozen=True)
