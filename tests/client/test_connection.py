@@ -182,16 +182,10 @@ async def test_browser_that_cannot_open_falls_back_to_paste(
         url = next(line for line in lines if "/authorize?" in line).split()[-1]
         return asyncio.run_coroutine_threadsafe(browser.location_for(url), loop).result()
 
-    async with running(weather_mcp(fake_as), fake_as) as router:
-        browser.router = router
-        async with connect(
-            settings,
-            write=lines.append,
-            http_transport=router,
-            opener=lambda url: False,
-            input_fn=pasted,
-        ) as session:
-            assert [tool.name for tool in await session.list_tools()] == ["get_alerts"]
+    async with connected(
+        settings, fake_as, browser, lines.append, opener=lambda url: False, input_fn=pasted
+    ) as session:
+        assert [tool.name for tool in await session.list_tools()] == ["get_alerts"]
     assert "Could not open a browser here; paste the redirect URL instead." in lines
 
 
@@ -495,16 +489,8 @@ async def test_waiting_for_the_browser_says_how_long_and_how_to_cancel(
     seconds: float,
     said: str,
 ) -> None:
-    async with running(weather_mcp(fake_as), fake_as) as router:
-        browser.router = router
-        async with connect(
-            settings,
-            write=lines.append,
-            http_transport=router,
-            opener=browser.open,
-            authorization_timeout=seconds,
-        ):
-            pass
+    async with connected(settings, fake_as, browser, lines.append, authorization_timeout=seconds):
+        pass
     assert f"Waiting up to {said} for the browser to come back (Ctrl-C cancels)..." in lines
 
 

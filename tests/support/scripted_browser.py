@@ -106,10 +106,10 @@ async def connected(
     **options: Any,
 ) -> AsyncIterator[McpToolSession]:
     """A connected client: connect() to the weather tools behind `fake_as`, signing in through
-    `browser` (whose `router` routes to both servers while the block runs)."""
+    `browser` (whose `router` routes to both servers while the block runs); `options` go to
+    connect() (an `opener` there replaces `browser.open`)."""
+    options = {"opener": browser.open, **options}
     async with running(weather_mcp(fake_as), fake_as) as router:
         browser.router = router
-        async with connect(
-            settings, write=write, http_transport=router, opener=browser.open, **options
-        ) as session:
+        async with connect(settings, write=write, http_transport=router, **options) as session:
             yield session
