@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -15,7 +15,7 @@ from secure_mcp.client.connection import ClientConnectError, connect
 from secure_mcp.client.settings import ClientSettings
 from tests.support.client_fakes import RS_URL, FakeAuthServer, running, weather_mcp
 from tests.support.flows import Stack
-from tests.support.headless import authorize_headlessly
+from tests.support.headless import BackgroundBrowser, authorize_headlessly
 from tests.support.scripted_browser import ScriptedBrowser
 
 pytestmark = pytest.mark.process
@@ -37,21 +37,13 @@ def with_iss(location: str, iss: str | None) -> str:
     return parts._replace(query=urlencode(query)).geturl()
 
 
-class RewritingBrowser:
+@dataclass
+class RewritingBrowser(BackgroundBrowser):
     """Signs in on the real pages, then delivers a tampered redirect to the client's listener."""
 
-    def __init__(self, stack: Stack, rewrite: Callable[[str], str]) -> None:
-        self.stack = stack
-        self.rewrite = rewrite
-        self.delivered: list[str] = []
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    def open(self, url: str) -> bool:
-        """`webbrowser.open`: visit in the background, as a real browser would."""
-        task = asyncio.get_running_loop().create_task(self._visit(url))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return True
+    stack: Stack
+    rewrite: Callable[[str], str]
+    delivered: list[str] = field(default_factory=list)
 
     async def _visit(self, url: str) -> None:
         async with httpx2.AsyncClient(timeout=10) as http:

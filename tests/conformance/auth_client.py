@@ -32,6 +32,7 @@ from secure_mcp.client.auth.errors import ClientConnectError  # noqa: E402
 from secure_mcp.client.connection import connect  # noqa: E402
 from secure_mcp.client.settings import ClientSettings  # noqa: E402
 from tests.conformance import machine_adapter  # noqa: E402
+from tests.support.headless import BackgroundBrowser  # noqa: E402
 
 # The client ID metadata document URL the suite's `auth/basic-cimd` fixture expects; the
 # client uses it only where the authorization server advertises CIMD support.
@@ -46,18 +47,11 @@ TOOL_CALLS: dict[str, list[tuple[str, dict[str, Any]]]] = {
 AUTHORIZATION_TIMEOUT = 15.0  # the suite gives a client 30 s in all
 
 
-class RedirectFollower:
-    """`webbrowser.open` stand-in: follow the authorization URL's redirect to the loopback."""
+class RedirectFollower(BackgroundBrowser):
+    """`webbrowser.open` stand-in: follow the authorization URL's redirect to the loopback.
 
-    def __init__(self) -> None:
-        self.tasks: set[asyncio.Task[None]] = set()
-
-    def open(self, url: str) -> bool:
-        """Visit `url` in the background, as a real browser would, and report success."""
-        task = asyncio.get_running_loop().create_task(self._visit(url))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return True
+    `open` visits in the background, as a real browser would, and reports success.
+    """
 
     async def _visit(self, url: str) -> None:
         async with httpx2.AsyncClient(timeout=10) as http:
