@@ -32,8 +32,8 @@ from tests.support.machine_clients import (
     new_key,
     register_machine,
 )
-from tests.support.oauth_harness import RESOURCE, Harness
-from tests.support.oauth_server import make_oauth_app, running_oauth_app
+from tests.support.oauth_harness import RESOURCE, Harness, running_harness
+from tests.support.oauth_server import make_oauth_app
 
 ISSUER = "http://127.0.0.1:8003"
 JWKS_URL = "https://keys.example/ci/jwks.json"
@@ -233,18 +233,15 @@ async def test_client_credentials_scope_narrowed_by_registration(tmp_path: Path)
         "initial_access_token_hash": INITIAL_ACCESS_TOKEN_HASH,
         "scopes": ("weather:read", "weather:alerts"),
     }
-    async with running_oauth_app(tmp_path, **overrides) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            harness = Harness(app, settings, http)
-            client = await secret_client(harness, scope="weather:read")
-            auth = (client["client_id"], client["client_secret"])
-            token = await harness.token({"grant_type": "client_credentials"}, auth=auth)
-            assert token.json()["scope"] == "weather:read"
-            wider = await harness.token(
-                {"grant_type": "client_credentials", "scope": "weather:alerts"}, auth=auth
-            )
-            assert wider.json()["error"] == "invalid_scope"
+    async with running_harness(tmp_path, **overrides) as harness:
+        client = await secret_client(harness, scope="weather:read")
+        auth = (client["client_id"], client["client_secret"])
+        token = await harness.token({"grant_type": "client_credentials"}, auth=auth)
+        assert token.json()["scope"] == "weather:read"
+        wider = await harness.token(
+            {"grant_type": "client_credentials", "scope": "weather:alerts"}, auth=auth
+        )
+        assert wider.json()["error"] == "invalid_scope"
 
 
 async def test_a_browser_client_cannot_use_client_credentials(machine: Harness) -> None:
@@ -267,16 +264,13 @@ async def test_a_machine_client_cannot_sign_users_in(machine: Harness) -> None:
 async def test_machine_tokens_as_jwt(tmp_path: Path) -> None:
     overrides = {"initial_access_token_hash": INITIAL_ACCESS_TOKEN_HASH}
     overrides["access_token_format"] = "jwt"
-    async with running_oauth_app(tmp_path, **overrides) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            harness = Harness(app, settings, http)
-            client = await secret_client(harness)
-            auth = (client["client_id"], client["client_secret"])
-            token = (await harness.token({"grant_type": "client_credentials"}, auth=auth)).json()
-            claims = json.loads(_b64(token["access_token"].split(".")[1]))
-            assert claims["sub"] == claims["client_id"] == client["client_id"]
-            assert claims["aud"] == RESOURCE
+    async with running_harness(tmp_path, **overrides) as harness:
+        client = await secret_client(harness)
+        auth = (client["client_id"], client["client_secret"])
+        token = (await harness.token({"grant_type": "client_credentials"}, auth=auth)).json()
+        claims = json.loads(_b64(token["access_token"].split(".")[1]))
+        assert claims["sub"] == claims["client_id"] == client["client_id"]
+        assert claims["aud"] == RESOURCE
 
 
 def _b64(part: str) -> bytes:
@@ -552,14 +546,11 @@ async def test_an_assertion_where_none_is_accepted(oauth: Harness) -> None:
 async def test_the_audit_log_shows_a_machine_token_without_a_user(tmp_path: Path) -> None:
     path = tmp_path / "audit.log"
     overrides = {"initial_access_token_hash": INITIAL_ACCESS_TOKEN_HASH, "audit_log": str(path)}
-    async with running_oauth_app(tmp_path, **overrides) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            harness = Harness(app, settings, http)
-            client = await secret_client(harness)
-            auth = (client["client_id"], client["client_secret"])
-            token = await harness.token({"grant_type": "client_credentials"}, auth=auth)
-            assert token.status_code == 200
+    async with running_harness(tmp_path, **overrides) as harness:
+        client = await secret_client(harness)
+        auth = (client["client_id"], client["client_secret"])
+        token = await harness.token({"grant_type": "client_credentials"}, auth=auth)
+        assert token.status_code == 200
     events = [json.loads(line) for line in path.read_text().splitlines()]
     issued = [e for e in events if e["event"] == "token_issued"]
     assert len(issued) == 1
@@ -571,20 +562,17 @@ async def test_the_audit_log_shows_a_machine_token_without_a_user(tmp_path: Path
 
 async def test_machine_clients_are_never_deleted_as_unused(tmp_path: Path) -> None:
     overrides = {"initial_access_token_hash": INITIAL_ACCESS_TOKEN_HASH, "max_unused_clients": 1}
-    async with running_oauth_app(tmp_path, **overrides) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            harness = Harness(app, settings, http)
-            await harness.register()  # a browser client nobody allowed yet: the limit is full
-            client = await secret_client(harness)  # an administrator's client still registers
-            db = Database(settings.data_dir, unused_client_ttl=1)
-            async with db.write() as session:
-                await session.execute(update(Client).values(issued_at=1))
-            await db.cleanup()
-            async with db.read() as session:
-                kept = (await session.scalars(select(Client.client_id))).all()
-            await db.close()
-            assert kept == [client["client_id"]]  # the unused browser client went
+    async with running_harness(tmp_path, **overrides) as harness:
+        await harness.register()  # a browser client nobody allowed yet: the limit is full
+        client = await secret_client(harness)  # an administrator's client still registers
+        db = Database(harness.settings.data_dir, unused_client_ttl=1)
+        async with db.write() as session:
+            await session.execute(update(Client).values(issued_at=1))
+        await db.cleanup()
+        async with db.read() as session:
+            kept = (await session.scalars(select(Client.client_id))).all()
+        await db.close()
+        assert kept == [client["client_id"]]  # the unused browser client went
 
 
 def test_banner_says_whether_machine_registration_is_on(tmp_path: Path) -> None:

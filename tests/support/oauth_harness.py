@@ -7,7 +7,10 @@ import hashlib
 import json
 import re
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -17,7 +20,7 @@ from starlette.applications import Starlette
 from secure_mcp.common.resource_credentials import load_all
 from secure_mcp.oauth.settings import OAuthSettings
 from tests.support.headless import authorize_headlessly
-from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
+from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME, running_oauth_app
 
 RESOURCE = "http://127.0.0.1:8000/mcp"
 REDIRECT = "http://127.0.0.1:33333/callback"
@@ -143,6 +146,15 @@ class Harness:
         )
         assert response.status_code == 200, response.text
         return dict(response.json())
+
+
+@asynccontextmanager
+async def running_harness(tmp_path: Path, **overrides: Any) -> AsyncIterator[Harness]:
+    """`running_oauth_app(tmp_path, **overrides)` and a client whose cookies persist."""
+    async with running_oauth_app(tmp_path, **overrides) as (app, settings):
+        transport = httpx2.ASGITransport(app=app)
+        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
+            yield Harness(app, settings, http)
 
 
 def segment(token: str, index: int) -> dict[str, Any]:
