@@ -17,7 +17,7 @@ from secure_mcp.oauth.app import session_secret
 from secure_mcp.oauth.models import Client, Token
 from secure_mcp.oauth.settings import OAuthSettings, SettingsError
 from secure_mcp.oauth.storage import Database
-from tests.support.oauth_harness import Flow, Harness, pkce
+from tests.support.oauth_harness import Flow, Harness, pkce, running_harness
 from tests.support.oauth_server import make_oauth_app, running_oauth_app
 
 
@@ -102,21 +102,15 @@ def test_session_secret_generated_once_and_private(tmp_path: Path) -> None:
 
 
 async def test_data_survives_restart_and_tokens_are_hashed(tmp_path: Path) -> None:
-    async with running_oauth_app(tmp_path) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as client:
-            oauth = Harness(app, settings, client)
-            flow = await oauth.new_flow(token_endpoint_auth_method="client_secret_post")
-            body = (await oauth.redeem(flow, client_secret=flow.client["client_secret"])).json()
-    raw = (settings.data_dir / "oauth.sqlite3").read_bytes()
+    async with running_harness(tmp_path) as oauth:
+        flow = await oauth.new_flow(token_endpoint_auth_method="client_secret_post")
+        body = (await oauth.redeem(flow, client_secret=flow.client["client_secret"])).json()
+    raw = (oauth.settings.data_dir / "oauth.sqlite3").read_bytes()
     for secret in (body["access_token"], body["refresh_token"], flow.client["client_secret"]):
         assert secret.encode() not in raw
-    assert stat.S_IMODE((settings.data_dir / "oauth.sqlite3").stat().st_mode) == 0o600
-    async with running_oauth_app(tmp_path) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as client:
-            oauth = Harness(app, settings, client)
-            assert (await oauth.introspect(body["access_token"]))["active"] is True
+    assert stat.S_IMODE((oauth.settings.data_dir / "oauth.sqlite3").stat().st_mode) == 0o600
+    async with running_harness(tmp_path) as oauth:
+        assert (await oauth.introspect(body["access_token"]))["active"] is True
 
 
 async def test_client_scope_no_longer_offered_after_restart(tmp_path: Path) -> None:
@@ -125,32 +119,26 @@ async def test_client_scope_no_longer_offered_after_restart(tmp_path: Path) -> N
         transport = httpx2.ASGITransport(app=app)
         async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as client:
             registered = await Harness(app, settings, client).register(scope="weather:alerts")
-    async with running_oauth_app(tmp_path) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as client:
-            oauth = Harness(app, settings, client)
-            location = await oauth.authorize(Flow(registered, *pkce()), scope=None)
-            assert "error=invalid_scope" in location
+    async with running_harness(tmp_path) as oauth:
+        location = await oauth.authorize(Flow(registered, *pkce()), scope=None)
+        assert "error=invalid_scope" in location
 
 
 async def test_cleanup_runs_periodically(tmp_path: Path) -> None:
-    async with running_oauth_app(tmp_path, cleanup_interval=0.05) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as client:
-            oauth = Harness(app, settings, client)
-            flow = await oauth.new_flow()
-            await oauth.redeem(flow)
-            db = Database(settings.data_dir)
-            async with db.write() as session:
-                await session.execute(update(Token).values(expires_at=1))
-            for _ in range(100):
-                async with db.read() as session:
-                    left = await session.scalar(select(func.count()).select_from(Token))
-                if left == 0:
-                    break
-                await asyncio.sleep(0.02)
-            await db.close()
-            assert left == 0
+    async with running_harness(tmp_path, cleanup_interval=0.05) as oauth:
+        flow = await oauth.new_flow()
+        await oauth.redeem(flow)
+        db = Database(oauth.settings.data_dir)
+        async with db.write() as session:
+            await session.execute(update(Token).values(expires_at=1))
+        for _ in range(100):
+            async with db.read() as session:
+                left = await session.scalar(select(func.count()).select_from(Token))
+            if left == 0:
+                break
+            await asyncio.sleep(0.02)
+        await db.close()
+        assert left == 0
 
 
 async def test_deleted_client_mid_authorization(oauth: Harness) -> None:

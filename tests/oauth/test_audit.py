@@ -18,7 +18,7 @@ from secure_mcp.oauth.audit import AuditLog
 from secure_mcp.oauth.banner import banner
 from secure_mcp.oauth.settings import settings_from
 from tests.support.headless import _FormParser
-from tests.support.oauth_harness import RESOURCE, Flow, Harness, pkce
+from tests.support.oauth_harness import RESOURCE, Flow, Harness, pkce, running_harness
 from tests.support.oauth_server import TEST_PASSWORD, make_oauth_app, running_oauth_app
 
 WRONG_PASSWORD = "wrong-password-typed-by-mistake"
@@ -163,18 +163,15 @@ async def test_throttled_sign_in_and_remembered_consent(tmp_path: Path) -> None:
 
     path = tmp_path / "audit.jsonl"
     overrides = {"audit_log": str(path), "login_failures_per_account": Rate(1, 300)}
-    async with running_oauth_app(tmp_path, **overrides) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            oauth = Harness(app, settings, http)
-            https = {"redirect_uris": ["https://app.example/cb"]}
-            client = await oauth.register(token_endpoint_auth_method="client_secret_basic", **https)
-            for _ in range(2):
-                flow = Flow(client, *pkce(), redirect_uri="https://app.example/cb")
-                await oauth.authorize(flow)
-            await wrong_password_then_throttled(
-                oauth, Flow(client, *pkce(), "s", https["redirect_uris"][0])
-            )
+    async with running_harness(tmp_path, **overrides) as oauth:
+        https = {"redirect_uris": ["https://app.example/cb"]}
+        client = await oauth.register(token_endpoint_auth_method="client_secret_basic", **https)
+        for _ in range(2):
+            flow = Flow(client, *pkce(), redirect_uri="https://app.example/cb")
+            await oauth.authorize(flow)
+        await wrong_password_then_throttled(
+            oauth, Flow(client, *pkce(), "s", https["redirect_uris"][0])
+        )
     events = [e["event"] for e in lines(path)]
     assert events[-2:] == ["sign_in_failed", "sign_in_throttled"]
     remembered = [e for e in lines(path) if e["event"] == "consent_allowed"]

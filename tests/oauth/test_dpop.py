@@ -13,8 +13,8 @@ from joserfc.jwk import ECKey
 
 from secure_mcp.oauth.settings import settings_from
 from tests.support.dpop import hmac_proof, jkt_of, new_key, proof
-from tests.support.oauth_harness import RESOURCE, Flow, Harness, pkce, segment
-from tests.support.oauth_server import IN_PROCESS_ISSUER, running_oauth_app
+from tests.support.oauth_harness import RESOURCE, Flow, Harness, pkce, running_harness, segment
+from tests.support.oauth_server import IN_PROCESS_ISSUER
 
 ISSUER = IN_PROCESS_ISSUER
 TOKEN_URL = f"{ISSUER}/token"
@@ -23,10 +23,8 @@ TOKEN_URL = f"{ISSUER}/token"
 @pytest.fixture
 async def nonce_oauth(tmp_path: Path) -> AsyncIterator[Harness]:
     """The authorization server requiring its DPoP nonce (--dpop-nonce)."""
-    async with running_oauth_app(tmp_path, dpop_nonce=True) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as client:
-            yield Harness(app, settings, client)
+    async with running_harness(tmp_path, dpop_nonce=True) as harness:
+        yield harness
 
 
 async def redeem(oauth: Harness, flow: Flow, key: ECKey | None, **headers: str) -> httpx2.Response:
@@ -202,11 +200,8 @@ async def test_a_malformed_dpop_jkt_is_an_invalid_request(oauth: Harness) -> Non
 
 async def test_jwt_access_tokens_carry_cnf_jkt(tmp_path: Path) -> None:
     key = new_key()
-    async with running_oauth_app(tmp_path, access_token_format="jwt") as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as client:
-            oauth = Harness(app, settings, client)
-            body = (await redeem(oauth, await oauth.new_flow(), key)).json()
+    async with running_harness(tmp_path, access_token_format="jwt") as oauth:
+        body = (await redeem(oauth, await oauth.new_flow(), key)).json()
     assert body["token_type"] == "DPoP"
     assert segment(body["access_token"], 1)["cnf"] == {"jkt": jkt_of(key)}
 

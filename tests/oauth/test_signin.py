@@ -31,9 +31,10 @@ from tests.support.oauth_harness import (
     login_page,
     pkce,
     query_of,
+    running_harness,
     sign_in,
 )
-from tests.support.oauth_server import TEST_USERNAME, running_oauth_app
+from tests.support.oauth_server import TEST_USERNAME
 
 COOKIE = re.compile(r"^([^=;\s]+)=([^;]*)")  # any cookie the server sets
 SIGN_IN_COOKIE = re.compile(r"^(signin-[0-9a-f]{16})=([A-Za-z0-9_-]{43});")
@@ -88,11 +89,8 @@ async def test_the_cookie_is_narrow_and_holds_only_a_random_value(oauth: Harness
 
 
 async def test_an_https_issuer_sets_secure_cookies(tmp_path: Path) -> None:
-    async with running_oauth_app(tmp_path, issuer="https://as.example") as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            oauth = Harness(app, settings, http)
-            page = await login_page(oauth, await new_client(oauth))
+    async with running_harness(tmp_path, issuer="https://as.example") as oauth:
+        page = await login_page(oauth, await new_client(oauth))
     assert "secure" in {part.strip().lower() for part in page.headers["set-cookie"].split(";")}
 
 
