@@ -13,6 +13,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from secure_mcp.common.metrics import Metrics, MetricsMiddleware
+from tests.support.oauth_harness import running_harness
 from tests.support.oauth_server import running_oauth_app
 
 
@@ -117,19 +118,14 @@ async def test_oauth_metrics_under_an_issuer_path(tmp_path: Path) -> None:
 
 
 async def test_oauth_counts_tokens_issued_by_grant(tmp_path: Path) -> None:
-    from tests.support.oauth_harness import Harness
-
-    async with running_oauth_app(tmp_path, metrics=True) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            oauth = Harness(app, settings, http)
-            flow = await oauth.new_flow()
-            tokens = (await oauth.redeem(flow)).json()
-            refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
-            answer = await oauth.token({**refresh, "client_id": flow.client["client_id"]})
-            assert answer.status_code == 200
-            assert (await oauth.redeem(flow)).status_code == 400  # a replay issues nothing
-            text = (await http.get("/metrics")).text
+    async with running_harness(tmp_path, metrics=True) as oauth:
+        flow = await oauth.new_flow()
+        tokens = (await oauth.redeem(flow)).json()
+        refresh = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+        answer = await oauth.token({**refresh, "client_id": flow.client["client_id"]})
+        assert answer.status_code == 200
+        assert (await oauth.redeem(flow)).status_code == 400  # a replay issues nothing
+        text = (await oauth.http.get("/metrics")).text
     assert 'oauth_tokens_issued_total{grant_type="authorization_code"} 1.0' in text
     assert 'oauth_tokens_issued_total{grant_type="refresh_token"} 1.0' in text
     assert 'oauth_http_requests_total{endpoint="/token",status="4xx"} 1.0' in text

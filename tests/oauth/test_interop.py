@@ -21,6 +21,7 @@ from tests.support.oauth_harness import (
     code_form,
     pkce,
     query_of,
+    running_harness,
 )
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME, running_oauth_app
 
@@ -357,13 +358,10 @@ async def test_ignored_scopes_at_refresh(oauth: Harness) -> None:
 
 async def test_offline_access_is_kept_when_the_server_offers_it(tmp_path: Path) -> None:
     scopes = ("weather:read", "offline_access")
-    async with running_oauth_app(tmp_path, scopes=scopes) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as client:
-            oauth = Harness(app, settings, client)
-            flow = Flow(await oauth.register(), *pkce())
-            await oauth.authorize(flow, scope="weather:read offline_access")
-            assert (await oauth.redeem(flow)).json()["scope"] == "weather:read offline_access"
+    async with running_harness(tmp_path, scopes=scopes) as oauth:
+        flow = Flow(await oauth.register(), *pkce())
+        await oauth.authorize(flow, scope="weather:read offline_access")
+        assert (await oauth.redeem(flow)).json()["scope"] == "weather:read offline_access"
 
 
 # --- MCP: resource URIs differing only in scheme/host case or default port are one resource ---

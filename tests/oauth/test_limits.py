@@ -16,8 +16,8 @@ from sqlalchemy import select, update
 from secure_mcp.common.ratelimit import Rate
 from secure_mcp.oauth.models import Client
 from secure_mcp.oauth.storage import Database
-from tests.support.oauth_harness import Flow, Harness, pkce
-from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME, running_oauth_app
+from tests.support.oauth_harness import Flow, Harness, pkce, running_harness
+from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME
 
 STRICT = Rate(3, 3600)  # three at once, then one every 20 minutes: nothing refills in a test
 
@@ -25,10 +25,8 @@ STRICT = Rate(3, 3600)  # three at once, then one every 20 minutes: nothing refi
 @contextlib.asynccontextmanager
 async def server(tmp_path: Path, **overrides: Any) -> AsyncIterator[Harness]:
     """The app in process with some limits overridden."""
-    async with running_oauth_app(tmp_path, **overrides) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            yield Harness(app, settings, http)
+    async with running_harness(tmp_path, **overrides) as harness:
+        yield harness
 
 
 def hidden(html: str, name: str) -> str:

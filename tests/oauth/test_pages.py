@@ -10,7 +10,7 @@ from sqlalchemy import update
 
 from secure_mcp.oauth.models import PendingAuthorization
 from secure_mcp.oauth.storage import Database
-from tests.support.oauth_harness import Flow, Harness, pkce, query_of
+from tests.support.oauth_harness import Flow, Harness, pkce, query_of, running_harness
 from tests.support.oauth_server import TEST_PASSWORD, TEST_USERNAME, running_oauth_app
 
 
@@ -151,25 +151,22 @@ async def test_form_post_must_be_form_encoded(oauth: Harness) -> None:
 
 
 async def test_pending_authorizations_are_bounded_globally(tmp_path: Path) -> None:
-    async with running_oauth_app(tmp_path, max_pending=3) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            oauth = Harness(app, settings, http)
-            flow, first = await _login_page(oauth)
-            for _ in range(2):
-                assert (await oauth.http.get(oauth.authorization_url(flow))).status_code == 200
-            http.cookies.clear()  # another browser: the bound is global, not per browser
-            full = await oauth.http.get(oauth.authorization_url(flow))
-            assert full.status_code == 503
-            assert 1 <= int(full.headers["retry-after"]) <= settings.code_ttl
-            assert "Too many sign-ins are in progress" in full.text
-            assert "set-cookie" not in full.headers
-            db = Database(settings.data_dir)
-            async with db.write() as session:  # the oldest ones expire: room again
-                await session.execute(update(PendingAuthorization).values(expires_at=1))
-            await db.close()
+    async with running_harness(tmp_path, max_pending=3) as oauth:
+        flow, first = await _login_page(oauth)
+        for _ in range(2):
             assert (await oauth.http.get(oauth.authorization_url(flow))).status_code == 200
-            assert (await _sign_in(oauth, first, TEST_PASSWORD)).status_code == 400  # expired
+        oauth.http.cookies.clear()  # another browser: the bound is global, not per browser
+        full = await oauth.http.get(oauth.authorization_url(flow))
+        assert full.status_code == 503
+        assert 1 <= int(full.headers["retry-after"]) <= oauth.settings.code_ttl
+        assert "Too many sign-ins are in progress" in full.text
+        assert "set-cookie" not in full.headers
+        db = Database(oauth.settings.data_dir)
+        async with db.write() as session:  # the oldest ones expire: room again
+            await session.execute(update(PendingAuthorization).values(expires_at=1))
+        await db.close()
+        assert (await oauth.http.get(oauth.authorization_url(flow))).status_code == 200
+        assert (await _sign_in(oauth, first, TEST_PASSWORD)).status_code == 400  # expired
 
 
 async def test_two_tabs_sign_in_and_allow_separately(oauth: Harness) -> None:

@@ -13,7 +13,6 @@ import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx2
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -37,8 +36,7 @@ from secure_mcp.oauth.models import (
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.shared_limits import DatabaseLimiter
 from secure_mcp.oauth.storage import Database, StorageError, _reason, now
-from tests.support.oauth_harness import Flow, Harness, pkce
-from tests.support.oauth_server import running_oauth_app
+from tests.support.oauth_harness import Flow, pkce, running_harness
 from tests.support.postgres import PASSWORD, Cluster
 
 PENDING = Pending(
@@ -293,26 +291,23 @@ async def test_a_database_of_the_previous_release_upgrades_and_keeps_working(
             conn.execute(f"UPDATE {table} SET expires_at = expires_at + ?", (shift,))  # noqa: S608
     (data / "oauth.sqlite3").chmod(0o600)
     save_all(data, {r: ResourceCredentials(*c) for r, c in facts["resource_credentials"].items()})
-    async with running_oauth_app(tmp_path) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            oauth = Harness(app, settings, http)
-            assert (await oauth.introspect(facts["access_token"]))["active"] is True
-            refreshed = await oauth.token(
-                {"grant_type": "refresh_token", "refresh_token": facts["refresh_token"],
-                 "client_id": facts["public_client_id"]}
-            )  # fmt: skip
-            assert refreshed.status_code == 200, refreshed.text
-            redeemed = await oauth.token(
-                {"grant_type": "authorization_code", "code": facts["unused_code"],
-                 "code_verifier": facts["code_verifier"]},
-                auth=(facts["confidential_client_id"], facts["confidential_client_secret"]),
-            )  # fmt: skip
-            assert redeemed.status_code == 200, redeemed.text
-            client = {"client_id": facts["confidential_client_id"]}
-            flow = Flow(client, *pkce(), redirect_uri="https://app.example/cb")
-            await oauth.authorize(flow)  # the consent remembered by the old release still holds
-            assert flow.code
+    async with running_harness(tmp_path) as oauth:
+        assert (await oauth.introspect(facts["access_token"]))["active"] is True
+        refreshed = await oauth.token(
+            {"grant_type": "refresh_token", "refresh_token": facts["refresh_token"],
+             "client_id": facts["public_client_id"]}
+        )  # fmt: skip
+        assert refreshed.status_code == 200, refreshed.text
+        redeemed = await oauth.token(
+            {"grant_type": "authorization_code", "code": facts["unused_code"],
+             "code_verifier": facts["code_verifier"]},
+            auth=(facts["confidential_client_id"], facts["confidential_client_secret"]),
+        )  # fmt: skip
+        assert redeemed.status_code == 200, redeemed.text
+        client = {"client_id": facts["confidential_client_id"]}
+        flow = Flow(client, *pkce(), redirect_uri="https://app.example/cb")
+        await oauth.authorize(flow)  # the consent remembered by the old release still holds
+        assert flow.code
     with sqlite3.connect(data / "oauth.sqlite3") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
             (schema.head(),)
@@ -346,20 +341,17 @@ async def test_prepare_migrates_before_serving(database_url: str, tmp_path: Path
 
 async def test_a_family_revoked_elsewhere_refuses_the_rotation(tmp_path: Path) -> None:
     """The family row alone decides: revoked by another instance a moment ago, no new token."""
-    async with running_oauth_app(tmp_path) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            oauth = Harness(app, settings, http)
-            flow = await oauth.new_flow()
-            body = (await oauth.redeem(flow)).json()
-            db = Database(settings.data_dir)
-            async with db.write() as session:
-                await session.execute(update(TokenFamily).values(revoked=True))
-            await db.close()
-            refused = await oauth.token(
-                {"grant_type": "refresh_token", "refresh_token": body["refresh_token"],
-                 "client_id": flow.client["client_id"]}
-            )  # fmt: skip
+    async with running_harness(tmp_path) as oauth:
+        flow = await oauth.new_flow()
+        body = (await oauth.redeem(flow)).json()
+        db = Database(oauth.settings.data_dir)
+        async with db.write() as session:
+            await session.execute(update(TokenFamily).values(revoked=True))
+        await db.close()
+        refused = await oauth.token(
+            {"grant_type": "refresh_token", "refresh_token": body["refresh_token"],
+             "client_id": flow.client["client_id"]}
+        )  # fmt: skip
     assert refused.status_code == 400
     assert refused.json()["error"] == "invalid_grant"
 

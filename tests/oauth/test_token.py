@@ -13,7 +13,7 @@ from sqlalchemy import update
 
 from secure_mcp.oauth.models import AuthorizationCode
 from secure_mcp.oauth.storage import Database
-from tests.support.oauth_harness import RESOURCE, Flow, Harness, pkce
+from tests.support.oauth_harness import RESOURCE, Flow, Harness, pkce, running_harness
 from tests.support.oauth_server import running_oauth_app
 
 
@@ -193,17 +193,14 @@ async def test_malformed_client_authorization(oauth: Harness, header: str) -> No
 
 async def test_two_resources_need_an_explicit_resource(tmp_path: Path) -> None:
     resources = (RESOURCE, "http://127.0.0.1:8001/mcp")
-    async with running_oauth_app(tmp_path, resources=resources) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as client:
-            oauth = Harness(app, settings, client)
-            flow = Flow(await oauth.register(), *pkce())
-            assert "error=invalid_target" in await oauth.authorize(flow, resource=None)
-            await oauth.authorize(flow, resource=resources[1])
-            body = (await oauth.redeem(flow, resource=resources[1])).json()
-            # RFC 8707: the token's audience is the resource; the other server sees it inactive
-            assert (await oauth.introspect(body["access_token"], resources[1]))["active"] is True
-            assert await oauth.introspect(body["access_token"], resources[0]) == {"active": False}
+    async with running_harness(tmp_path, resources=resources) as oauth:
+        flow = Flow(await oauth.register(), *pkce())
+        assert "error=invalid_target" in await oauth.authorize(flow, resource=None)
+        await oauth.authorize(flow, resource=resources[1])
+        body = (await oauth.redeem(flow, resource=resources[1])).json()
+        # RFC 8707: the token's audience is the resource; the other server sees it inactive
+        assert (await oauth.introspect(body["access_token"], resources[1]))["active"] is True
+        assert await oauth.introspect(body["access_token"], resources[0]) == {"active": False}
 
 
 async def test_code_redeemed_without_resource_keeps_authorized_audience(oauth: Harness) -> None:

@@ -16,8 +16,7 @@ from joserfc import jwt
 from joserfc.jwk import ECKey
 
 from secure_mcp.oauth.rfc7523 import ASSERTION_TYPE
-from tests.support.oauth_harness import Harness
-from tests.support.oauth_server import running_oauth_app
+from tests.support.oauth_harness import Harness, running_harness
 
 INITIAL_ACCESS_TOKEN = "iat-" + "x" * 40  # test value, not a secret
 INITIAL_ACCESS_TOKEN_HASH = hashlib.sha256(INITIAL_ACCESS_TOKEN.encode()).hexdigest()
@@ -85,7 +84,5 @@ async def register_machine(
 async def machine(tmp_path: Path) -> AsyncIterator[Harness]:
     """The authorization server in process, with an initial access token configured."""
     hashed = INITIAL_ACCESS_TOKEN_HASH
-    async with running_oauth_app(tmp_path, initial_access_token_hash=hashed) as (app, settings):
-        transport = httpx2.ASGITransport(app=app)
-        async with httpx2.AsyncClient(transport=transport, base_url=settings.issuer) as http:
-            yield Harness(app, settings, http)
+    async with running_harness(tmp_path, initial_access_token_hash=hashed) as harness:
+        yield harness
