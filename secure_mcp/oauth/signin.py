@@ -30,8 +30,8 @@ from secure_mcp.oauth.limits import ServerBusy
 from secure_mcp.oauth.models import PendingAuthorization
 from secure_mcp.oauth.settings import OAuthSettings
 from secure_mcp.oauth.shared_secrets import SessionKey
+from secure_mcp.oauth.statements import rowcount
 from secure_mcp.oauth.storage import Database, now, token_hash
-from secure_mcp.oauth.tokens import rowcount
 
 COOKIE_PREFIX = "signin-"
 EXPIRED = "This sign-in request has expired. Return to the application and start again."

@@ -48,6 +48,12 @@ from secure_mcp.oauth.models import (
     TokenFamily,
     UsedAssertion,
 )
+from secure_mcp.oauth.statements import (
+    Prepared,
+    SessionStatements,
+    SqliteStatements,
+    Statements,
+)
 
 DB_FILE = "oauth.sqlite3"
 DEFAULT_UNUSED_CLIENT_TTL = 24 * 3600
@@ -123,8 +129,8 @@ class Database:
         if self.dialect == "sqlite":
             self._durable = sqlite_inline.GroupSync(_sqlite_file(self.url))
         self._reader: sqlite3.Connection | None = None  # `row` on SQLite
-        self._row_queries: dict[tuple[str, str], tuple[str, list[tuple[str, Any]]]] = {}
-        self._row_selects: dict[tuple[str, str], Any] = {}  # `row` elsewhere: built once
+        self._writer: sqlite3.Connection | None = None  # `transaction` on SQLite
+        self._row_selects: dict[tuple[str, str], Prepared] = {}  # `row`: built once
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
@@ -160,9 +166,10 @@ class Database:
 
     async def close(self) -> None:
         """Close every connection."""
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
+        for connection in (self._reader, self._writer):
+            if connection is not None:
+                connection.close()
+        self._reader = self._writer = None
         await self.engine.dispose()
 
     async def row(self, model: type[Base], key: str, value: str) -> dict[str, Any] | None:
@@ -173,44 +180,26 @@ class Database:
         millisecond of SQLAlchemy's async machinery. Values are converted by the columns' own
         types, as a session would. Elsewhere a Core SELECT on a pooled connection.
         """
-        table = model.__table__
+        prepared = self._row_selects.get((model.__tablename__, key))
+        if prepared is None:
+            table = model.__table__
+            prepared = Prepared(select(table).where(table.c[key] == bindparam("value")))
+            self._row_selects[(model.__tablename__, key)] = prepared
         if self.dialect != "sqlite":
-            statement = self._row_selects.get((model.__tablename__, key))
-            if statement is None:
-                statement = select(table).where(table.c[key] == bindparam("value"))
-                self._row_selects[(model.__tablename__, key)] = statement
             # autocommit: the one statement is its own transaction, no BEGIN nor ROLLBACK
             async with self._autocommit.connect() as conn:
-                found = (await conn.execute(statement, {"value": value})).first()
+                found = (await conn.execute(prepared.statement, {"value": value})).first()
             return dict(found._mapping) if found is not None else None
         if self._reader is None:
-            self._reader = sqlite_inline.connector(_sqlite_file(self.url))()
-        sql, columns = self._row_query(table, key)
-        cursor = self._reader.execute(sql, (value,))
-        try:  # run to the end and reset: no read snapshot outlives this statement
-            rows = cursor.fetchall()
-        finally:
-            cursor.close()
-        if not rows:
-            return None
-        fetched = rows[0]
-        return {
-            name: convert(item) if convert else item
-            for (name, convert), item in zip(columns, fetched, strict=True)
-        }
+            self._reader = self._connect_sqlite()
+        # the statement is reset once read: no read snapshot outlives it
+        return await SqliteStatements(self._reader, self.engine.dialect).first(
+            prepared, {"value": value}
+        )
 
-    def _row_query(self, table: Any, key: str) -> tuple[str, list[tuple[str, Any]]]:
-        """`SELECT <columns> FROM <table> WHERE <key> = ?` and each column's result converter."""
-        cached = self._row_queries.get((table.name, key))
-        if cached is None:
-            statement = select(table).where(table.c[key] == bindparam("value"))
-            sql = str(statement.compile(dialect=self.engine.dialect))
-            columns = [
-                (column.name, column.type.result_processor(self.engine.dialect, None))
-                for column in table.columns
-            ]
-            cached = self._row_queries[(table.name, key)] = (sql, columns)
-        return cached
+    def _connect_sqlite(self) -> sqlite3.Connection:
+        """A connection of this process's own to the SQLite file (WAL, no implicit BEGIN)."""
+        return sqlite_inline.connector(_sqlite_file(self.url))()
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -231,6 +220,32 @@ class Database:
             yield session
         if self._durable is not None:
             await self._durable.wait()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Statements]:
+        """One write transaction of `Prepared` statements, as `write`: committed at block end,
+        rolled back on error, and the block returns only once it is durable.
+
+        On SQLite the statements run directly on this process's writer connection (under the
+        same lock as `write`'s sessions, and `BEGIN IMMEDIATE` as theirs), without SQLAlchemy's
+        per-statement machinery; elsewhere on a session (`statements`).
+        """
+        if self._write_lock is None or self._durable is None:
+            async with self.write() as session:
+                yield SessionStatements(session)
+            return
+        async with self._write_lock:
+            if self._writer is None:
+                self._writer = self._connect_sqlite()
+            connection = self._writer
+            await sqlite_inline.begin_writing(connection)
+            try:
+                yield SqliteStatements(connection, self.engine.dialect)
+                connection.execute("COMMIT")
+            finally:
+                if connection.in_transaction:  # an error, or a COMMIT that failed
+                    connection.execute("ROLLBACK")
+        await self._durable.wait()
 
     def insert(self, model: type[Base]) -> Any:
         """An INSERT for `model` in this dialect, with `on_conflict_do_update/_nothing`."""

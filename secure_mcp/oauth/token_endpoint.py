@@ -30,6 +30,7 @@ from secure_mcp.oauth.rfc8707 import check_same_resource, requested_resource
 from secure_mcp.oauth.rfc9068 import JwtSigner
 from secure_mcp.oauth.scopes import narrowed_scope, requested_scope
 from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.statements import SessionStatements, rowcount
 from secure_mcp.oauth.storage import Database, now, token_hash
 
 MACHINE_GRANT = "client_credentials"
@@ -109,14 +110,14 @@ async def _redeem_code(
             code.family_id,
             **_bindings(client, jkt),
         )
-        if tokens.rowcount(result) != 1:  # OAuth 2.1 4.1.3: single use
+        if rowcount(result) != 1:  # OAuth 2.1 4.1.3: single use
             raise ReplayedGrant("the authorization code was already used", code.family_id, grant)
         _check_code(code, client, form, jkt)
         with_refresh = "refresh_token" in client.grant_types
         ttl = settings.refresh_token_ttl if with_refresh else settings.access_token_ttl
         tokens.start_family(session, code.family_id, now() + ttl)
         body = await tokens.issue(
-            session,
+            SessionStatements(session),
             settings,
             grant,
             access_scope=code.scope,
@@ -139,8 +140,8 @@ async def _rotate_refresh(
         raise InvalidRequest("refresh_token is required")
     if "refresh_token" not in client.grant_types:
         raise UnauthorizedClient("the client did not register the refresh_token grant")
-    async with db.write() as session:
-        old = await tokens.refresh_row(session, form["refresh_token"])
+    async with db.transaction() as statements:
+        old = await tokens.refresh_row(statements, form["refresh_token"])
         if old is None or old.client_id != client.client_id:
             raise InvalidGrant("unknown refresh token")
         if old.revoked or old.expires_at <= now():
@@ -149,10 +150,10 @@ async def _rotate_refresh(
             # RFC 9449 5: checked before rotation, so a stolen token cannot burn the family
             raise InvalidGrant("the refresh token is bound to another DPoP key")
         if not await tokens.hold_family(
-            session, old.family_id, now() + settings.refresh_token_ttl
+            statements, old.family_id, now() + settings.refresh_token_ttl
         ):  # revoked meanwhile, perhaps by another instance
             raise InvalidGrant("the refresh token is revoked or expired")
-        rotated = await tokens.rotate(session, old.token_hash)
+        rotated = await tokens.rotate(statements, old.token_hash)
         grant = tokens.Grant(
             client.client_id,
             old.subject,
@@ -166,7 +167,7 @@ async def _rotate_refresh(
         scope = narrowed_scope(old.scope, form.get("scope"), settings.scopes)
         check_same_resource(form.get("resource"), old.resource)
         body = await tokens.issue(
-            session, settings, grant, access_scope=scope, with_refresh=True, signer=signer
+            statements, settings, grant, access_scope=scope, with_refresh=True, signer=signer
         )
     return body, grant
 
@@ -188,10 +189,10 @@ async def _client_credentials(
     scope = requested_scope(settings, client, form.get("scope"))
     family = tokens.machine_family()
     grant = tokens.Grant(client.client_id, client.client_id, scope, resource, family, jkt=jkt)
-    async with db.write() as session:
+    async with db.transaction() as statements:
         # OAuth 2.1 4.2.3: a refresh token SHOULD NOT be issued; the client simply asks again
         body = await tokens.issue(
-            session, settings, grant, access_scope=scope, with_refresh=False, signer=signer
+            statements, settings, grant, access_scope=scope, with_refresh=False, signer=signer
         )
     return body, grant
 

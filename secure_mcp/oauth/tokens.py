@@ -13,32 +13,33 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Row, Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from secure_mcp.common import token_format
 from secure_mcp.oauth.models import Token, TokenFamily
 from secure_mcp.oauth.rfc9068 import JwtSigner
 from secure_mcp.oauth.settings import OAuthSettings
+from secure_mcp.oauth.statements import Prepared, Statements
 from secure_mcp.oauth.storage import Database, now, token_hash
 
 ACCESS = "access"
 REFRESH = "refresh"
 PREFIXES = {ACCESS: token_format.ACCESS_PREFIX, REFRESH: token_format.REFRESH_PREFIX}
 MAX_TOKEN_LENGTH = 8192  # a JWT with a long CIMD client_id stays far below
-# The grant path runs Core statements built once here, with bound parameters: no ORM objects
-# or unit of work, and no statement construction or cache-key computation per request (about a
-# millisecond of CPU per refresh grant, profiled); `Token` and `TokenFamily` stay the schema.
+# The grant path runs Core statements built and compiled once here, with bound parameters, on
+# the driver where it can (`statements`): no ORM objects, unit of work or per-statement session
+# machinery (most of a refresh grant's CPU, profiled); `Token` and `TokenFamily` stay the schema.
 TOKENS: Table = cast(Table, Token.__table__)
 FAMILIES: Table = cast(Table, TokenFamily.__table__)
-_INSERT_TOKENS = insert(TOKENS)
-_TOKEN_BY_HASH = select(TOKENS).where(TOKENS.c.token_hash == bindparam("hashed"))
-_HOLD_FAMILY = (
+_INSERT_TOKENS = Prepared(insert(TOKENS))
+_TOKEN_BY_HASH = Prepared(select(TOKENS).where(TOKENS.c.token_hash == bindparam("hashed")))
+_HOLD_FAMILY = Prepared(
     update(FAMILIES)
     .where(FAMILIES.c.family_id == bindparam("family"), FAMILIES.c.revoked.is_(False))
     .values(expires_at=bindparam("expires_at"))
 )
-_ROTATE = (
+_ROTATE = Prepared(
     update(TOKENS)
     .where(TOKENS.c.token_hash == bindparam("hashed"), TOKENS.c.rotated.is_(False))
     .values(rotated=True)
@@ -94,11 +95,6 @@ def is_machine_family(family_id: str) -> bool:
     return family_id.startswith(MACHINE_FAMILY_PREFIX)
 
 
-def rowcount(result: Any) -> int:
-    """Rows changed by an UPDATE or DELETE."""
-    return int(cast(CursorResult[Any], result).rowcount)
-
-
 def _new(
     kind: str,
     grant: Grant,
@@ -139,7 +135,7 @@ def _new(
 
 
 async def issue(
-    session: AsyncSession,
+    statements: Statements,
     settings: OAuthSettings,
     grant: Grant,
     *,
@@ -164,7 +160,7 @@ async def issue(
             REFRESH, grant, grant.scope, settings.refresh_token_ttl
         )
         rows.append(refresh)
-    await session.execute(_INSERT_TOKENS, rows)
+    await statements.insert(_INSERT_TOKENS, rows)
     return body
 
 
@@ -173,14 +169,14 @@ def start_family(session: AsyncSession, family_id: str, expires_at: int) -> None
     session.add(TokenFamily(family_id=family_id, revoked=False, expires_at=expires_at))
 
 
-async def hold_family(session: AsyncSession, family_id: str, expires_at: int) -> bool:
+async def hold_family(statements: Statements, family_id: str, expires_at: int) -> bool:
     """Lock the family for a rotation in this transaction; False when it is revoked (or gone).
 
     Always before any token row of the family, as in `revoke_family`: one lock order, no
     deadlock, and a revocation either waits for this rotation or is seen by it.
     """
-    result = await session.execute(_HOLD_FAMILY, {"family": family_id, "expires_at": expires_at})
-    return rowcount(result) == 1
+    held = {"family": family_id, "expires_at": expires_at}
+    return await statements.changed(_HOLD_FAMILY, held) == 1
 
 
 async def revoke_family(session: AsyncSession, family_id: str) -> None:
@@ -210,15 +206,14 @@ def is_active(token: Stored | None, kind: str = ACCESS) -> bool:
     )
 
 
-async def refresh_row(session: AsyncSession, value: str) -> Row[Any] | None:
+async def refresh_row(statements: Statements, value: str) -> Stored | None:
     """The refresh token row for `value` in this transaction (any state), or None."""
     if not value or len(value) > 512:
         return None
-    found = (await session.execute(_TOKEN_BY_HASH, {"hashed": token_hash(value)})).first()
-    return found if found is not None and found.kind == REFRESH else None
+    found = await statements.first(_TOKEN_BY_HASH, {"hashed": token_hash(value)})
+    return Stored(**found) if found is not None and found["kind"] == REFRESH else None
 
 
-async def rotate(session: AsyncSession, hashed: str) -> bool:
+async def rotate(statements: Statements, hashed: str) -> bool:
     """Mark the refresh token whose hash is `hashed` used; False when it already was (reuse)."""
-    result = await session.execute(_ROTATE, {"hashed": hashed})
-    return rowcount(result) == 1
+    return await statements.changed(_ROTATE, {"hashed": hashed}) == 1

@@ -144,14 +144,13 @@ async def test_a_revocation_racing_a_rotation_leaves_no_live_token(
             await tokens.revoke_family(session, "fam")
 
     revocation = asyncio.create_task(revoke())
-    async with rotating.write() as session:
-        assert await tokens.hold_family(session, "fam", now() + 7200)
-        await session.execute(
-            update(Token).where(Token.token_hash == old.token_hash).values(rotated=True)
-        )
+    async with rotating.transaction() as statements:  # as the refresh grant runs it
+        assert await tokens.hold_family(statements, "fam", now() + 7200)
+        assert await tokens.rotate(statements, old.token_hash)
         grant = tokens.Grant("c", "demo", "weather:read", "r", "fam")
-        await tokens.issue(session, settings, grant, access_scope="weather:read", with_refresh=True)
-        await session.flush()
+        await tokens.issue(
+            statements, settings, grant, access_scope="weather:read", with_refresh=True
+        )
         started.set()
         await asyncio.sleep(0.3)  # the revocation is waiting for this transaction now
     await asyncio.wait_for(revocation, 15)
@@ -162,8 +161,8 @@ async def test_a_revocation_racing_a_rotation_leaves_no_live_token(
     assert all(revoked for _, revoked in states)
     assert family is not None
     assert family.revoked
-    async with rotating.write() as session:  # and the family takes no new token
-        assert not await tokens.hold_family(session, "fam", now() + 7200)
+    async with rotating.transaction() as statements:  # and the family takes no new token
+        assert not await tokens.hold_family(statements, "fam", now() + 7200)
 
 
 async def test_concurrent_consents_leave_one_row(two: tuple[Database, Database]) -> None:

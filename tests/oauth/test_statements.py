@@ -1,0 +1,229 @@
+"""The grant path's prepared statements: the same rows, counts and conversions whether they run
+on the driver (SQLite, `Database.transaction`) or on a session (PostgreSQL, and beside the ORM);
+and a transaction is all or nothing, waits for another process's write lock without stopping the
+event loop, and leaves no lock behind."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+
+from secure_mcp.oauth import sqlite_inline, tokens
+from secure_mcp.oauth.models import Token
+from secure_mcp.oauth.statements import Compiled, Prepared, SessionStatements, Statements
+from secure_mcp.oauth.storage import Database, now, token_hash
+
+ROW: dict[str, Any] = {
+    "token_hash": token_hash("first"), "kind": tokens.REFRESH, "family_id": "fam",
+    "client_id": "c", "subject": "demo", "scope": "weather:read", "resource": "r",
+    "issued_at": 1_700_000_000, "expires_at": 1_700_003_600, "revoked": False, "rotated": False,
+    "jkt": None,
+}  # fmt: skip
+OTHER = {**ROW, "token_hash": token_hash("second"), "kind": tokens.ACCESS, "jkt": "k" * 43}
+NEW_FAMILY = Prepared(insert(tokens.FAMILIES))
+
+
+@pytest.fixture
+async def db(database_url: str, tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(tmp_path, url=database_url)
+    await database.start()
+    yield database
+    await database.close()
+
+
+@pytest.fixture(params=["transaction", "session"])
+def way(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@asynccontextmanager
+async def statements_of(db: Database, way: str) -> AsyncIterator[Statements]:
+    """`Database.transaction` (on the driver on SQLite), or a session's (`SessionStatements`)."""
+    if way == "transaction":
+        async with db.transaction() as statements:
+            yield statements
+    else:
+        async with db.write() as session:
+            yield SessionStatements(session)
+
+
+async def _count(db: Database) -> int:
+    async with db.read() as session:
+        return len((await session.scalars(select(Token))).all())
+
+
+async def test_rows_go_in_and_come_back_with_their_python_types(db: Database, way: str) -> None:
+    async with statements_of(db, way) as statements:
+        await statements.insert(tokens._INSERT_TOKENS, [ROW, OTHER])
+    async with statements_of(db, way) as statements:
+        first = await statements.first(tokens._TOKEN_BY_HASH, {"hashed": ROW["token_hash"]})
+        other = await statements.first(tokens._TOKEN_BY_HASH, {"hashed": OTHER["token_hash"]})
+        missing = await statements.first(tokens._TOKEN_BY_HASH, {"hashed": "0" * 64})
+    assert first == ROW
+    assert other == OTHER
+    assert first is not None
+    assert first["revoked"] is False  # a bool, not SQLite's 0
+    assert missing is None
+    assert await db.row(Token, "token_hash", ROW["token_hash"]) == ROW  # and as `row` reads it
+
+
+async def test_updates_count_only_the_rows_their_conditions_match(db: Database, way: str) -> None:
+    async with statements_of(db, way) as statements:
+        await statements.insert(tokens._INSERT_TOKENS, [ROW])
+        await statements.insert(
+            NEW_FAMILY, [{"family_id": "fam", "revoked": True, "expires_at": 1}]
+        )
+    async with statements_of(db, way) as statements:
+        assert await tokens.rotate(statements, ROW["token_hash"])
+        assert not await tokens.rotate(statements, ROW["token_hash"])  # `rotated IS false`
+        assert not await tokens.rotate(statements, "0" * 64)
+        assert not await tokens.hold_family(statements, "fam", now())  # revoked: not held
+        assert await tokens.refresh_row(statements, "first") == tokens.Stored(
+            **{**ROW, "rotated": True}
+        )
+        assert await tokens.refresh_row(statements, "") is None
+        assert await tokens.refresh_row(statements, "x" * 513) is None
+
+
+async def test_an_access_token_is_no_refresh_token(db: Database, way: str) -> None:
+    async with statements_of(db, way) as statements:
+        await statements.insert(tokens._INSERT_TOKENS, [OTHER])
+        assert await tokens.refresh_row(statements, "second") is None
+
+
+async def test_a_transaction_that_fails_writes_nothing_and_holds_no_lock(
+    db: Database, way: str
+) -> None:
+    async def fail_midway() -> None:
+        async with statements_of(db, way) as statements:
+            await statements.insert(tokens._INSERT_TOKENS, [ROW])
+            raise ValueError("midway")
+
+    with pytest.raises(ValueError, match="midway"):
+        await fail_midway()
+    assert await _count(db) == 0
+    async with statements_of(db, way) as statements:  # would wait for ever on a held lock
+        await statements.insert(tokens._INSERT_TOKENS, [ROW])
+    assert await _count(db) == 1
+
+
+async def test_a_duplicate_key_fails_the_whole_transaction(db: Database, way: str) -> None:
+    async with statements_of(db, way) as statements:
+        await statements.insert(tokens._INSERT_TOKENS, [ROW])
+    with pytest.raises(Exception, match=r"(?i)unique|duplicate"):
+        async with statements_of(db, way) as statements:
+            await statements.insert(tokens._INSERT_TOKENS, [OTHER, ROW])  # OTHER first
+    assert await _count(db) == 1
+
+
+def test_a_missing_parameter_is_an_error_never_a_null() -> None:
+    compiled = Compiled.of(tokens._INSERT_TOKENS.statement, sqlite_inline_dialect())
+    with pytest.raises(KeyError, match="jkt"):
+        compiled.arguments({key: value for key, value in ROW.items() if key != "jkt"})
+    rotate = Compiled.of(tokens._ROTATE.statement, sqlite_inline_dialect())
+    assert rotate.arguments({"hashed": "h"}) == (1, "h")  # the fixed `rotated=True`, converted
+
+
+def sqlite_inline_dialect() -> Any:
+    from sqlalchemy.dialects.sqlite import aiosqlite
+
+    return aiosqlite.dialect()
+
+
+# SQLite only: the driver path's own transaction handling
+
+
+@pytest.fixture
+async def lite(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(tmp_path)
+    await database.start()
+    yield database
+    await database.close()
+
+
+class FailingCommit:
+    """A sqlite3 connection whose COMMIT fails (a full disk, say)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.connection, name)
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.connection.execute(sql, *args)
+
+
+async def test_a_commit_that_fails_is_rolled_back(lite: Database) -> None:
+    async with lite.transaction():
+        pass  # opens the writer connection
+    assert lite._writer is not None
+    real = lite._writer
+    lite._writer = FailingCommit(real)  # type: ignore[assignment]
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        async with lite.transaction() as statements:
+            await statements.insert(tokens._INSERT_TOKENS, [ROW])
+    assert not real.in_transaction
+    lite._writer = real
+    assert await _count(lite) == 0
+    async with lite.transaction() as statements:
+        await statements.insert(tokens._INSERT_TOKENS, [ROW])
+    assert await _count(lite) == 1
+
+
+async def longest_stall(seconds: float) -> float:
+    """The longest the event loop took to wake a 10 ms sleeper, over `seconds`."""
+    loop = asyncio.get_running_loop()
+    end, worst = loop.time() + seconds, 0.0
+    while loop.time() < end:
+        before = loop.time()
+        await asyncio.sleep(0.01)
+        worst = max(worst, loop.time() - before)
+    return worst
+
+
+async def test_a_transaction_waits_for_another_process_without_stopping_the_loop(
+    lite: Database, tmp_path: Path
+) -> None:
+    holder = sqlite3.connect(tmp_path / "oauth.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing
+
+    async def write() -> None:
+        async with lite.transaction() as statements:
+            await statements.insert(tokens._INSERT_TOKENS, [ROW])
+
+    writer = asyncio.create_task(write())
+    stall = await longest_stall(0.5)
+    assert not writer.done()  # waiting for the lock...
+    assert stall < 0.25  # ...without stopping the loop
+    holder.execute("COMMIT")
+    holder.close()
+    await asyncio.wait_for(writer, 5)
+    assert await _count(lite) == 1
+
+
+async def test_begin_writing_gives_up_after_the_busy_wait(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("BEGIN IMMEDIATE")
+    writer = sqlite_inline.connector(str(path))()
+    times = iter([0.0, 0.0, sqlite_inline.BUSY_WAIT + 1])
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await sqlite_inline.begin_writing(writer, clock=lambda: next(times))
+    assert not writer.in_transaction
+    holder.execute("COMMIT")
+    writer.execute("BEGIN")  # a transaction already open: not a lock to wait for
+    with pytest.raises(sqlite3.OperationalError, match="within a transaction"):
+        await sqlite_inline.begin_writing(writer)
+    writer.close()
+    holder.close()
