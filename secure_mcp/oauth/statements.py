@@ -7,8 +7,10 @@ across every one of those steps; profiled, that was half of a grant's CPU. So th
 written once as Core constructs (`Prepared`), and the code that runs them talks to `Statements`:
 - on SQLite, `SqliteStatements` runs the compiled SQL on the writer's own sqlite3 connection,
   with the bind and result conversions of the columns' types, as SQLAlchemy would;
-- elsewhere, and inside a session the ORM also uses, `SessionStatements` runs them on the
-  session.
+- on PostgreSQL, `AsyncpgStatements` runs it on a pooled connection's asyncpg driver (its own
+  prepared-statement cache), inside one asyncpg transaction;
+- inside a session the ORM also uses (a code's redemption), `SessionStatements` runs them on
+  the session.
 The rules (which rows, which conditions, in which order) are the Core statements and the code
 that calls them, the same whichever runs them; tests run both against the same cases.
 """
@@ -156,3 +158,28 @@ class SqliteStatements:
         compiled = prepared.compiled(self.dialect)
         cursor = self.connection.executemany(compiled.sql, map(compiled.arguments, rows))
         cursor.close()
+
+
+@dataclass
+class AsyncpgStatements:
+    """`Statements` on an asyncpg connection inside a transaction."""
+
+    connection: Any  # asyncpg.Connection (untyped)
+    dialect: Dialect
+
+    async def first(self, prepared: Prepared, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The first row of a SELECT, or None."""
+        compiled = prepared.compiled(self.dialect)
+        record = await self.connection.fetchrow(compiled.sql, *compiled.arguments(params))
+        return compiled.row(tuple(record)) if record is not None else None
+
+    async def changed(self, prepared: Prepared, params: Mapping[str, Any]) -> int:
+        """Run an UPDATE or DELETE; the number of rows it changed (from its status, "UPDATE n")."""
+        compiled = prepared.compiled(self.dialect)
+        status = await self.connection.execute(compiled.sql, *compiled.arguments(params))
+        return int(str(status).rsplit(" ", 1)[-1])
+
+    async def insert(self, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Run an INSERT for each of `rows` (one executemany)."""
+        compiled = prepared.compiled(self.dialect)
+        await self.connection.executemany(compiled.sql, [compiled.arguments(row) for row in rows])

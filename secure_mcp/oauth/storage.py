@@ -49,8 +49,8 @@ from secure_mcp.oauth.models import (
     UsedAssertion,
 )
 from secure_mcp.oauth.statements import (
+    AsyncpgStatements,
     Prepared,
-    SessionStatements,
     SqliteStatements,
     Statements,
 )
@@ -58,6 +58,10 @@ from secure_mcp.oauth.statements import (
 DB_FILE = "oauth.sqlite3"
 DEFAULT_UNUSED_CLIENT_TTL = 24 * 3600
 CONNECT_TIMEOUT = 10.0  # seconds to reach PostgreSQL before giving up with one line
+# Connections kept open to PostgreSQL per instance. Beyond them SQLAlchemy opens up to 10 more
+# and closes each after use: with its default of 5, eight concurrent introspections already
+# opened and closed a connection per request (a new PostgreSQL backend each: most of their CPU)
+POSTGRES_POOL_SIZE = 20
 SQLITE_START_ATTEMPTS = 100  # x 0.1 s: instances starting together on one new SQLite file
 WRITE = "secure_mcp_write"  # execution option: this connection's transactions write (SQLite)
 
@@ -131,7 +135,6 @@ class Database:
         self._reader: sqlite3.Connection | None = None  # `row` on SQLite
         self._writer: sqlite3.Connection | None = None  # `transaction` on SQLite
         self._row_selects: dict[tuple[str, str], Prepared] = {}  # `row`: built once
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def shown_url(self) -> str:
@@ -175,10 +178,10 @@ class Database:
     async def row(self, model: type[Base], key: str, value: str) -> dict[str, Any] | None:
         """The row of `model` whose column `key` is `value` (its primary key), or None.
 
-        The hottest read (introspection: the token by its hash). On SQLite it is one statement
-        on a connection of this thread's own: microseconds, where a session costs a
-        millisecond of SQLAlchemy's async machinery. Values are converted by the columns' own
-        types, as a session would. Elsewhere a Core SELECT on a pooled connection.
+        The hottest read (introspection: the token by its hash): one prepared SELECT on the
+        driver (`statements`), where a session costs a millisecond of SQLAlchemy's async
+        machinery; values converted by the columns' own types, as a session would. On SQLite on
+        a connection of this thread's own, on PostgreSQL on a pooled connection's asyncpg.
         """
         prepared = self._row_selects.get((model.__tablename__, key))
         if prepared is None:
@@ -186,10 +189,12 @@ class Database:
             prepared = Prepared(select(table).where(table.c[key] == bindparam("value")))
             self._row_selects[(model.__tablename__, key)] = prepared
         if self.dialect != "sqlite":
-            # autocommit: the one statement is its own transaction, no BEGIN nor ROLLBACK
-            async with self._autocommit.connect() as conn:
-                found = (await conn.execute(prepared.statement, {"value": value})).first()
-            return dict(found._mapping) if found is not None else None
+            # on the driver, outside a transaction: the one statement is its own, no BEGIN nor
+            # ROLLBACK
+            async with self._driver() as driver:
+                return await AsyncpgStatements(driver, self.engine.dialect).first(
+                    prepared, {"value": value}
+                )
         if self._reader is None:
             self._reader = self._connect_sqlite()
         # the statement is reset once read: no read snapshot outlives it
@@ -226,13 +231,14 @@ class Database:
         """One write transaction of `Prepared` statements, as `write`: committed at block end,
         rolled back on error, and the block returns only once it is durable.
 
-        On SQLite the statements run directly on this process's writer connection (under the
-        same lock as `write`'s sessions, and `BEGIN IMMEDIATE` as theirs), without SQLAlchemy's
-        per-statement machinery; elsewhere on a session (`statements`).
+        The statements run on the driver, without SQLAlchemy's per-statement machinery
+        (`statements`): on SQLite on this process's writer connection (under the same lock as
+        `write`'s sessions, and `BEGIN IMMEDIATE` as theirs); on PostgreSQL in an asyncpg
+        transaction on a pooled connection (READ COMMITTED, as `write`'s).
         """
         if self._write_lock is None or self._durable is None:
-            async with self.write() as session:
-                yield SessionStatements(session)
+            async with self._driver() as driver, driver.transaction(isolation="read_committed"):
+                yield AsyncpgStatements(driver, self.engine.dialect)
             return
         async with self._write_lock:
             if self._writer is None:
@@ -246,6 +252,22 @@ class Database:
                 if connection.in_transaction:  # an error, or a COMMIT that failed
                     connection.execute("ROLLBACK")
         await self._durable.wait()
+
+    @contextlib.asynccontextmanager
+    async def _driver(self) -> AsyncIterator[Any]:
+        """A pooled connection's asyncpg connection, outside any transaction of SQLAlchemy's.
+
+        Given back to the pool as it was taken: one still inside a transaction (a rollback
+        that could not run) is discarded, never handed to the next user.
+        """
+        async with self.engine.connect() as conn:
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None  # a checked-out connection
+            try:
+                yield driver
+            finally:
+                if driver.is_in_transaction():
+                    await conn.invalidate()
 
     def insert(self, model: type[Base]) -> Any:
         """An INSERT for `model` in this dialect, with `on_conflict_do_update/_nothing`."""
@@ -324,7 +346,9 @@ def _engine(url: str) -> AsyncEngine:
         event.listen(engine.pool, "reset", _sqlite_reset)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(url, connect_args={"timeout": CONNECT_TIMEOUT})
+    return create_async_engine(
+        url, connect_args={"timeout": CONNECT_TIMEOUT}, pool_size=POSTGRES_POOL_SIZE
+    )
 
 
 def _sqlite_file(url: str) -> str:

@@ -19,6 +19,7 @@ from secure_mcp.oauth import sqlite_inline, tokens
 from secure_mcp.oauth.models import Token
 from secure_mcp.oauth.statements import Compiled, Prepared, SessionStatements, Statements
 from secure_mcp.oauth.storage import Database, now, token_hash
+from tests.support.postgres import Cluster
 
 ROW: dict[str, Any] = {
     "token_hash": token_hash("first"), "kind": tokens.REFRESH, "family_id": "fam",
@@ -227,3 +228,36 @@ async def test_begin_writing_gives_up_after_the_busy_wait(tmp_path: Path) -> Non
         await sqlite_inline.begin_writing(writer)
     writer.close()
     holder.close()
+
+
+async def test_a_driver_connection_left_inside_a_transaction_is_discarded(
+    postgres: Cluster, tmp_path: Path
+) -> None:
+    db = Database(tmp_path, url=postgres.new_database())
+    await db.start()
+    async with db._driver() as driver:
+        await driver.execute("BEGIN")  # as if its ROLLBACK could not run
+        left = driver
+    async with db._driver() as driver:
+        assert driver is not left  # never handed out again
+        assert not driver.is_in_transaction()
+    await db.close()
+
+
+async def test_concurrent_reads_keep_their_connections(postgres: Cluster, tmp_path: Path) -> None:
+    """Eight requests at a time reuse eight connections (SQLAlchemy's default pool kept five and
+    opened and closed the others at every request: a new PostgreSQL backend each)."""
+    db = Database(tmp_path, url=postgres.new_database())
+    await db.start()
+    backends: set[int] = set()
+    gate = asyncio.Barrier(8)
+
+    async def read() -> None:
+        async with db._driver() as driver:
+            await gate.wait()  # all eight hold a connection at once
+            backends.add(driver.get_server_pid())
+
+    for _ in range(3):
+        await asyncio.gather(*(read() for _ in range(8)))
+    assert len(backends) == 8
+    await db.close()
