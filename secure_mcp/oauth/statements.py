@@ -12,7 +12,8 @@ written once as Core constructs (`Prepared`), and the code that runs them talks 
 - inside a session the ORM also uses (a code's redemption), `SessionStatements` runs them on
   the session.
 The rules (which rows, which conditions, in which order) are the Core statements and the code
-that calls them, the same whichever runs them; tests run both against the same cases.
+that calls them, the same whichever runs them; the tests run each on the same cases
+(`tests/oauth/test_statements.py`).
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ class Statements(Protocol):
 
 @dataclass
 class SessionStatements:
-    """`Statements` on an `AsyncSession` (PostgreSQL; and beside the ORM in one session)."""
+    """`Statements` on an `AsyncSession`, beside the ORM in one transaction (a code's
+    redemption adds its family row through the ORM, then issues the tokens)."""
 
     session: AsyncSession
 
