@@ -10,7 +10,7 @@ from typing import Any
 import uvicorn
 from starlette.types import ASGIApp
 
-from secure_mcp.common.h11_guard import uvicorn_options
+from secure_mcp.common.http_guard import uvicorn_options
 from secure_mcp.common.listeners import Listeners, host_listener, loopback_listeners
 from secure_mcp.common.settings import SettingsError, fail, show
 from secure_mcp.oauth import keys_cli

@@ -326,7 +326,7 @@ def build_app(
         routes.append(_metadata_route(settings))
         public = [METRICS_PATH] if metrics is not None else []
         middleware.append(_bearer_gate(settings, verifier, proofs, public))
-    # After the gate: a stranger's body is never buffered (refused unread, see h11_guard).
+    # After the gate: a stranger's body is never buffered (refused unread, see http_guard).
     body_timeout = settings.connection_limits.body_timeout
     middleware.append(Middleware(BodyGuardMiddleware, timeout=body_timeout, limit=MAX_BODY))
     if verifier is not None and settings.scopes.per_tool:  # a tool call without its scope: 403

@@ -7,7 +7,7 @@ from typing import Any
 
 import uvicorn
 
-from secure_mcp.common.h11_guard import uvicorn_options
+from secure_mcp.common.http_guard import uvicorn_options
 from secure_mcp.common.settings import SettingsError, fail, show
 from secure_mcp.weather.app import build_app, startup_banner
 from secure_mcp.weather.settings import WeatherSettings, settings_from

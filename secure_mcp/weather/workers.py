@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from secure_mcp.common.h11_guard import uvicorn_options
+from secure_mcp.common.http_guard import uvicorn_options
 from secure_mcp.weather.settings import WeatherSettings
 
 if TYPE_CHECKING:

@@ -79,7 +79,10 @@ async def signing_proxy(upstream: str, token: str, key: ECKey) -> AsyncIterator[
     own = f"127.0.0.1:{port}"
     http = httpx2.AsyncClient(timeout=60)
     app = proxy_app(upstream, own, token, key, http)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    # h11, which drops the whitespace around header values as RFC 9110 5.5 asks (httptools keeps
+    # the trailing, which httpx2 would then refuse to send on)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http="h11")
+    server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)

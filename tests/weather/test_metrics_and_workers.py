@@ -14,7 +14,7 @@ import uvicorn
 from uvicorn.server import ServerState
 
 from secure_mcp.common.connection_limits import ConnectionLimits
-from secure_mcp.common.h11_guard import GuardedH11Protocol, guarded_connection
+from secure_mcp.common.http_guard import GuardedHttpProtocol, guarded_connection
 from secure_mcp.weather.app import Seams, build_app, startup_banner
 from secure_mcp.weather.settings import SettingsError, settings_from
 from secure_mcp.weather.workers import MULTIPROC_ENV, metrics_folder, serve, worker_config
@@ -134,7 +134,7 @@ async def test_workers_share_one_protocol_class_per_limits() -> None:
         guarded_connection(limits, config=config, server_state=state, app_state={})
         for _ in range(2)
     ]
-    assert all(isinstance(protocol, GuardedH11Protocol) for protocol in made)
+    assert all(isinstance(protocol, GuardedHttpProtocol) for protocol in made)
     assert type(made[0]) is type(made[1])  # one registry: the caps hold across connections
     assert type(made[0]).registry.limits == limits
     await asyncio.sleep(0)

@@ -1,4 +1,4 @@
-"""The guarded h11 protocol on a real uvicorn server in this event loop, with short deadlines."""
+"""The guarded httptools protocol on a real uvicorn server in this event loop, short deadlines."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from uvicorn.server import ServerState
 
 from secure_mcp.common.body_guard import BodyGuardMiddleware
 from secure_mcp.common.connection_limits import ConnectionLimits
-from secure_mcp.common.h11_guard import guarded_protocol, uvicorn_options
+from secure_mcp.common.http_guard import LOOP, MAX_HEAD, guarded_protocol, uvicorn_options
 from tests.support.raw_http import RawConnection, many_raw, raw, request_head
 
 HEAD_TIMEOUT = 0.3
@@ -223,6 +223,7 @@ def test_uvicorn_options() -> None:
     options = uvicorn_options(ConnectionLimits())
     assert options["proxy_headers"] is False  # a forged X-Forwarded-For picks no other source
     assert options["ws"] == "none"
+    assert options["loop"] == LOOP == "uvloop"  # installed here (not on Windows)
     assert issubclass(options["http"], guarded_protocol(ConnectionLimits()).__mro__[1])
 
 
@@ -237,6 +238,189 @@ async def test_a_source_whose_connections_are_all_busy_gets_503_others_do_not() 
             assert await status_of(refused) == b"HTTP/1.1 503 Service Unavailable"
         async with raw(port, "127.0.0.15", get(port)) as other:
             assert await status_of(other) == b"HTTP/1.1 200 OK"
+
+
+INVALID = b"HTTP/1.1 400 Bad Request\r\n"
+HOST = "Host: 127.0.0.1"
+
+
+def head_of(size: int, *lines: str) -> bytes:
+    """A GET head of exactly `size` bytes (padded with one header), plus `lines`."""
+    bare = request_head("GET", "/", 0, *lines, "X-Pad: ")
+    return request_head("GET", "/", 0, *lines, "X-Pad: " + "a" * (size - len(bare)))
+
+
+async def answers_to(port: int, source: str, *parts: bytes, pause: float = 0.0) -> bytes:
+    """Everything the server answers to `parts` (sent `pause` seconds apart) until it closes."""
+    async with raw(port, source) as connection:
+        for part in parts:
+            await connection.send(part)
+            await asyncio.sleep(pause)
+        return await connection.answer(WAIT)
+
+
+BAD_HEADS = {
+    "no-host": b"GET / HTTP/1.1\r\n\r\n",
+    "two-hosts": request_head("GET", "/", 0, HOST),
+    "http-0.9": b"GET /\r\n\r\n",
+    "http-2.0-as-text": b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+    "content-length-and-chunked": request_head(
+        "POST", "/echo", 0, "Content-Length: 3", "Transfer-Encoding: chunked"
+    ),
+    "two-content-lengths": request_head(
+        "POST", "/echo", 0, "Content-Length: 3", "Content-Length: 3"
+    ),
+    "gzip-then-chunked": request_head("POST", "/echo", 0, "Transfer-Encoding: gzip, chunked"),
+    "obs-fold": request_head("GET", "/", 0, "X-A: 1\r\n 2"),
+    "control-in-value": request_head("GET", "/", 0, "X-A: 1\x012"),
+    "bare-lf": b"GET / HTTP/1.1\nHost: a\n\n",
+    "bad-chunk-size": request_head("POST", "/echo", 0, "Transfer-Encoding: chunked") + b"zz\r\n",
+}
+
+
+@pytest.mark.parametrize("head", BAD_HEADS.values(), ids=BAD_HEADS.keys())
+async def test_what_h11_refused_is_refused(head: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "uvicorn.error")
+    async with serving(App()) as port:
+        answer = await answers_to(port, "127.0.1.1", head + b"abc")
+    assert answer.startswith(INVALID)
+    assert answer.endswith(b"\r\nconnection: close\r\n\r\nInvalid HTTP request received.")
+    assert "Traceback" not in caplog.text
+
+
+async def test_chunked_bodies_and_http_1_0_are_served() -> None:
+    chunked = request_head("POST", "/echo", 0, "Transfer-Encoding: chunked", "Connection: close")
+    async with serving(App()) as port:
+        answer = await answers_to(
+            port, "127.0.1.2", chunked + b"3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n"
+        )
+        old = await answers_to(port, "127.0.1.2", b"GET / HTTP/1.0\r\n\r\n")  # no Host: fine
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert answer.endswith(b"\r\n\r\n5")
+    assert old.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert old.endswith(b"ok")  # then closed
+
+
+async def test_whitespace_around_header_values_is_not_part_of_them() -> None:
+    head = request_head("GET", "/", 0, "Connection: close", "X-Spaced: \t value \t ")
+    seen: list[str] = []
+    app = App()
+
+    async def spaced(request: Request) -> Response:
+        seen.append(request.headers["x-spaced"])
+        return PlainTextResponse("ok")
+
+    app.ok = spaced  # type: ignore[method-assign]
+    async with serving(app) as port:
+        assert (await answers_to(port, "127.0.1.11", head)).startswith(b"HTTP/1.1 200 OK\r\n")
+    assert seen == ["value"]  # RFC 9110 5.5
+
+
+async def test_expect_100_continue() -> None:
+    head = request_head("POST", "/echo", 0, "Content-Length: 3", "Expect: 100-continue")
+    async with serving(App()) as port, raw(port, "127.0.1.3", head) as client:
+        async with asyncio.timeout(WAIT):
+            assert await client.reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+        await client.send(b"abc")
+        assert await status_of(client) == b"HTTP/1.1 200 OK"
+
+
+async def test_a_head_up_to_16_kib_is_served_a_larger_one_refused() -> None:
+    async with serving(App(), header_timeout=WAIT) as port:
+        largest = await answers_to(port, "127.0.1.4", head_of(MAX_HEAD, "Connection: close"))
+        at_once = await answers_to(port, "127.0.1.4", head_of(MAX_HEAD + 1))
+        long = head_of(2 * MAX_HEAD)
+        parts = long[: MAX_HEAD // 2], long[MAX_HEAD // 2 : MAX_HEAD], long[MAX_HEAD : MAX_HEAD + 9]
+        pieces = await answers_to(port, "127.0.1.4", *parts, pause=0.05)
+    assert largest.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert at_once.startswith(INVALID)
+    assert pieces.startswith(INVALID)  # refused before the head ends: nothing more is kept
+
+
+async def test_head_bytes_are_counted_per_request() -> None:
+    # Kept-alive, pipelined or not, each request's head has its own 16 KiB.
+    big = head_of(MAX_HEAD - 100)
+    post = request_head("POST", "/echo", 0, "Content-Length: 10000")
+    async with serving(App(), header_timeout=WAIT) as port:
+        answer = await answers_to(
+            port,
+            "127.0.1.5",
+            big,
+            big + big[:1000],
+            big[1000:] + post,
+            b"x" * 10000 + big[:1000],  # a body's end and the next head in one read
+            big[1000:] + head_of(1000, "Connection: close"),
+            pause=0.05,
+        )
+    assert answer.count(b"HTTP/1.1 200 OK\r\n") == 6
+
+
+async def test_pipelined_requests_are_answered_in_order() -> None:
+    post = request_head("POST", "/echo", 0, "Content-Length: 3") + b"abc"
+    last = request_head("GET", "/", 0, "Connection: close")
+    async with serving(App()) as port:
+        answer = await answers_to(port, "127.0.1.6", get(port) + post + last)
+    bodies = [part.rsplit(b"\r\n\r\n", 1)[-1] for part in answer.split(b"HTTP/1.1 ")[1:]]
+    assert bodies == [b"ok", b"3", b"ok"]
+
+
+async def test_a_bad_pipelined_request_is_refused_after_the_good_ones() -> None:
+    app = App()
+    async with serving(app) as port, raw(port, "127.0.1.7", get(port, "/busy")) as client:
+        await asyncio.sleep(0.05)
+        await client.send(get(port) + b"NOT HTTP\r\n\r\n")
+        await asyncio.sleep(0.05)
+        app.release.set()
+        answer = await client.answer(WAIT)
+    parts = answer.split(b"HTTP/1.1 ")
+    assert [p.split(b"\r\n")[0] for p in parts[1:]] == [b"200 OK", b"200 OK", b"400 Bad Request"]
+    assert parts[1].endswith(b"done")
+    assert parts[2].endswith(b"ok")
+
+
+async def test_a_pipelined_head_too_large_is_refused_after_the_answer() -> None:
+    app = App()
+    async with (
+        serving(app, header_timeout=WAIT) as port,
+        raw(port, "127.0.1.8", get(port, "/busy")) as client,
+    ):
+        await asyncio.sleep(0.05)
+        await client.send(head_of(2 * MAX_HEAD)[: MAX_HEAD + 10])
+        await asyncio.sleep(0.05)
+        await client.send(b"a" * MAX_HEAD)  # dropped: the request is refused already
+        await asyncio.sleep(0.05)
+        app.release.set()
+        answer = await client.answer(WAIT)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert answer.endswith(b"\r\n\r\nInvalid HTTP request received.")
+
+
+async def test_a_pipelined_head_has_its_deadline_once_the_answer_is_out() -> None:
+    app = App()
+    async with serving(app) as port, raw(port, "127.0.1.9", get(port, "/busy")) as client:
+        await asyncio.sleep(0.05)
+        await client.send(get(port)[:10])
+        await asyncio.sleep(HEAD_TIMEOUT * 2)  # no deadline while the first is answered
+        app.release.set()
+        answer = await client.answer(WAIT)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"done" + REQUEST_TIMEOUT_LINE in answer
+
+
+REQUEST_TIMEOUT_LINE = b"HTTP/1.1 408 Request Timeout\r\n"
+
+
+async def test_a_connection_with_a_request_waiting_its_turn_is_not_evicted() -> None:
+    app = App()
+    async with (
+        serving(app, max_connections=2, max_connections_per_source=1) as port,
+        raw(port, "127.0.1.10", get(port, "/busy") + get(port)) as pipelining,
+    ):
+        await asyncio.sleep(0.05)
+        async with raw(port, "127.0.1.10", get(port)) as refused:
+            assert await status_of(refused) == b"HTTP/1.1 503 Service Unavailable"
+        app.release.set()
+        assert await status_of(pipelining) == b"HTTP/1.1 200 OK"
 
 
 class FakeTransport:
