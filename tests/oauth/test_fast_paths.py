@@ -1,18 +1,21 @@
-"""The performance changes keep their guarantees: SQLite without thread hops still waits for
-another process's write lock (without stopping the event loop) and still rolls back an
-abandoned transaction; cached resource-server credentials and client rows never accept a wrong
-secret and never outlive their few seconds."""
+"""The performance changes keep their guarantees: SQLite without thread hops, through a session
+or `Database.transaction`'s own connection, still waits for another process's write lock
+(without stopping the event loop) and still rolls back an abandoned or failed transaction;
+cached resource-server credentials and client rows never accept a wrong secret and never
+outlive their few seconds."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 
-from secure_mcp.oauth import sqlite_inline
+from secure_mcp.oauth import sqlite_inline, tokens
 from secure_mcp.oauth.clients import KnownClients
 from secure_mcp.oauth.models import Client, ResourceServer, Token
 from secure_mcp.oauth.resource_servers import VerifiedCredentials
@@ -195,3 +198,95 @@ async def test_rows_read_directly_have_the_columns_types(tmp_path: Path) -> None
     assert await db.row(ResourceServer, "client_id", "nobody") is None
     await db.close()
     await db.close()  # idempotent
+
+
+# `Database.transaction` on SQLite: the statements on the writer's own connection
+
+TOKEN = {
+    "token_hash": token_hash("t"), "kind": "access", "family_id": "f", "client_id": "c",
+    "subject": "demo", "scope": "s", "resource": "r", "issued_at": 1, "expires_at": 2,
+    "revoked": False, "rotated": False, "jkt": None,
+}  # fmt: skip
+
+
+async def _count(db: Database) -> int:
+    async with db.read() as session:
+        return len((await session.scalars(select(Token))).all())
+
+
+@pytest.fixture
+async def lite(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(tmp_path)
+    await database.start()
+    yield database
+    await database.close()
+
+
+class FailingCommit:
+    """A sqlite3 connection whose COMMIT fails (a full disk, say)."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.connection, name)
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.connection.execute(sql, *args)
+
+
+async def test_a_commit_that_fails_is_rolled_back(lite: Database) -> None:
+    async with lite.transaction():
+        pass  # opens the writer connection
+    assert lite._writer is not None
+    real = lite._writer
+    lite._writer = FailingCommit(real)  # type: ignore[assignment]
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        async with lite.transaction() as statements:
+            await statements.insert(tokens._INSERT_TOKENS, [TOKEN])
+    assert not real.in_transaction
+    lite._writer = real
+    assert await _count(lite) == 0
+    async with lite.transaction() as statements:
+        await statements.insert(tokens._INSERT_TOKENS, [TOKEN])
+    assert await _count(lite) == 1
+
+
+async def test_a_transaction_waits_for_another_process_without_stopping_the_loop(
+    lite: Database, tmp_path: Path
+) -> None:
+    holder = sqlite3.connect(tmp_path / "oauth.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process writing
+
+    async def write() -> None:
+        async with lite.transaction() as statements:
+            await statements.insert(tokens._INSERT_TOKENS, [TOKEN])
+
+    writer = asyncio.create_task(write())
+    stall = await longest_stall(0.5)
+    assert not writer.done()  # waiting for the lock...
+    assert stall < 0.25  # ...without stopping the loop
+    holder.execute("COMMIT")
+    holder.close()
+    await asyncio.wait_for(writer, 5)
+    assert await _count(lite) == 1
+
+
+async def test_begin_writing_gives_up_after_the_busy_wait(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("BEGIN IMMEDIATE")
+    writer = sqlite_inline.connector(str(path))()
+    times = iter([0.0, 0.0, sqlite_inline.BUSY_WAIT + 1])
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await sqlite_inline.begin_writing(writer, clock=lambda: next(times))
+    assert not writer.in_transaction
+    holder.execute("COMMIT")
+    writer.execute("BEGIN")  # a transaction already open: not a lock to wait for
+    with pytest.raises(sqlite3.OperationalError, match="within a transaction"):
+        await sqlite_inline.begin_writing(writer)
+    writer.close()
+    holder.close()

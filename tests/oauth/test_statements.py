@@ -1,12 +1,12 @@
 """The grant path's prepared statements: the same rows, counts and conversions whether they run
-on the driver (SQLite, `Database.transaction`) or on a session (PostgreSQL, and beside the ORM);
-and a transaction is all or nothing, waits for another process's write lock without stopping the
-event loop, and leaves no lock behind."""
+on the driver (`Database.transaction`: sqlite3 or asyncpg) or on a session (beside the ORM), on
+SQLite and PostgreSQL; a transaction is all or nothing and leaves no lock behind; PostgreSQL's
+pooled connections are kept and never handed out inside a transaction. (SQLite's own waiting for
+another process's lock: `test_fast_paths.py`.)"""
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, select
 
-from secure_mcp.oauth import sqlite_inline, tokens
+from secure_mcp.oauth import tokens
 from secure_mcp.oauth.models import Token
 from secure_mcp.oauth.statements import Compiled, Prepared, SessionStatements, Statements
 from secure_mcp.oauth.storage import Database, now, token_hash
@@ -136,98 +136,6 @@ def sqlite_inline_dialect() -> Any:
     from sqlalchemy.dialects.sqlite import aiosqlite
 
     return aiosqlite.dialect()
-
-
-# SQLite only: the driver path's own transaction handling
-
-
-@pytest.fixture
-async def lite(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path)
-    await database.start()
-    yield database
-    await database.close()
-
-
-class FailingCommit:
-    """A sqlite3 connection whose COMMIT fails (a full disk, say)."""
-
-    def __init__(self, connection: sqlite3.Connection) -> None:
-        self.connection = connection
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.connection, name)
-
-    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
-        if sql == "COMMIT":
-            raise sqlite3.OperationalError("disk I/O error")
-        return self.connection.execute(sql, *args)
-
-
-async def test_a_commit_that_fails_is_rolled_back(lite: Database) -> None:
-    async with lite.transaction():
-        pass  # opens the writer connection
-    assert lite._writer is not None
-    real = lite._writer
-    lite._writer = FailingCommit(real)  # type: ignore[assignment]
-    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
-        async with lite.transaction() as statements:
-            await statements.insert(tokens._INSERT_TOKENS, [ROW])
-    assert not real.in_transaction
-    lite._writer = real
-    assert await _count(lite) == 0
-    async with lite.transaction() as statements:
-        await statements.insert(tokens._INSERT_TOKENS, [ROW])
-    assert await _count(lite) == 1
-
-
-async def longest_stall(seconds: float) -> float:
-    """The longest the event loop took to wake a 10 ms sleeper, over `seconds`."""
-    loop = asyncio.get_running_loop()
-    end, worst = loop.time() + seconds, 0.0
-    while loop.time() < end:
-        before = loop.time()
-        await asyncio.sleep(0.01)
-        worst = max(worst, loop.time() - before)
-    return worst
-
-
-async def test_a_transaction_waits_for_another_process_without_stopping_the_loop(
-    lite: Database, tmp_path: Path
-) -> None:
-    holder = sqlite3.connect(tmp_path / "oauth.sqlite3", isolation_level=None)
-    holder.execute("BEGIN IMMEDIATE")  # another process writing
-
-    async def write() -> None:
-        async with lite.transaction() as statements:
-            await statements.insert(tokens._INSERT_TOKENS, [ROW])
-
-    writer = asyncio.create_task(write())
-    stall = await longest_stall(0.5)
-    assert not writer.done()  # waiting for the lock...
-    assert stall < 0.25  # ...without stopping the loop
-    holder.execute("COMMIT")
-    holder.close()
-    await asyncio.wait_for(writer, 5)
-    assert await _count(lite) == 1
-
-
-async def test_begin_writing_gives_up_after_the_busy_wait(tmp_path: Path) -> None:
-    path = tmp_path / "x.sqlite3"
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("PRAGMA journal_mode=WAL")
-    holder.execute("BEGIN IMMEDIATE")
-    writer = sqlite_inline.connector(str(path))()
-    times = iter([0.0, 0.0, sqlite_inline.BUSY_WAIT + 1])
-    with pytest.raises(sqlite3.OperationalError, match="locked"):
-        await sqlite_inline.begin_writing(writer, clock=lambda: next(times))
-    assert not writer.in_transaction
-    holder.execute("COMMIT")
-    writer.execute("BEGIN")  # a transaction already open: not a lock to wait for
-    with pytest.raises(sqlite3.OperationalError, match="within a transaction"):
-        await sqlite_inline.begin_writing(writer)
-    writer.close()
-    holder.close()
 
 
 async def test_a_driver_connection_left_inside_a_transaction_is_discarded(
