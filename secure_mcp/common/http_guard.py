@@ -112,7 +112,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._drain_timer: asyncio.TimerHandle | None = None
         self._awaiting_head = True  # the next request's head has not fully arrived
         self._head_bytes = 0  # bytes of that head received so far (counted per read)
-        self._body_open = False  # a head is complete, its body not yet
         self._heads_done = 0  # heads complete so far: tells what a read contained
         self._next_begun = False  # a request began since the last one ended
         self._refusal: str | None = None  # a 400 held back until earlier answers are out
@@ -172,12 +171,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._check_head()
-        self._awaiting_head, self._head_bytes, self._body_open = False, 0, True
+        self._awaiting_head, self._head_bytes = False, 0
         self._heads_done += 1
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
-        self._awaiting_head, self._body_open, self._next_begun = True, False, False
+        self._awaiting_head, self._next_begun = True, False
         if self._drain_timer is not None:  # the unread body is all here after all
             self._drain_timer.cancel()
             self._drain_timer = None
@@ -189,7 +188,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         if self._refusal is not None:
             HttpToolsProtocol.send_400_response(self, self._refusal)
-        elif self._body_open:
+        elif not self._awaiting_head:  # a head is complete, its body not yet
             # Answered before the body was read (a refusal): the rest may come, but not forever.
             self._drain_timer = self.loop.call_later(self.limits.body_timeout, self._drain_expired)
         elif self._head_bytes:  # the next request's head began while this one was answered
@@ -220,7 +219,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         return bool(self.pipeline) or (
             cycle is not None
             and not cycle.response_complete
-            and (cycle.response_started or not self._body_open)
+            and (cycle.response_started or self._awaiting_head)
         )
 
     def _check_head(self) -> None:

@@ -38,8 +38,6 @@ from sqlalchemy.util import await_only
 CONNECT_BUSY_MS = 10_000  # opening: another process may be switching a new file to WAL
 STATEMENT_BUSY_MS = 50  # afterwards: what SQLite may block the event loop for
 BUSY_WAIT = 10.0  # seconds a writer waits, asynchronously, for another process's write lock
-FIRST_BUSY_DELAY = 0.002  # then doubled at each attempt, up to
-LAST_BUSY_DELAY = 0.1
 
 
 class InlineConnection(aiosqlite.Connection):
@@ -97,38 +95,25 @@ async def connect(path: str) -> InlineConnection:
 
 
 def begin_immediate(driver: Any, clock: Callable[[], float] = time.monotonic) -> None:
-    """`BEGIN IMMEDIATE` (the write lock), waiting asynchronously while another process holds it.
-
-    Runs inside SQLAlchemy's greenlet (its `begin` event), so it may await with `await_only`.
-    """
-    deadline = clock() + BUSY_WAIT
-    delay = FIRST_BUSY_DELAY
-    while not _begin(driver._conn, deadline, clock):
-        await_only(asyncio.sleep(delay))
-        delay = min(delay * 2, LAST_BUSY_DELAY)
+    """`begin_writing` from inside SQLAlchemy's greenlet (its `begin` event), via `await_only`."""
+    await_only(begin_writing(driver._conn, clock))
 
 
 async def begin_writing(
     connection: sqlite3.Connection, clock: Callable[[], float] = time.monotonic
 ) -> None:
-    """`begin_immediate` for a sqlite3 connection used directly (`Database.transaction`)."""
+    """`BEGIN IMMEDIATE` (the write lock), waiting asynchronously while another process holds it."""
     deadline = clock() + BUSY_WAIT
-    delay = FIRST_BUSY_DELAY
-    while not _begin(connection, deadline, clock):
+    delay = 0.002
+    while True:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or clock() >= deadline:
+                raise
         await asyncio.sleep(delay)
-        delay = min(delay * 2, LAST_BUSY_DELAY)
-
-
-def _begin(connection: sqlite3.Connection, deadline: float, clock: Callable[[], float]) -> bool:
-    """One `BEGIN IMMEDIATE`: True when it took the lock, False when another process holds it
-    and there is time left to wait; the error otherwise."""
-    try:
-        connection.execute("BEGIN IMMEDIATE")
-        return True
-    except sqlite3.OperationalError as exc:
-        if "locked" not in str(exc) or clock() >= deadline:
-            raise
-        return False
+        delay = min(delay * 2, 0.1)
 
 
 class GroupSync:
